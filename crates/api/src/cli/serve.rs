@@ -1,0 +1,90 @@
+//! `iops serve [--no-migrate]`.
+use std::future::Future;
+use std::net::TcpListener;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use domain::storage::LocalStore;
+use domain::{Context, Domain, SystemClock};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::http::{AppState, ServerOptions, build_server};
+
+/// Pool size per process: enough for the workers, well under PostgreSQL's default 100
+/// connections when several processes share one database.
+const MAX_CONNECTIONS: u32 = 16;
+
+pub async fn run(config: &Config, no_migrate: bool) -> Result<()> {
+    // Signal handlers first: a SIGTERM during start-up must stop us cleanly too.
+    let shutdown = shutdown_signal()?;
+    config.ensure_data_dir()?;
+    let listener = bind(config)?;
+
+    let db = super::connect(config, MAX_CONNECTIONS).await?;
+    if !no_migrate {
+        let applied = domain::schema::upgrade(&db, None).await?;
+        if !applied.is_empty() {
+            tracing::info!(revisions = %applied.join(", "), "applied migrations");
+        }
+    }
+    let store = LocalStore::open(config.datasets_dir()).await.map_err(|e| {
+        Error::io(
+            format!(
+                "cannot open the dataset store in {}",
+                config.datasets_dir().display()
+            ),
+            e,
+        )
+    })?;
+    let domain = Domain::new(Context {
+        db: db.clone(),
+        clock: Arc::new(SystemClock),
+        store: Arc::new(store),
+        settings: config.settings(),
+    });
+
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| config.bind.clone());
+    let server = build_server(
+        AppState::new(domain),
+        listener,
+        &ServerOptions::default(),
+        Some(shutdown),
+    )
+    .map_err(|e| Error::io(format!("cannot serve on {addr}"), e))?;
+    tracing::info!(%addr, "iops listening");
+    server
+        .await
+        .map_err(|e| Error::io("the server stopped with an error", e))?;
+    db.close().await.ok();
+    tracing::info!("iops stopped");
+    Ok(())
+}
+
+fn bind(config: &Config) -> Result<TcpListener> {
+    let addrs = config.bind_addrs()?;
+    TcpListener::bind(&addrs[..])
+        .map_err(|e| Error::io(format!("cannot listen on {}", config.bind), e))
+}
+
+type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Resolves on SIGINT or SIGTERM; either one starts a graceful stop (in-flight requests
+/// finish). actix's own handlers would treat SIGINT as a forced stop.
+fn shutdown_signal() -> Result<Shutdown> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let handler = |kind: SignalKind, name: &str| {
+        signal(kind).map_err(|e| Error::io(format!("cannot handle {name}"), e))
+    };
+    let mut interrupt = handler(SignalKind::interrupt(), "SIGINT")?;
+    let mut terminate = handler(SignalKind::terminate(), "SIGTERM")?;
+    Ok(Box::pin(async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("SIGINT received; finishing in-flight requests"),
+            _ = terminate.recv() => tracing::info!("SIGTERM received; finishing in-flight requests"),
+        }
+    }))
+}

@@ -1,0 +1,184 @@
+//! Configuration from the environment, read and validated once, then passed down.
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./data";
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 52_428_800;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `sqlite://...` or `postgres://...`.
+    pub database_url: String,
+    /// True when `DATABASE_URL` was not set and the default SQLite file is used.
+    pub database_url_is_default: bool,
+    pub data_dir: PathBuf,
+    /// `IOPS_BIND` as given (resolved when `serve` binds).
+    pub bind: String,
+    pub max_upload_bytes: u64,
+    /// `RUST_LOG`, default `info`.
+    pub log_filter: String,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Reads from any key-value source (tests pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let set = |key: &str| get(key).filter(|v| !v.trim().is_empty());
+        let data_dir =
+            PathBuf::from(set("IOPS_DATA_DIR").unwrap_or_else(|| DEFAULT_DATA_DIR.into()));
+        let (database_url, database_url_is_default) = match set("DATABASE_URL") {
+            Some(url) => (url, false),
+            None => (default_database_url(&data_dir), true),
+        };
+        validate_database_url(&database_url)?;
+
+        let bind = set("IOPS_BIND").unwrap_or_else(|| DEFAULT_BIND.into());
+        if !bind.contains(':') {
+            return Err(Error::config(format!(
+                "IOPS_BIND must be host:port, got '{bind}'"
+            )));
+        }
+
+        let max_upload_bytes = match set("IOPS_MAX_UPLOAD_BYTES") {
+            None => DEFAULT_MAX_UPLOAD_BYTES,
+            Some(raw) => match raw.trim().parse::<u64>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    return Err(Error::config(format!(
+                        "IOPS_MAX_UPLOAD_BYTES must be a positive whole number of bytes, got '{raw}'"
+                    )));
+                }
+            },
+        };
+
+        let log_filter = set("RUST_LOG").unwrap_or_else(|| "info".into());
+
+        Ok(Self {
+            database_url,
+            database_url_is_default,
+            data_dir,
+            bind,
+            max_upload_bytes,
+            log_filter,
+        })
+    }
+
+    /// Where dataset files live.
+    pub fn datasets_dir(&self) -> PathBuf {
+        self.data_dir.join("datasets")
+    }
+
+    /// Creates the data dir if missing and proves it writable. `serve` always needs it;
+    /// other commands only when the default SQLite file lives there.
+    pub fn ensure_data_dir(&self) -> Result<()> {
+        ensure_writable_dir(&self.data_dir)
+    }
+
+    /// Resolves `IOPS_BIND` to socket addresses.
+    pub fn bind_addrs(&self) -> Result<Vec<SocketAddr>> {
+        let addrs: Vec<SocketAddr> = self
+            .bind
+            .to_socket_addrs()
+            .map_err(|e| {
+                Error::config(format!(
+                    "IOPS_BIND '{}' is not a usable address: {e}",
+                    self.bind
+                ))
+            })?
+            .collect();
+        if addrs.is_empty() {
+            return Err(Error::config(format!(
+                "IOPS_BIND '{}' resolves to no address",
+                self.bind
+            )));
+        }
+        Ok(addrs)
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+
+    pub fn settings(&self) -> domain::Settings {
+        domain::Settings {
+            max_upload_bytes: self.max_upload_bytes,
+            ..domain::Settings::default()
+        }
+    }
+}
+
+fn default_database_url(data_dir: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", data_dir.join("iops.db").display())
+}
+
+fn validate_database_url(raw: &str) -> Result<()> {
+    // Never echo the URL itself: it may hold a password.
+    let scheme = raw.split_once(':').map(|(s, _)| s).unwrap_or("");
+    match scheme {
+        "sqlite" => Ok(()),
+        "postgres" | "postgresql" => url::Url::parse(raw)
+            .map(|_| ())
+            .map_err(|e| Error::config(format!("DATABASE_URL is not a valid PostgreSQL URL: {e}"))),
+        _ => Err(Error::config(
+            "DATABASE_URL must start with sqlite:// or postgres://",
+        )),
+    }
+}
+
+fn ensure_writable_dir(dir: &Path) -> Result<()> {
+    let shown = dir.display();
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("cannot create data dir {shown}"), e))?;
+    let probe = dir.join(format!(".iops-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .map_err(|e| Error::io(format!("data dir {shown} is not writable"), e))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.bind, DEFAULT_BIND);
+        assert_eq!(c.max_upload_bytes, DEFAULT_MAX_UPLOAD_BYTES);
+        assert_eq!(c.log_filter, "info");
+        assert!(c.database_url_is_default);
+        assert_eq!(c.database_url, "sqlite://./data/iops.db?mode=rwc");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(config(&[("IOPS_MAX_UPLOAD_BYTES", "lots")]).is_err());
+        assert!(config(&[("IOPS_MAX_UPLOAD_BYTES", "0")]).is_err());
+        assert!(config(&[("DATABASE_URL", "mysql://x")]).is_err());
+        assert!(config(&[("DATABASE_URL", "postgres://[bad")]).is_err());
+        assert!(config(&[("IOPS_BIND", "8080")]).is_err());
+    }
+
+    #[test]
+    fn url_errors_never_echo_the_url() {
+        let err = config(&[("DATABASE_URL", "mysql://user:secret@x")]).unwrap_err();
+        assert!(!err.to_string().contains("secret"));
+    }
+}

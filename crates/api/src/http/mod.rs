@@ -1,0 +1,105 @@
+//! The REST API: application state, the route table and the server as `iops serve` and
+//! the tests run it.
+pub mod auth;
+pub mod dto;
+pub mod extract;
+pub mod metrics;
+pub mod openapi;
+pub mod problem;
+pub mod request_id;
+pub mod routes;
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, middleware, web};
+
+/// What every handler can reach, as `web::Data<AppState>`.
+#[derive(Clone)]
+pub struct AppState {
+    pub domain: domain::Domain,
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+impl AppState {
+    pub fn new(domain: domain::Domain) -> Self {
+        Self {
+            domain,
+            metrics: Arc::new(metrics::Metrics::new()),
+        }
+    }
+}
+
+/// Every route of the API.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    routes::configure(cfg);
+}
+
+/// How the server treats connections and shutdown.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Worker threads (`None`: one per core).
+    pub workers: Option<usize>,
+    /// After a stop signal, how long in-flight requests may take to finish.
+    pub shutdown_timeout: Duration,
+    /// Time allowed to send the request head; a client slower than this is cut off.
+    pub client_request_timeout: Duration,
+    /// Time allowed for the client to close its side after the answer.
+    pub client_disconnect_timeout: Duration,
+    /// Idle time allowed on a keep-alive connection.
+    pub keep_alive: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            workers: None,
+            shutdown_timeout: Duration::from_secs(30),
+            client_request_timeout: Duration::from_secs(10),
+            client_disconnect_timeout: Duration::from_secs(5),
+            keep_alive: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The server on an already-bound listener (binding is the caller's, so that a port in
+/// use is a clean error and tests can bind port 0). It stops gracefully when `shutdown`
+/// resolves; with `None` it only stops when its handle says so (no signal handlers).
+///
+/// Header size: actix-http caps the request head itself (128 KiB of buffered head, at
+/// most 96 headers) and answers `431` beyond that; actix offers no setting to lower it.
+pub fn build_server(
+    state: AppState,
+    listener: TcpListener,
+    options: &ServerOptions,
+    shutdown: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>,
+) -> std::io::Result<Server> {
+    let data = web::Data::new(state);
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(extract::json_config())
+            .app_data(extract::query_config())
+            .app_data(extract::path_config())
+            .configure(configure)
+            .default_service(web::to(routes::not_found))
+            // Outermost last: the request id wraps everything, metrics see final statuses.
+            .wrap(middleware::from_fn(metrics::middleware))
+            .wrap(middleware::from_fn(request_id::middleware))
+    })
+    .shutdown_timeout(options.shutdown_timeout.as_secs())
+    .client_request_timeout(options.client_request_timeout)
+    .client_disconnect_timeout(options.client_disconnect_timeout)
+    .keep_alive(options.keep_alive);
+    if let Some(workers) = options.workers {
+        server = server.workers(workers);
+    }
+    server = match shutdown {
+        Some(signal) => server.shutdown_signal(signal),
+        None => server.disable_signals(),
+    };
+    Ok(server.listen(listener)?.run())
+}

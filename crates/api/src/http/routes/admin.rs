@@ -1,0 +1,152 @@
+//! Administration of users (callers with `is_admin`; anyone else gets `403`).
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::http::AppState;
+use crate::http::auth::AdminUser;
+use crate::http::dto::{self, PageDto, Tier, UsageDto, UserDto};
+use crate::http::extract::{Json, PageQuery, parse_id};
+use crate::http::problem::Problem;
+use crate::http::routes::method_not_allowed;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/v1/admin/users")
+            .route(web::get().to(list_users))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/v1/admin/users/{id}")
+            .route(web::patch().to(update_user))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/v1/admin/users/{id}/usage")
+            .route(web::get().to(user_usage))
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+type Answer = Result<HttpResponse, Problem>;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UsersQuery {
+    /// Only users of this tier.
+    pub tier: Option<Tier>,
+    /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// What an administrator may change; absent fields stay as they are, `null` is `422`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdminPatchBody {
+    #[serde(default, deserialize_with = "dto::non_null")]
+    #[schema(value_type = Tier)]
+    pub tier: Option<Tier>,
+    #[serde(default, deserialize_with = "dto::non_null")]
+    #[schema(value_type = bool)]
+    pub is_admin: Option<bool>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/users",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(UsersQuery),
+    responses(
+        (status = 200, description = "Users, newest first", body = PageDto<UserDto>),
+        (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is not an administrator", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad tier, limit or cursor", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_users(
+    state: web::Data<AppState>,
+    _admin: AdminUser,
+    query: web::Query<UsersQuery>,
+) -> Answer {
+    let query = query.into_inner();
+    let page = PageQuery {
+        limit: query.limit,
+        cursor: query.cursor,
+    }
+    .page_request()?;
+    let users = state
+        .domain
+        .accounts
+        .list(query.tier.map(Into::into), &page)
+        .await?;
+    Ok(HttpResponse::Ok().json(PageDto::<UserDto>::from_page(users)))
+}
+
+#[utoipa::path(
+    patch,
+    path = "/api/v1/admin/users/{id}",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "User id")),
+    request_body = AdminPatchBody,
+    description = "Sets a user's tier and/or admin flag. Applies at once, to the user's \
+        existing tokens too.",
+    responses(
+        (status = 200, description = "The updated user", body = UserDto),
+        (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is not an administrator", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad id, tier, or unknown field", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn update_user(
+    state: web::Data<AppState>,
+    _admin: AdminUser,
+    id: web::Path<String>,
+    body: Json<AdminPatchBody>,
+) -> Answer {
+    let id = parse_id(&id)?;
+    let body = body.into_inner();
+    let user = state
+        .domain
+        .accounts
+        .admin_update(id, body.tier.map(Into::into), body.is_admin)
+        .await?;
+    Ok(HttpResponse::Ok().json(UserDto::from(user)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/users/{id}/usage",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "User id")),
+    responses(
+        (status = 200, description = "The user's usage this month, as `/api/v1/me/usage`", body = UsageDto),
+        (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is not an administrator", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad id", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn user_usage(
+    state: web::Data<AppState>,
+    _admin: AdminUser,
+    id: web::Path<String>,
+) -> Answer {
+    let id = parse_id(&id)?;
+    let report = state.domain.usage.report(id).await?;
+    Ok(HttpResponse::Ok().json(UsageDto::from(report)))
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(list_users, update_user, user_usage),
+    components(schemas(AdminPatchBody, UserDto, UsageDto, Tier, Problem)),
+    tags((name = "admin", description = "User administration (administrators only)")),
+)]
+pub struct Doc;

@@ -1,0 +1,265 @@
+//! `/api/v1/analyses`: an analysis workflow on (optionally) one of the caller's datasets.
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+use domain::analyses::{AnalysisChange, NewAnalysis};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::http::AppState;
+use crate::http::auth::CurrentUser;
+use crate::http::dto::{AnalysisDto, AnalysisStatus, PageDto, double_option, non_null};
+use crate::http::extract::{PageQuery, Pagination};
+use crate::http::problem::Problem;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/v1/analyses")
+            .route(web::post().to(create))
+            .route(web::get().to(list))
+            .default_service(web::to(super::method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/v1/analyses/{id}")
+            .route(web::get().to(get))
+            .route(web::patch().to(update))
+            .route(web::delete().to(delete))
+            .default_service(web::to(super::method_not_allowed)),
+    );
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(create, list, get, update, delete),
+    components(schemas(AnalysisDto, AnalysisStatus, CreateAnalysis, UpdateAnalysis))
+)]
+pub struct Doc;
+
+/// `POST /api/v1/analyses` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAnalysis {
+    /// 1 to 255 characters (trimmed).
+    pub name: String,
+    /// One of the caller's datasets.
+    #[serde(default)]
+    pub dataset_id: Option<Uuid>,
+    /// A JSON object, or null.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub config: Option<Value>,
+}
+
+/// `PATCH /api/v1/analyses/{id}` body: an absent field is unchanged; `null` clears
+/// `dataset_id`, `config` and `results`; `name` and `status` cannot be null.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateAnalysis {
+    #[serde(default, deserialize_with = "non_null")]
+    #[schema(value_type = String)]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Uuid>)]
+    pub dataset_id: Option<Option<Uuid>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Object>)]
+    pub config: Option<Option<Value>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Object>)]
+    pub results: Option<Option<Value>>,
+    #[serde(default, deserialize_with = "non_null_enum")]
+    #[schema(value_type = AnalysisStatus)]
+    pub status: Option<AnalysisStatus>,
+}
+
+/// Like `dto::non_null`, for enums: serde_json reads `null` where an enum is expected as a
+/// syntax error (`400`), whereas `null` for a non-nullable field is a validation error.
+fn non_null_enum<'de, T, D>(de: D) -> Result<Option<T>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: Deserializer<'de>,
+{
+    match Option::<T>::deserialize(de)? {
+        Some(value) => Ok(Some(value)),
+        None => Err(D::Error::custom("invalid type: null, expected a value")),
+    }
+}
+
+/// `?status=` of the list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StatusFilter {
+    /// Only analyses in this status.
+    pub status: Option<AnalysisStatus>,
+}
+
+/// Create an analysis
+///
+/// Starts as `draft`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/analyses",
+    tag = "analyses",
+    request_body = CreateAnalysis,
+    responses(
+        (status = 201, description = "Created", body = AnalysisDto),
+        (status = 400, description = "Not a JSON body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`dataset_id` is not one of the caller's datasets", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad name, a config that is not an object, or an unknown field", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn create(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    body: web::Json<CreateAnalysis>,
+) -> Result<HttpResponse, Problem> {
+    let body = body.into_inner();
+    let analysis = state
+        .domain
+        .analyses
+        .create(
+            user.id(),
+            NewAnalysis {
+                name: body.name,
+                dataset_id: body.dataset_id.map(domain::Id),
+                config: body.config,
+            },
+        )
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header((
+            header::LOCATION,
+            format!("/api/v1/analyses/{}", analysis.id),
+        ))
+        .json(AnalysisDto::from(analysis)))
+}
+
+/// List analyses
+///
+/// The caller's analyses, newest first, optionally only those in one `status`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/analyses",
+    tag = "analyses",
+    params(StatusFilter, PageQuery),
+    responses(
+        (status = 200, description = "A page of analyses", body = PageDto<AnalysisDto>),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad `status`, `limit` or `cursor`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn list(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    filter: web::Query<StatusFilter>,
+    page: Pagination,
+) -> Result<web::Json<PageDto<AnalysisDto>>, Problem> {
+    let status = filter.status.map(Into::into);
+    let page = state
+        .domain
+        .analyses
+        .list(user.id(), status, &page.0)
+        .await?;
+    Ok(web::Json(PageDto::from_page(page)))
+}
+
+/// Get an analysis
+#[utoipa::path(
+    get,
+    path = "/api/v1/analyses/{id}",
+    tag = "analyses",
+    params(("id" = Uuid, Path, description = "Analysis id")),
+    responses(
+        (status = 200, description = "The analysis", body = AnalysisDto),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such analysis of the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn get(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<AnalysisDto>, Problem> {
+    let analysis = state
+        .domain
+        .analyses
+        .get(user.id(), domain::Id(*id))
+        .await?;
+    Ok(web::Json(analysis.into()))
+}
+
+/// Update an analysis
+///
+/// Absent fields are unchanged; `null` clears `dataset_id`, `config` or `results`.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/analyses/{id}",
+    tag = "analyses",
+    params(("id" = Uuid, Path, description = "Analysis id")),
+    request_body = UpdateAnalysis,
+    responses(
+        (status = 200, description = "The updated analysis", body = AnalysisDto),
+        (status = 400, description = "Not a JSON body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such analysis, or `dataset_id` is not one of the caller's datasets", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad id or value, `null` for `name` or `status`, or an unknown field", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn update(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    body: web::Json<UpdateAnalysis>,
+) -> Result<web::Json<AnalysisDto>, Problem> {
+    let body = body.into_inner();
+    let change = AnalysisChange {
+        name: body.name,
+        dataset_id: body.dataset_id.map(|d| d.map(domain::Id)),
+        config: body.config,
+        results: body.results,
+        status: body.status.map(Into::into),
+    };
+    let analysis = state
+        .domain
+        .analyses
+        .update(user.id(), domain::Id(*id), change)
+        .await?;
+    Ok(web::Json(analysis.into()))
+}
+
+/// Delete an analysis
+///
+/// Its reports are deleted with it.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/analyses/{id}",
+    tag = "analyses",
+    params(("id" = Uuid, Path, description = "Analysis id")),
+    responses(
+        (status = 204, description = "Deleted, reports included"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such analysis of the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn delete(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, Problem> {
+    state
+        .domain
+        .analyses
+        .delete(user.id(), domain::Id(*id))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

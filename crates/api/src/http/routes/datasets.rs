@@ -1,0 +1,451 @@
+//! `/api/v1/datasets`: streamed multipart upload, list, read, rename, delete.
+//!
+//! The upload never holds the file in memory: the `file` part's chunks go through a small
+//! bounded channel into [`domain::datasets::Datasets::upload`], which writes them to a
+//! staging file while this handler keeps reading the request. Backpressure is the channel's
+//! capacity: a slow disk slows the reading of the socket, not the other way round.
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use actix_multipart::{Field, Multipart, MultipartError};
+use actix_web::http::header;
+use actix_web::web::Bytes;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use domain::datasets::NewDataset;
+use futures_util::{Stream, StreamExt};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio_util::io::StreamReader;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::http::AppState;
+use crate::http::auth::CurrentUser;
+use crate::http::dto::{DatasetDto, PageDto};
+use crate::http::extract::{PageQuery, Pagination};
+use crate::http::problem::Problem;
+
+/// Room for the multipart framing and the small text parts around the file: a body whose
+/// declared length exceeds the file limit by more than this cannot carry an acceptable file.
+const MULTIPART_SLACK_BYTES: u64 = 64 * 1024;
+/// Largest accepted text part (`name`): 255 characters of up to 4 bytes each, with room.
+const TEXT_PART_LIMIT: usize = 4 * 1024;
+/// Chunks in flight between the request reader and the staging writer.
+const CHANNEL_CHUNKS: usize = 4;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/v1/datasets")
+            .route(web::post().to(upload))
+            .route(web::get().to(list))
+            .default_service(web::to(super::method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/v1/datasets/{id}")
+            .route(web::get().to(get))
+            .route(web::patch().to(rename))
+            .route(web::delete().to(delete))
+            .default_service(web::to(super::method_not_allowed)),
+    );
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(upload, list, get, rename, delete),
+    components(schemas(DatasetDto, RenameDataset))
+)]
+pub struct Doc;
+
+/// The upload form.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct UploadForm {
+    /// The file: CSV, TSV, JSON (an array of objects) or NDJSON. The format comes from the
+    /// file name's extension (`.csv`, `.tsv`, `.json`, `.ndjson`, `.jsonl`), else from the
+    /// part's `Content-Type`.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// Display name; defaults to the file name (extension included). An empty value counts
+    /// as absent.
+    name: Option<String>,
+}
+
+/// `PATCH /api/v1/datasets/{id}` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenameDataset {
+    pub name: String,
+}
+
+/// Upload a dataset
+///
+/// A `multipart/form-data` body with a `file` part and an optional `name` part (in any
+/// order; no other parts). The file is streamed to storage, parsed once to learn its
+/// shape, and counted once toward the month's `datasets`. On any error nothing is stored
+/// and nothing is counted.
+#[utoipa::path(
+    post,
+    path = "/api/v1/datasets",
+    tag = "datasets",
+    request_body(content = inline(UploadForm), content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Stored", body = DatasetDto),
+        (status = 400, description = "Not a multipart/form-data body, or a malformed one", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "The month's `datasets` limit is reached", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The file is larger than the server's upload limit", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No `file` part, an unknown part, an unsupported file type, a file that does not parse, or a bad name", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn upload(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    require_form_data(&req)?;
+    let max_bytes = state.domain.ctx.settings.max_upload_bytes;
+    if declared_length(&req)
+        .is_some_and(|len| len > max_bytes.saturating_add(MULTIPART_SLACK_BYTES))
+    {
+        return Err(Problem::payload_too_large(max_bytes));
+    }
+
+    let mut parts = Multipart::new(req.headers(), payload);
+    let mut name = None;
+    let file = loop {
+        let field = match parts.next().await {
+            None => return Err(Problem::validation("the `file` part is missing")),
+            Some(Err(e)) => return Err(multipart_problem(e)),
+            Some(Ok(field)) => field,
+        };
+        match field.name() {
+            Some("file") => break field,
+            Some("name") if name.is_none() => name = Some(read_name(field).await?),
+            Some("name") => return Err(Problem::validation("the `name` part is given twice")),
+            other => return Err(unknown_part(other)),
+        }
+    };
+    let name_given = name.is_some();
+    let meta = NewDataset {
+        name: name.flatten(),
+        file_name: file_name_of(&file),
+        content_type: file.content_type().map(|m| m.to_string()),
+    };
+
+    let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+    let body = StreamReader::new(ChannelStream(rx));
+    // Both run in this task: the pump feeds the channel, the domain drains it.
+    let (uploaded, pumped) = tokio::join!(
+        state.domain.datasets.upload(user.id(), meta, body),
+        pump(file, parts, tx, max_bytes, name_given),
+    );
+    let dataset = match (uploaded, pumped) {
+        (Ok(dataset), Ok(late_name)) => rename_late(&state, &user, dataset, late_name).await,
+        // The pump's own verdict explains a read error the domain saw.
+        (Err(domain::Error::Storage(_)), Err(problem)) => return Err(problem),
+        (Err(e), _) => return Err(e.into()),
+        (Ok(_), Err(problem)) => return Err(problem),
+    };
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/v1/datasets/{}", dataset.id)))
+        .json(DatasetDto::from(dataset)))
+}
+
+/// List datasets
+///
+/// The caller's datasets, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/datasets",
+    tag = "datasets",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of datasets", body = PageDto<DatasetDto>),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad `limit` or `cursor`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn list(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    page: Pagination,
+) -> Result<web::Json<PageDto<DatasetDto>>, Problem> {
+    let page = state.domain.datasets.list(user.id(), &page.0).await?;
+    Ok(web::Json(PageDto::from_page(page)))
+}
+
+/// Get a dataset
+#[utoipa::path(
+    get,
+    path = "/api/v1/datasets/{id}",
+    tag = "datasets",
+    params(("id" = Uuid, Path, description = "Dataset id")),
+    responses(
+        (status = 200, description = "The dataset", body = DatasetDto),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such dataset of the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn get(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<DatasetDto>, Problem> {
+    let dataset = state
+        .domain
+        .datasets
+        .get(user.id(), domain::Id(*id))
+        .await?;
+    Ok(web::Json(dataset.into()))
+}
+
+/// Rename a dataset
+#[utoipa::path(
+    patch,
+    path = "/api/v1/datasets/{id}",
+    tag = "datasets",
+    params(("id" = Uuid, Path, description = "Dataset id")),
+    request_body = RenameDataset,
+    responses(
+        (status = 200, description = "The renamed dataset", body = DatasetDto),
+        (status = 400, description = "Not a JSON body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such dataset of the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad id, bad name, or an unknown field", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn rename(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    body: web::Json<RenameDataset>,
+) -> Result<web::Json<DatasetDto>, Problem> {
+    let body = body.into_inner();
+    let dataset = state
+        .domain
+        .datasets
+        .rename(user.id(), domain::Id(*id), body.name)
+        .await?;
+    Ok(web::Json(dataset.into()))
+}
+
+/// Delete a dataset
+///
+/// Removes the dataset and its stored file; its analyses stay, with `dataset_id: null`.
+/// The month's count is not given back.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/datasets/{id}",
+    tag = "datasets",
+    params(("id" = Uuid, Path, description = "Dataset id")),
+    responses(
+        (status = 204, description = "Deleted, file included"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such dataset of the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn delete(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, Problem> {
+    state
+        .domain
+        .datasets
+        .delete(user.id(), domain::Id(*id))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `400` unless the request says `multipart/form-data` (with a boundary).
+fn require_form_data(req: &HttpRequest) -> Result<(), Problem> {
+    match req.mime_type() {
+        Ok(Some(ct)) if ct.essence_str() == "multipart/form-data" => Ok(()),
+        _ => Err(Problem::bad_request(
+            "uploads take a multipart/form-data body (Content-Type: multipart/form-data; boundary=...)",
+        )),
+    }
+}
+
+fn declared_length(req: &HttpRequest) -> Option<u64> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn multipart_problem(err: MultipartError) -> Problem {
+    Problem::bad_request(format!("malformed multipart body: {err}"))
+}
+
+fn unknown_part(name: Option<&str>) -> Problem {
+    match name {
+        Some(name) => Problem::validation(format!(
+            "unknown part `{name}`: an upload takes a `file` part and an optional `name` part"
+        )),
+        None => Problem::validation("a part has no name"),
+    }
+}
+
+/// The file name the client gave, without any directory (old browsers send a full path).
+fn file_name_of(field: &Field) -> String {
+    let raw = field
+        .content_disposition()
+        .and_then(|cd| cd.get_filename())
+        .unwrap_or_default();
+    raw.rsplit(['/', '\\'])
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Reads a `name` part: `Some(name)`, or `None` for an empty value (an HTML form's blank
+/// field means "use the file name").
+async fn read_name(mut field: Field) -> Result<Option<String>, Problem> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.next().await {
+        let chunk = chunk.map_err(multipart_problem)?;
+        if bytes.len() + chunk.len() > TEXT_PART_LIMIT {
+            return Err(Problem::validation(format!(
+                "name must be at most {} characters",
+                domain::datasets::MAX_NAME_CHARS
+            )));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let name =
+        String::from_utf8(bytes).map_err(|_| Problem::validation("name must be UTF-8 text"))?;
+    Ok((!name.trim().is_empty()).then_some(name))
+}
+
+/// Forwards the file part into `tx`, then reads the rest of the body: a `name` part may
+/// follow the file. Returns that late name, if any.
+///
+/// Every refusal is also sent down the channel as a read error, before the end of the
+/// stream, so the domain discards the upload instead of committing it. When the domain
+/// stops reading first (its own refusal), sending fails and the pump just stops: the
+/// domain's error is the answer.
+async fn pump(
+    mut file: Field,
+    mut parts: Multipart,
+    tx: mpsc::Sender<io::Result<Bytes>>,
+    max_bytes: u64,
+    name_given: bool,
+) -> Result<Option<String>, Problem> {
+    let refuse = |problem: Problem| {
+        let tx = tx.clone();
+        async move {
+            // A closed channel means the domain already gave up; its error wins.
+            let _ = tx.send(Err(io::Error::other(problem.to_string()))).await;
+            Err(problem)
+        }
+    };
+
+    let mut size: u64 = 0;
+    while let Some(chunk) = file.next().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(e) => return refuse(multipart_problem(e)).await,
+        };
+        size = size.saturating_add(chunk.len() as u64);
+        if size > max_bytes {
+            return refuse(Problem::payload_too_large(max_bytes)).await;
+        }
+        if tx.send(Ok(chunk)).await.is_err() {
+            return Ok(None);
+        }
+    }
+    drop(file);
+
+    let mut late_name = None;
+    let mut name_seen = name_given;
+    while let Some(field) = parts.next().await {
+        let field = match field {
+            Ok(field) => field,
+            Err(e) => return refuse(multipart_problem(e)).await,
+        };
+        match field.name() {
+            Some("name") if !name_seen => {
+                name_seen = true;
+                match read_name(field).await {
+                    Ok(name) => late_name = name,
+                    Err(problem) => return refuse(problem).await,
+                }
+            }
+            Some("name") => {
+                return refuse(Problem::validation("the `name` part is given twice")).await;
+            }
+            Some("file") => {
+                return refuse(Problem::validation(
+                    "an upload takes exactly one `file` part",
+                ))
+                .await;
+            }
+            other => {
+                let problem = unknown_part(other);
+                return refuse(problem).await;
+            }
+        }
+    }
+    // The same rule the domain applies to a name given up front, checked before the
+    // stream ends so that a refused name stores nothing.
+    if let Some(name) = &late_name
+        && name.chars().count() > domain::datasets::MAX_NAME_CHARS
+    {
+        let problem = Problem::validation(format!(
+            "name must be at most {} characters",
+            domain::datasets::MAX_NAME_CHARS
+        ));
+        return refuse(problem).await;
+    }
+    Ok(late_name)
+}
+
+/// Applies a `name` part that came after the file. The dataset is already stored; should
+/// the rename fail (the dataset deleted meanwhile, the database gone), the upload still
+/// succeeded and is answered as stored.
+async fn rename_late(
+    state: &AppState,
+    user: &CurrentUser,
+    dataset: entity::datasets::Model,
+    late_name: Option<String>,
+) -> entity::datasets::Model {
+    let Some(name) = late_name else {
+        return dataset;
+    };
+    match state
+        .domain
+        .datasets
+        .rename(user.id(), dataset.id, name)
+        .await
+    {
+        Ok(renamed) => renamed,
+        Err(e) => {
+            tracing::warn!(dataset_id = %dataset.id, error = %e, "naming an uploaded dataset failed");
+            dataset
+        }
+    }
+}
+
+/// The receiving end of the pump's channel as a byte stream.
+struct ChannelStream(mpsc::Receiver<io::Result<Bytes>>);
+
+impl Stream for ChannelStream {
+    type Item = io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}

@@ -1,0 +1,580 @@
+//! `bench`: measures a real `iops serve` on SQLite and PostgreSQL — public report views,
+//! uploads, logins, start-up — each beside the raw database or parser in the same run, and
+//! prints one table. See docs/performance.md.
+//!
+//! It builds nothing unless asked (`--build`): it runs `target/release/iops`, made by
+//! `cargo build --release --bin iops`.
+mod backend;
+mod logins;
+mod seed;
+mod server;
+mod stats;
+mod uploads;
+mod views;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use backend::{Backend, Kind};
+use server::{Server, ServerEnv};
+use stats::{Samples, fmt_duration, fmt_opt_duration, fmt_ratio, mb_per_s};
+use uploads::Format;
+
+pub type Result<T, E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
+
+/// Views are measured at these connection counts.
+const VIEW_CONNECTIONS: [usize; 2] = [16, 64];
+/// Concurrent logins.
+const LOGIN_CONCURRENCY: usize = 8;
+const UPLOAD_EMAIL: &str = "bench-upload@example.com";
+const LOGIN_EMAIL: &str = "bench-login@example.com";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bench",
+    about = "Benchmarks iops serve (views, uploads, logins, start-up) on SQLite and PostgreSQL",
+    after_help = "Needs target/release/iops (cargo build --release --bin iops), wrk, pgbench \
+                  and PostgreSQL at --pg-url. Exits non-zero if any error count is above 0 \
+                  or a section could not run."
+)]
+struct Cli {
+    /// `all`: the full run (10,000 reports, 50 MB and 1 GiB uploads, 10 s loads);
+    /// `smoke`: a few seconds with small sizes, every path still exercised (CI).
+    mode: Mode,
+    /// Seconds of each view, raw-statement and login load (default: 10 for all, 1 for smoke).
+    #[arg(long)]
+    duration: Option<u64>,
+    /// Public reports to seed (default: 10000 for all, 200 for smoke).
+    #[arg(long)]
+    reports: Option<usize>,
+    /// Size of the generated CSV upload in MB (default: 50 for all, 2 for smoke).
+    #[arg(long)]
+    upload_mb: Option<u64>,
+    /// Size of the generated streamed upload in MiB (default: 1024 for all, 8 for smoke).
+    #[arg(long)]
+    big_mib: Option<u64>,
+    /// Server starts timed per backend; the median is printed (default: 5 for all, 1 for smoke).
+    #[arg(long)]
+    starts: Option<usize>,
+    /// Only this backend (default: both).
+    #[arg(long, value_enum)]
+    backend: Option<Kind>,
+    /// PostgreSQL server; a fresh database is created next to this one and dropped after.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    pg_url: String,
+    /// The `iops` binary to measure.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/release/iops"))]
+    iops_bin: PathBuf,
+    /// Run `cargo build --release --bin iops` first.
+    #[arg(long)]
+    build: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    All,
+    Smoke,
+}
+
+/// The sizes of one run.
+#[derive(Clone, Debug)]
+struct Plan {
+    duration: Duration,
+    reports: usize,
+    upload_bytes: u64,
+    big_bytes: u64,
+    starts: usize,
+}
+
+impl Plan {
+    fn new(cli: &Cli) -> Plan {
+        let all = cli.mode == Mode::All;
+        Plan {
+            duration: Duration::from_secs(cli.duration.unwrap_or(if all { 10 } else { 1 }).max(1)),
+            reports: cli.reports.unwrap_or(if all { 10_000 } else { 200 }).max(1),
+            upload_bytes: cli.upload_mb.unwrap_or(if all { 50 } else { 2 }).max(1) * 1_000_000,
+            big_bytes: cli.big_mib.unwrap_or(if all { 1024 } else { 8 }).max(1) << 20,
+            starts: cli.starts.unwrap_or(if all { 5 } else { 1 }).max(1),
+        }
+    }
+}
+
+/// One backend's column of the table.
+#[derive(Default)]
+struct Column {
+    cells: Vec<(String, String)>,
+    errors: u64,
+    /// Sections that could not run, with the reason.
+    unavailable: Vec<String>,
+}
+
+impl Column {
+    fn set(&mut self, label: impl Into<String>, value: impl Into<String>) {
+        self.cells.push((label.into(), value.into()));
+    }
+
+    fn not_available(&mut self, labels: &[String], section: &str, reason: &str) {
+        let short = uploads::truncate(reason);
+        let short: String = short.chars().take(48).collect();
+        for label in labels {
+            self.set(label.clone(), format!("n/a ({short})"));
+        }
+        self.unavailable.push(format!("{section}: {reason}"));
+    }
+
+    fn errors(&mut self, label: impl Into<String>, errors: u64) {
+        self.errors += errors;
+        self.set(label, errors.to_string());
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the benchmark; `Ok(false)` when it ran but saw errors or skipped a section.
+async fn run(cli: Cli) -> Result<bool> {
+    let plan = Plan::new(&cli);
+    if cli.build {
+        let status = tokio::process::Command::new(env!("CARGO"))
+            .args(["build", "--release", "--bin", "iops"])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+            .status()
+            .await?;
+        if !status.success() {
+            return Err("cargo build --release --bin iops failed".into());
+        }
+    }
+    let bin = cli.iops_bin.canonicalize().map_err(|_| {
+        format!(
+            "{} not found: build it first with `cargo build --release --bin iops` \
+             (or pass --build)",
+            cli.iops_bin.display()
+        )
+    })?;
+    let backends: Vec<Kind> = match cli.backend {
+        Some(kind) => vec![kind],
+        None => vec![Kind::Sqlite, Kind::Postgres],
+    };
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(60))
+        .build()?;
+    let work = tempfile::Builder::new().prefix("iops-bench-").tempdir()?;
+
+    println!("{}", machine());
+    println!(
+        "mode {:?}: {} public reports, {} s per load, {} MB CSV upload, {} MiB streamed upload, \
+         {} timed start(s)",
+        cli.mode,
+        plan.reports,
+        plan.duration.as_secs(),
+        plan.upload_bytes / 1_000_000,
+        plan.big_bytes >> 20,
+        plan.starts
+    );
+
+    eprintln!("generating upload files…");
+    let csv_path = work.path().join("upload.csv");
+    let ndjson_path = work.path().join("upload.ndjson");
+    let files = {
+        let (c, n) = (csv_path.clone(), ndjson_path.clone());
+        let bytes = plan.upload_bytes;
+        tokio::task::spawn_blocking(move || -> Result<_> {
+            Ok((
+                uploads::generate(Format::Csv, bytes, &c)?,
+                uploads::generate(Format::Ndjson, bytes, &n)?,
+            ))
+        })
+        .await??
+    };
+    let files = UploadFiles {
+        csv: (csv_path, files.0),
+        ndjson: (ndjson_path, files.1),
+    };
+
+    let mut columns = Vec::new();
+    for kind in &backends {
+        eprintln!("── {kind} ──");
+        let dir = work.path().join(format!("{kind:?}").to_lowercase());
+        std::fs::create_dir_all(&dir)?;
+        let column = match Backend::create(*kind, &dir, &cli.pg_url).await {
+            Ok(backend) => {
+                let column = measure(&plan, &bin, &http, &backend, &dir, &files, &cli.pg_url).await;
+                if let Err(e) = backend.drop_database().await {
+                    eprintln!("warning: could not drop the benchmark database: {e}");
+                }
+                column
+            }
+            Err(e) => {
+                let mut column = Column::default();
+                column.not_available(&["database".to_owned()], "database", &e.to_string());
+                column
+            }
+        };
+        columns.push((kind.to_string(), column));
+    }
+
+    print_table(&columns);
+    let mut ok = true;
+    for (name, column) in &columns {
+        for reason in &column.unavailable {
+            println!("n/a on {name}: {reason}");
+            ok = false;
+        }
+        if column.errors > 0 {
+            println!("{name}: {} errors", column.errors);
+            ok = false;
+        }
+    }
+    Ok(ok)
+}
+
+struct UploadFiles {
+    csv: (PathBuf, uploads::Generated),
+    ndjson: (PathBuf, uploads::Generated),
+}
+
+/// Every measurement on one backend; a section that cannot run is marked n/a.
+async fn measure(
+    plan: &Plan,
+    bin: &Path,
+    http: &reqwest::Client,
+    backend: &Backend,
+    dir: &Path,
+    files: &UploadFiles,
+    pg_url: &str,
+) -> Column {
+    let mut column = Column::default();
+    let env = ServerEnv {
+        bin: bin.to_owned(),
+        database_url: backend.url.clone(),
+        data_dir: dir.join("data"),
+        // Room for the largest upload of the run (the NDJSON copy is the larger file).
+        max_upload_bytes: plan.big_bytes.max(files.ndjson.1.bytes) + (1 << 20),
+        log_file: dir.join("server.log"),
+    };
+
+    let migrate_label = "start-up: migrate an empty database".to_owned();
+    match env.run(&["migrate", "upgrade"]).await {
+        Ok(elapsed) => column.set(&migrate_label, fmt_duration(elapsed)),
+        Err(e) => {
+            column.not_available(&[migrate_label], "migrate", &e.to_string());
+            return column;
+        }
+    }
+
+    eprintln!("seeding {} reports…", plan.reports);
+    let codes = dir.join("codes.txt");
+    if let Err(e) = seed::seed(&backend.url, plan.reports, &codes).await {
+        column.not_available(&["seed".to_owned()], "seed", &e.to_string());
+        return column;
+    }
+
+    let start_label = format!(
+        "start-up: exec → 200 /health/ready (median of {})",
+        plan.starts
+    );
+    let mut starts = Samples::default();
+    let mut server = None;
+    for n in 0..plan.starts {
+        match Server::start(&env, http).await {
+            Ok((s, elapsed)) => {
+                starts.push(elapsed);
+                if n + 1 == plan.starts {
+                    server = Some(s);
+                } else {
+                    s.stop().await;
+                }
+            }
+            Err(e) => {
+                column.not_available(&[start_label], "start-up", &e.to_string());
+                return column;
+            }
+        }
+    }
+    column.set(start_label, fmt_opt_duration(starts.percentile(50.0)));
+    let Some(server) = server else {
+        return column;
+    };
+
+    eprintln!("views…");
+    measure_views(plan, backend, dir, &server, &codes, pg_url, &mut column).await;
+    eprintln!("logins…");
+    measure_logins(plan, http, &server, &mut column).await;
+    eprintln!("uploads…");
+    measure_uploads(plan, http, &env, &server, files, &mut column).await;
+    server.stop().await;
+    column
+}
+
+async fn measure_views(
+    plan: &Plan,
+    backend: &Backend,
+    dir: &Path,
+    server: &Server,
+    codes: &Path,
+    pg_url: &str,
+    column: &mut Column,
+) {
+    let script = match views::write_wrk_script(dir) {
+        Ok(script) => script,
+        Err(e) => {
+            column.not_available(&["views".to_owned()], "views", &e.to_string());
+            return;
+        }
+    };
+    for connections in VIEW_CONNECTIONS {
+        let labels = [
+            format!("views c={connections}: API req/s"),
+            format!("views c={connections}: API p50 / p99"),
+            format!("views c={connections}: API errors"),
+            format!("views c={connections}: raw statement/s"),
+            format!("views c={connections}: API / raw"),
+        ];
+        let api = views::api(&server.base, &script, codes, connections, plan.duration).await;
+        let api = match api {
+            Ok(api) => api,
+            Err(e) => {
+                column.not_available(&labels, "views", &e.to_string());
+                continue;
+            }
+        };
+        column.set(&labels[0], format!("{:.0}", api.rate));
+        column.set(
+            &labels[1],
+            format!("{} / {}", fmt_duration(api.p50), fmt_duration(api.p99)),
+        );
+        column.errors(&labels[2], api.errors);
+        let raw = match backend.kind {
+            Kind::Postgres => {
+                let database = backend.pg_database().unwrap_or_default();
+                views::raw_postgres(
+                    pg_url,
+                    database,
+                    dir,
+                    plan.reports,
+                    connections,
+                    plan.duration,
+                )
+                .await
+            }
+            Kind::Sqlite => {
+                views::raw_sqlite(&backend.url, plan.reports, connections, plan.duration).await
+            }
+        };
+        match raw {
+            Ok(raw) => {
+                let suffix = if raw.errors > 0 {
+                    format!(" ({} errors)", raw.errors)
+                } else {
+                    String::new()
+                };
+                column.errors += raw.errors;
+                column.set(&labels[3], format!("{:.0}{suffix}", raw.rate));
+                column.set(&labels[4], fmt_ratio(api.rate, raw.rate));
+            }
+            Err(e) => column.not_available(&labels[3..], "raw statement", &e.to_string()),
+        }
+    }
+}
+
+async fn measure_logins(plan: &Plan, http: &reqwest::Client, server: &Server, column: &mut Column) {
+    let labels = [
+        format!("logins c={LOGIN_CONCURRENCY}: p50 / p99"),
+        format!("logins c={LOGIN_CONCURRENCY}: logins/s"),
+        "logins: /health/live p99 meanwhile".to_owned(),
+        "logins: errors".to_owned(),
+    ];
+    let result = async {
+        logins::register(http, server, LOGIN_EMAIL).await?;
+        logins::run(http, server, LOGIN_EMAIL, LOGIN_CONCURRENCY, plan.duration).await
+    }
+    .await;
+    match result {
+        Ok(r) => {
+            column.set(
+                &labels[0],
+                format!(
+                    "{} / {}",
+                    fmt_opt_duration(r.logins.percentile(50.0)),
+                    fmt_opt_duration(r.logins.percentile(99.0))
+                ),
+            );
+            column.set(
+                &labels[1],
+                format!("{:.1}", r.logins.len() as f64 / r.elapsed.as_secs_f64()),
+            );
+            column.set(&labels[2], fmt_opt_duration(r.live.percentile(99.0)));
+            column.errors(&labels[3], r.errors);
+        }
+        Err(e) => column.not_available(&labels, "logins", &e.to_string()),
+    }
+}
+
+async fn measure_uploads(
+    plan: &Plan,
+    http: &reqwest::Client,
+    env: &ServerEnv,
+    server: &Server,
+    files: &UploadFiles,
+    column: &mut Column,
+) {
+    let token = async {
+        logins::register(http, server, UPLOAD_EMAIL).await?;
+        env.run(&["users", "set-tier", UPLOAD_EMAIL, "pro"]).await?;
+        logins::login(http, server, UPLOAD_EMAIL).await
+    }
+    .await;
+    let mb = plan.upload_bytes / 1_000_000;
+    for (format, (path, generated)) in [(Format::Csv, &files.csv), (Format::Ndjson, &files.ndjson)]
+    {
+        let (name, parser) = match format {
+            Format::Csv => ("CSV", "csv crate"),
+            Format::Ndjson => ("NDJSON", "serde_json"),
+        };
+        let labels = [
+            format!("upload {name} ({mb} MB of CSV rows): API MB/s"),
+            format!("upload {name}: {parser} alone MB/s"),
+            format!("upload {name}: API / parser"),
+            format!("upload {name}: server peak RSS"),
+        ];
+        let token = match &token {
+            Ok(token) => token,
+            Err(e) => {
+                column.not_available(&labels, "uploads", &e.to_string());
+                continue;
+            }
+        };
+        let parse = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || uploads::parse_only(format, &path)).await
+        };
+        let parse = match parse {
+            Ok(Ok((rows, elapsed))) if rows == generated.rows => elapsed,
+            Ok(Ok((rows, _))) => {
+                let reason = format!("parser counted {rows} rows of {}", generated.rows);
+                column.not_available(&labels, "uploads", &reason);
+                continue;
+            }
+            Ok(Err(e)) => {
+                column.not_available(&labels, "uploads", &e.to_string());
+                continue;
+            }
+            Err(e) => {
+                column.not_available(&labels, "uploads", &e.to_string());
+                continue;
+            }
+        };
+        match uploads::upload_file(http, server, token, format, path, generated).await {
+            Ok(upload) => {
+                let api = mb_per_s(upload.bytes, upload.elapsed);
+                let alone = mb_per_s(generated.bytes, parse);
+                column.set(&labels[0], format!("{api:.1}"));
+                column.set(&labels[1], format!("{alone:.1}"));
+                column.set(&labels[2], fmt_ratio(api, alone));
+                column.set(&labels[3], fmt_bytes(upload.peak_rss));
+            }
+            Err(e) => column.not_available(&labels, "uploads", &e.to_string()),
+        }
+    }
+
+    let mib = plan.big_bytes >> 20;
+    let labels = [
+        format!("upload CSV {mib} MiB streamed: API MB/s"),
+        format!("upload CSV {mib} MiB streamed: server peak RSS"),
+    ];
+    let result = match &token {
+        Ok(token) => uploads::upload_generated(http, server, token, plan.big_bytes).await,
+        Err(e) => Err(e.to_string().into()),
+    };
+    match result {
+        Ok(upload) => {
+            column.set(
+                &labels[0],
+                format!("{:.1}", mb_per_s(upload.bytes, upload.elapsed)),
+            );
+            column.set(&labels[1], fmt_bytes(upload.peak_rss));
+        }
+        Err(e) => column.not_available(&labels, "streamed upload", &e.to_string()),
+    }
+}
+
+fn fmt_bytes(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+}
+
+fn print_table(columns: &[(String, Column)]) {
+    let mut labels: Vec<&str> = Vec::new();
+    for (_, column) in columns {
+        for (label, _) in &column.cells {
+            if !labels.contains(&label.as_str()) {
+                labels.push(label);
+            }
+        }
+    }
+    let cell = |column: &Column, label: &str| -> String {
+        column
+            .cells
+            .iter()
+            .find(|(l, _)| l == label)
+            .map_or_else(|| "-".to_owned(), |(_, v)| v.clone())
+    };
+    let label_width = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    let widths: Vec<usize> = columns
+        .iter()
+        .map(|(name, column)| {
+            labels
+                .iter()
+                .map(|l| cell(column, l).chars().count())
+                .chain([name.chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut header = format!("| {:label_width$} |", "measure");
+    let mut rule = format!("|{}|", "-".repeat(label_width + 2));
+    for ((name, _), width) in columns.iter().zip(&widths) {
+        header.push_str(&format!(" {name:>width$} |"));
+        rule.push_str(&format!("{}:|", "-".repeat(width + 1)));
+    }
+    println!();
+    println!("{header}");
+    println!("{rule}");
+    for label in labels {
+        let mut line = format!("| {label:label_width$} |");
+        for ((_, column), width) in columns.iter().zip(&widths) {
+            line.push_str(&format!(" {:>width$} |", cell(column, label)));
+        }
+        println!("{line}");
+    }
+    println!();
+}
+
+/// The machine the numbers come from.
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .and_then(|rest| rest.split_once(':'))
+                .map(|(_, model)| model.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    format!("machine: {cpus} CPU(s), {model}")
+}

@@ -1,0 +1,243 @@
+//! Public report views through the API (`wrk`) beside the raw view statement on the same
+//! database with as many connections (`pgbench`, or a minimal sqlx loop on SQLite).
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use tokio::process::Command;
+
+use crate::Result;
+use crate::seed::short_code;
+
+/// Picks a random seeded code per request. Each wrk thread runs `init` in its own Lua
+/// state; `done` prints one machine-readable line (latencies in microseconds).
+const WRK_SCRIPT: &str = r#"
+local codes = {}
+
+function init(args)
+  for line in io.lines(args[1]) do
+    codes[#codes + 1] = line
+  end
+  math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
+end
+
+function request()
+  local code = codes[math.random(#codes)]
+  return wrk.format("GET", "/r/" .. code, { ["Accept"] = "application/json" })
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "BENCH requests=%d duration_us=%d p50_us=%.0f p99_us=%.0f errors=%d\n",
+    summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99),
+    e.connect + e.read + e.write + e.status + e.timeout))
+end
+"#;
+
+/// What one `wrk` run measured.
+#[derive(Debug)]
+pub struct ApiViews {
+    pub rate: f64,
+    pub p50: Duration,
+    pub p99: Duration,
+    /// Socket errors, timeouts and non-2xx/3xx answers.
+    pub errors: u64,
+}
+
+/// What one raw-statement run measured.
+#[derive(Debug)]
+pub struct RawViews {
+    pub rate: f64,
+    pub errors: u64,
+}
+
+/// Writes the wrk script next to the codes file; returns its path.
+pub fn write_wrk_script(dir: &Path) -> Result<std::path::PathBuf> {
+    let path = dir.join("views.lua");
+    std::fs::write(&path, WRK_SCRIPT)?;
+    Ok(path)
+}
+
+/// `GET /r/{code}` over random codes for `duration` with `connections` connections.
+pub async fn api(
+    base: &str,
+    script: &Path,
+    codes: &Path,
+    connections: usize,
+    duration: Duration,
+) -> Result<ApiViews> {
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(connections);
+    let output = Command::new("wrk")
+        .arg(format!("-t{threads}"))
+        .arg(format!("-c{connections}"))
+        .arg(format!("-d{}s", duration.as_secs().max(1)))
+        .arg("--timeout")
+        .arg("5s")
+        .arg("-s")
+        .arg(script)
+        .arg(base)
+        .arg("--")
+        .arg(codes)
+        .output()
+        .await
+        .map_err(|e| format!("cannot run wrk (apt-get install wrk): {e}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        return Err(format!(
+            "wrk failed ({}): {} {}",
+            output.status,
+            stdout.trim(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )
+        .into());
+    }
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("BENCH "))
+        .ok_or_else(|| format!("no result line in wrk output: {}", stdout.trim()))?;
+    let field = |name: &str| -> Result<f64> {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .and_then(|v| v.parse::<f64>().ok())
+            .ok_or_else(|| format!("no {name} in wrk result: {line}").into())
+    };
+    let requests = field("requests")?;
+    let micros = field("duration_us")?;
+    Ok(ApiViews {
+        rate: if micros > 0.0 {
+            requests / (micros / 1e6)
+        } else {
+            0.0
+        },
+        p50: Duration::from_micros(field("p50_us")? as u64),
+        p99: Duration::from_micros(field("p99_us")? as u64),
+        errors: field("errors")? as u64,
+    })
+}
+
+/// The raw view statement with `pgbench`: the same codes, `connections` clients.
+pub async fn raw_postgres(
+    pg_url: &str,
+    database: &str,
+    dir: &Path,
+    reports: usize,
+    connections: usize,
+    duration: Duration,
+) -> Result<RawViews> {
+    let script = dir.join("views.pgbench.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "\\set i random(1, {reports})\n\
+             UPDATE reports SET view_count = view_count + 1 \
+             WHERE short_code = 'bench' || lpad(CAST(:i AS text), 8, '0') RETURNING view_count;\n"
+        ),
+    )?;
+    let url = url::Url::parse(pg_url).map_err(|e| format!("bad PostgreSQL URL: {e}"))?;
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(connections);
+    let mut cmd = Command::new("pgbench");
+    cmd.arg("-n")
+        .args(["-M", "prepared"])
+        .arg(format!("-c{connections}"))
+        .arg(format!("-j{threads}"))
+        .arg(format!("-T{}", duration.as_secs().max(1)))
+        .arg("-f")
+        .arg(&script)
+        .args(["-h", url.host_str().unwrap_or("127.0.0.1")])
+        .args(["-p", &url.port().unwrap_or(5432).to_string()])
+        .args([
+            "-U",
+            if url.username().is_empty() {
+                "postgres"
+            } else {
+                url.username()
+            },
+        ])
+        .arg(database);
+    if let Some(password) = url.password() {
+        cmd.env("PGPASSWORD", password);
+    }
+    let output = cmd
+        .output()
+        .await
+        .map_err(|e| format!("cannot run pgbench (apt-get install postgresql-contrib): {e}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        return Err(format!(
+            "pgbench failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        )
+        .into());
+    }
+    let number_after = |prefix: &str| -> Option<f64> {
+        stdout.lines().find_map(|l| {
+            l.trim()
+                .strip_prefix(prefix)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+    };
+    let rate = number_after("tps = ")
+        .ok_or_else(|| format!("no tps in pgbench output: {}", stdout.trim()))?;
+    let errors = number_after("number of failed transactions:").unwrap_or(0.0) as u64;
+    Ok(RawViews { rate, errors })
+}
+
+/// The raw view statement on SQLite: `connections` tasks over a pool of as many
+/// connections, each running the statement in a loop, through the server's own driver.
+pub async fn raw_sqlite(
+    url: &str,
+    reports: usize,
+    connections: usize,
+    duration: Duration,
+) -> Result<RawViews> {
+    let db = domain::db::connect(url, connections as u32).await?;
+    let done = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::with_capacity(connections);
+    let started = Instant::now();
+    for _ in 0..connections {
+        let (db, done, count, errors) = (db.clone(), done.clone(), count.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            while !done.load(Ordering::Relaxed) {
+                let code = short_code(rand::rng().random_range(1..=reports));
+                let result = db
+                    .query_one_raw(Statement::from_sql_and_values(
+                        DbBackend::Sqlite,
+                        "UPDATE reports SET view_count = view_count + 1 \
+                         WHERE short_code = $1 RETURNING view_count",
+                        [code.into()],
+                    ))
+                    .await;
+                match result {
+                    Ok(Some(_)) => count.fetch_add(1, Ordering::Relaxed),
+                    _ => errors.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    tokio::time::sleep(duration).await;
+    done.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await?;
+    }
+    let elapsed = started.elapsed();
+    db.close().await?;
+    Ok(RawViews {
+        rate: count.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64(),
+        errors: errors.load(Ordering::Relaxed),
+    })
+}

@@ -1,0 +1,256 @@
+//! Analyses: create, read, update, delete, list.
+//!
+//! Every statement carries `user_id = caller` in its own WHERE clause, so another user's
+//! analysis is indistinguishable from a missing one (both are [`Error::NotFound`]) and no
+//! read-then-check window exists between finding a row and using it.
+use entity::analyses::{self, Status};
+use entity::datasets;
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, SqlErr,
+};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::pagination::{Page, PageRequest, page_from};
+use crate::{Context, Id};
+
+/// Longest accepted name, in characters (the column is `VARCHAR(255)`).
+pub const MAX_NAME_CHARS: usize = 255;
+/// Largest accepted `config` or `results`, as serialized JSON bytes. Bounds what one
+/// request can make every later read (and every public report view) carry.
+pub const MAX_JSON_BYTES: usize = 1024 * 1024;
+
+/// What a caller gives to create an analysis.
+#[derive(Clone, Debug, Default)]
+pub struct NewAnalysis {
+    pub name: String,
+    pub dataset_id: Option<Id>,
+    pub config: Option<Value>,
+}
+
+/// A partial update: the outer `None` leaves a field unchanged, `Some(None)` sets it NULL.
+#[derive(Clone, Debug, Default)]
+pub struct AnalysisChange {
+    pub name: Option<String>,
+    pub dataset_id: Option<Option<Id>>,
+    pub config: Option<Option<Value>>,
+    pub results: Option<Option<Value>>,
+    pub status: Option<Status>,
+}
+
+#[derive(Clone)]
+pub struct Analyses {
+    ctx: Context,
+}
+
+impl Analyses {
+    pub fn new(ctx: Context) -> Self {
+        Self { ctx }
+    }
+
+    pub async fn create(&self, user_id: Id, new: NewAnalysis) -> Result<analyses::Model> {
+        let name = validate_name(&new.name)?;
+        let config = validate_json("config", new.config)?;
+        if let Some(dataset_id) = new.dataset_id {
+            self.require_own_dataset(user_id, dataset_id).await?;
+        }
+        let now = self.ctx.clock.now_naive();
+        let model = analyses::Model {
+            id: Id(uuid::Uuid::new_v4()),
+            user_id,
+            name,
+            dataset_id: new.dataset_id,
+            config,
+            results: None,
+            status: Status::Draft,
+            created_at: now,
+            updated_at: now,
+        };
+        let active = analyses::ActiveModel {
+            id: Set(model.id),
+            user_id: Set(model.user_id),
+            name: Set(model.name.clone()),
+            dataset_id: Set(model.dataset_id),
+            config: Set(model.config.clone()),
+            results: Set(None),
+            status: Set(model.status),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        analyses::Entity::insert(active)
+            .exec_without_returning(&self.ctx.db)
+            .await
+            .map_err(dataset_race)?;
+        Ok(model)
+    }
+
+    pub async fn get(&self, user_id: Id, id: Id) -> Result<analyses::Model> {
+        analyses::Entity::find()
+            .filter(analyses::Column::Id.eq(id))
+            .filter(analyses::Column::UserId.eq(user_id))
+            .one(&self.ctx.db)
+            .await?
+            .ok_or(Error::NotFound)
+    }
+
+    /// The caller's analyses, newest first, optionally only those in `status`.
+    pub async fn list(
+        &self,
+        user_id: Id,
+        status: Option<Status>,
+        page: &PageRequest,
+    ) -> Result<Page<analyses::Model>> {
+        let mut query = analyses::Entity::find().filter(analyses::Column::UserId.eq(user_id));
+        if let Some(status) = status {
+            query = query.filter(analyses::Column::Status.eq(status));
+        }
+        if let Some(after) = &page.after {
+            query =
+                query.filter(after.older_than(analyses::Column::CreatedAt, analyses::Column::Id));
+        }
+        let rows = query
+            .order_by_desc(analyses::Column::CreatedAt)
+            .order_by_desc(analyses::Column::Id)
+            .limit(page.limit + 1)
+            .all(&self.ctx.db)
+            .await?;
+        Ok(page_from(rows, page.limit, |a| (a.created_at, a.id)))
+    }
+
+    /// Applies `change` and bumps `updated_at`, in one `UPDATE ... RETURNING` scoped to
+    /// the owner.
+    pub async fn update(
+        &self,
+        user_id: Id,
+        id: Id,
+        change: AnalysisChange,
+    ) -> Result<analyses::Model> {
+        let mut active = analyses::ActiveModel {
+            id: NotSet,
+            user_id: NotSet,
+            name: NotSet,
+            dataset_id: NotSet,
+            config: NotSet,
+            results: NotSet,
+            status: NotSet,
+            created_at: NotSet,
+            updated_at: Set(self.ctx.clock.now_naive()),
+        };
+        if let Some(name) = change.name {
+            active.name = Set(validate_name(&name)?);
+        }
+        if let Some(config) = change.config {
+            active.config = Set(validate_json("config", config)?);
+        }
+        if let Some(results) = change.results {
+            active.results = Set(validate_json("results", results)?);
+        }
+        if let Some(status) = change.status {
+            active.status = Set(status);
+        }
+        if let Some(dataset_id) = change.dataset_id {
+            if let Some(dataset_id) = dataset_id {
+                self.require_own_dataset(user_id, dataset_id).await?;
+            }
+            active.dataset_id = Set(dataset_id);
+        }
+        let updated = analyses::Entity::update_many()
+            .set(active)
+            .filter(analyses::Column::Id.eq(id))
+            .filter(analyses::Column::UserId.eq(user_id))
+            .exec_with_returning(&self.ctx.db)
+            .await
+            .map_err(dataset_race)?;
+        updated.into_iter().next().ok_or(Error::NotFound)
+    }
+
+    /// Deletes the analysis; its reports (and their unlock tokens) go with it through the
+    /// schema's `ON DELETE CASCADE`.
+    pub async fn delete(&self, user_id: Id, id: Id) -> Result<()> {
+        let result = analyses::Entity::delete_many()
+            .filter(analyses::Column::Id.eq(id))
+            .filter(analyses::Column::UserId.eq(user_id))
+            .exec(&self.ctx.db)
+            .await?;
+        if result.rows_affected == 0 {
+            return Err(Error::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn require_own_dataset(&self, user_id: Id, dataset_id: Id) -> Result<()> {
+        let found = datasets::Entity::find()
+            .filter(datasets::Column::Id.eq(dataset_id))
+            .filter(datasets::Column::UserId.eq(user_id))
+            .count(&self.ctx.db)
+            .await?;
+        if found == 0 {
+            return Err(Error::NotFound);
+        }
+        Ok(())
+    }
+}
+
+/// Checks whether `analysis_id` is `user_id`'s, inside `conn` (a transaction or not).
+pub(crate) async fn owned<C: ConnectionTrait>(
+    conn: &C,
+    user_id: Id,
+    analysis_id: Id,
+) -> Result<bool> {
+    let found = analyses::Entity::find()
+        .filter(analyses::Column::Id.eq(analysis_id))
+        .filter(analyses::Column::UserId.eq(user_id))
+        .count(conn)
+        .await?;
+    Ok(found > 0)
+}
+
+fn validate_name(name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(Error::validation("name must not be empty"));
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(Error::validation(format!(
+            "name must be at most {MAX_NAME_CHARS} characters"
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+/// `config` and `results` are JSON objects or null; anything else, or more than
+/// [`MAX_JSON_BYTES`] serialized, is refused.
+fn validate_json(field: &str, value: Option<Value>) -> Result<Option<Value>> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(value @ Value::Object(_)) => {
+            let size = serde_json::to_vec(&value)
+                .map_err(|e| Error::Internal(format!("serializing {field}: {e}")))?
+                .len();
+            if size > MAX_JSON_BYTES {
+                return Err(Error::validation(format!(
+                    "{field} must be at most {MAX_JSON_BYTES} bytes of JSON"
+                )));
+            }
+            Ok(Some(value))
+        }
+        Some(_) => Err(Error::validation(format!(
+            "{field} must be a JSON object or null"
+        ))),
+    }
+}
+
+/// The dataset was checked, then deleted before our write landed: the foreign key refuses
+/// the write, which for the caller is the same as the dataset not being theirs.
+fn dataset_race(err: DbErr) -> Error {
+    if matches!(
+        err.sql_err(),
+        Some(SqlErr::ForeignKeyConstraintViolation(_))
+    ) {
+        Error::NotFound
+    } else {
+        err.into()
+    }
+}

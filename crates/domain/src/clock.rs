@@ -1,0 +1,67 @@
+//! The time, injected, so that month boundaries and expiries are testable without sleeping.
+use std::sync::Mutex;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+
+    /// The same instant as the database stores it: naive UTC, microsecond precision
+    /// (what both PostgreSQL `timestamp` and the Python era's SQLite text hold).
+    fn now_naive(&self) -> NaiveDateTime {
+        let now = self.now().naive_utc();
+        now.with_nanosecond_micros()
+    }
+}
+
+trait MicroPrecision {
+    fn with_nanosecond_micros(self) -> Self;
+}
+
+impl MicroPrecision for NaiveDateTime {
+    fn with_nanosecond_micros(self) -> Self {
+        use chrono::Timelike;
+        let micros = self.nanosecond() / 1_000 * 1_000;
+        self.with_nanosecond(micros).unwrap_or(self)
+    }
+}
+
+/// The real clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock that only moves when told to: for tests and simulations.
+#[derive(Debug)]
+pub struct FixedClock(Mutex<DateTime<Utc>>);
+
+impl FixedClock {
+    pub fn new(at: DateTime<Utc>) -> Self {
+        Self(Mutex::new(at))
+    }
+
+    pub fn set(&self, at: DateTime<Utc>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = at;
+    }
+
+    pub fn advance(&self, by: chrono::Duration) {
+        let mut now = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *now += by;
+    }
+}
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Reads a stored naive-UTC timestamp as UTC.
+pub fn utc(naive: NaiveDateTime) -> DateTime<Utc> {
+    naive.and_utc()
+}

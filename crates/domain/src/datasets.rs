@@ -1,0 +1,378 @@
+//! Datasets: upload (parse while storing), read, rename, delete.
+//!
+//! An upload goes: body streamed into a staging file (size-capped) → parsed from that file
+//! on a blocking thread → one write transaction that counts it against the tier limit and
+//! inserts the row → file moved under its key → commit. Any failure on the way leaves no
+//! file, no row and no count. The steps after the body has been received run on a task of
+//! their own, so a client that disconnects mid-way cannot leave them half done.
+//!
+//! Every query carries `user_id = caller` in its WHERE clause: another user's dataset is
+//! indistinguishable from a missing one ([`Error::NotFound`]).
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use entity::datasets;
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+use crate::db::begin_write;
+use crate::pagination::{Page, PageRequest, page_from};
+use crate::storage::DatasetStore;
+use crate::{Context, Error, Id, LimitKind, Result, usage};
+
+pub mod parse;
+
+pub use parse::{Format, Shape};
+
+/// Longest accepted name, in characters (the column is `VARCHAR(255)`).
+pub const MAX_NAME_CHARS: usize = 255;
+
+/// Size of the buffers that stream an upload to disk and read it back for parsing.
+const CHUNK: usize = 64 * 1024;
+
+/// What a caller knows about an upload besides its bytes.
+#[derive(Clone, Debug, Default)]
+pub struct NewDataset {
+    /// Display name; defaults to `file_name`.
+    pub name: Option<String>,
+    /// The uploaded file's name, extension included (it decides the format).
+    pub file_name: String,
+    /// The upload's `Content-Type`, used when the extension says nothing.
+    pub content_type: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Datasets {
+    ctx: Context,
+}
+
+impl Datasets {
+    pub fn new(ctx: Context) -> Self {
+        Self { ctx }
+    }
+
+    /// Stores `body` as a new dataset of `user_id` and returns it.
+    ///
+    /// Errors: [`Error::Validation`] for an unsupported type, a bad name or a file that
+    /// does not parse; [`Error::PayloadTooLarge`] past `settings.max_upload_bytes`;
+    /// [`Error::LimitExceeded`] when the month's datasets are used up; [`Error::NotFound`]
+    /// for an unknown user. In every error case nothing is stored and nothing counted.
+    pub async fn upload<R>(&self, user_id: Id, meta: NewDataset, body: R) -> Result<datasets::Model>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
+        // Everything that can be refused without the bytes is refused before reading them.
+        let format = Format::detect(&meta.file_name, meta.content_type.as_deref())?;
+        let name = validate_name(meta.name.unwrap_or(meta.file_name))?;
+
+        let staged = self.ctx.store.stage().await?;
+        let guard = StagedGuard::new(self.ctx.store.clone(), staged.clone());
+        let size = match receive(&staged, body, self.ctx.settings.max_upload_bytes).await {
+            Ok(size) => size,
+            Err(err) => {
+                guard.discard().await;
+                return Err(err);
+            }
+        };
+        // From here on the staged file belongs to the spawned task, which discards it on
+        // every path, and which runs to completion even if this future is dropped.
+        guard.disarm();
+        let upload = Staged {
+            path: staged,
+            size,
+            format,
+        };
+        tokio::spawn(finish_upload(self.ctx.clone(), user_id, name, upload))
+            .await
+            .map_err(|e| Error::Internal(format!("dataset upload task failed: {e}")))?
+    }
+
+    pub async fn get(&self, user_id: Id, id: Id) -> Result<datasets::Model> {
+        datasets::Entity::find()
+            .filter(datasets::Column::Id.eq(id))
+            .filter(datasets::Column::UserId.eq(user_id))
+            .one(&self.ctx.db)
+            .await?
+            .ok_or(Error::NotFound)
+    }
+
+    /// The caller's datasets, newest first.
+    pub async fn list(&self, user_id: Id, page: &PageRequest) -> Result<Page<datasets::Model>> {
+        let mut query = datasets::Entity::find().filter(datasets::Column::UserId.eq(user_id));
+        if let Some(after) = &page.after {
+            query =
+                query.filter(after.older_than(datasets::Column::CreatedAt, datasets::Column::Id));
+        }
+        let rows = query
+            .order_by_desc(datasets::Column::CreatedAt)
+            .order_by_desc(datasets::Column::Id)
+            .limit(page.limit + 1)
+            .all(&self.ctx.db)
+            .await?;
+        Ok(page_from(rows, page.limit, |d| (d.created_at, d.id)))
+    }
+
+    /// Renames the dataset and bumps `updated_at`, in one `UPDATE ... RETURNING` scoped to
+    /// the owner.
+    pub async fn rename(&self, user_id: Id, id: Id, name: String) -> Result<datasets::Model> {
+        let name = validate_name(name)?;
+        let change = datasets::ActiveModel {
+            id: NotSet,
+            user_id: NotSet,
+            name: Set(name),
+            file_path: NotSet,
+            connection_id: NotSet,
+            row_count: NotSet,
+            column_count: NotSet,
+            size_bytes: NotSet,
+            created_at: NotSet,
+            updated_at: Set(self.ctx.clock.now_naive()),
+        };
+        datasets::Entity::update_many()
+            .set(change)
+            .filter(datasets::Column::Id.eq(id))
+            .filter(datasets::Column::UserId.eq(user_id))
+            .exec_with_returning(&self.ctx.db)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or(Error::NotFound)
+    }
+
+    /// Deletes the dataset, then its file. Its analyses stay, with `dataset_id` NULL (the
+    /// schema's `ON DELETE SET NULL`). The month's count is not given back. When this
+    /// returns `Ok`, the file is gone.
+    pub async fn delete(&self, user_id: Id, id: Id) -> Result<()> {
+        // Own task: once the row is gone, its file must go too, even if the caller leaves.
+        tokio::spawn(delete_dataset(self.ctx.clone(), user_id, id))
+            .await
+            .map_err(|e| Error::Internal(format!("dataset delete task failed: {e}")))?
+    }
+}
+
+async fn delete_dataset(ctx: Context, user_id: Id, id: Id) -> Result<()> {
+    // `file_path` is read first and not taken from `DELETE ... RETURNING`: sea-orm's
+    // delete-returning skips the id columns' text cast, which PostgreSQL's `uuid` needs.
+    // A dataset's file_path never changes, so the read cannot go stale.
+    let dataset = datasets::Entity::find()
+        .filter(datasets::Column::Id.eq(id))
+        .filter(datasets::Column::UserId.eq(user_id))
+        .one(&ctx.db)
+        .await?
+        .ok_or(Error::NotFound)?;
+    // The row is deleted first: a failure after it leaves a stray file (harmless), never
+    // a dataset whose file is missing.
+    let deleted = datasets::Entity::delete_many()
+        .filter(datasets::Column::Id.eq(id))
+        .filter(datasets::Column::UserId.eq(user_id))
+        .exec(&ctx.db)
+        .await?;
+    if deleted.rows_affected == 0 {
+        // A concurrent delete won; it removes the file.
+        return Err(Error::NotFound);
+    }
+    if let Some(key) = dataset.file_path {
+        match ctx.store.remove(&key).await {
+            Ok(()) => {}
+            // Not a key of this store (a machine path from another era): nothing here to
+            // remove, and the row is already gone.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+                tracing::warn!(dataset_id = %id, error = %e, "dataset file_path is not a store key");
+            }
+            Err(e) => return Err(Error::Storage(e)),
+        }
+    }
+    Ok(())
+}
+
+fn validate_name(name: String) -> Result<String> {
+    if name.trim().is_empty() {
+        return Err(Error::validation("name must not be empty"));
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(Error::validation(format!(
+            "name must be at most {MAX_NAME_CHARS} characters"
+        )));
+    }
+    Ok(name)
+}
+
+/// Streams `body` into the staged file at `path` and returns its size, refusing to write
+/// a byte past `max_bytes`.
+async fn receive<R>(path: &Path, mut body: R, max_bytes: u64) -> Result<u64>
+where
+    R: AsyncRead + Unpin + Send,
+{
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .await?;
+    let mut buffer = vec![0u8; CHUNK];
+    let mut size: u64 = 0;
+    loop {
+        let n = body.read(&mut buffer).await?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        if size > max_bytes {
+            return Err(Error::PayloadTooLarge { max_bytes });
+        }
+        file.write_all(&buffer[..n]).await?;
+    }
+    file.flush().await?;
+    Ok(size)
+}
+
+/// A received upload waiting in staging.
+struct Staged {
+    path: PathBuf,
+    size: u64,
+    format: Format,
+}
+
+/// Parses, counts, inserts and publishes a received upload; the staged file is gone
+/// afterwards whatever the outcome.
+async fn finish_upload(
+    ctx: Context,
+    user_id: Id,
+    name: String,
+    upload: Staged,
+) -> Result<datasets::Model> {
+    let result = store_upload(&ctx, user_id, name, &upload).await;
+    // After a success the file has moved to its key and this finds nothing to remove.
+    if let Err(e) = ctx.store.discard(&upload.path).await {
+        tracing::warn!(error = %e, "discarding a staged upload failed");
+    }
+    result
+}
+
+async fn store_upload(
+    ctx: &Context,
+    user_id: Id,
+    name: String,
+    upload: &Staged,
+) -> Result<datasets::Model> {
+    let shape = parse_file(upload.path.clone(), upload.format).await?;
+    let row_count = i32::try_from(shape.rows)
+        .map_err(|_| Error::validation("too many rows for one dataset"))?;
+    let column_count = i32::try_from(shape.columns)
+        .map_err(|_| Error::validation("too many columns for one dataset"))?;
+    let size_bytes = i64::try_from(upload.size).map_err(|_| Error::PayloadTooLarge {
+        max_bytes: ctx.settings.max_upload_bytes,
+    })?;
+
+    let now = ctx.clock.now();
+    let stamp = stored_instant(now);
+    let id = Id(uuid::Uuid::new_v4());
+    let key = format!("{user_id}/{id}.{}", upload.format.extension());
+    let model = datasets::Model {
+        id,
+        user_id,
+        name,
+        file_path: Some(key.clone()),
+        connection_id: None,
+        row_count: Some(row_count),
+        column_count: Some(column_count),
+        size_bytes: Some(size_bytes),
+        created_at: stamp,
+        updated_at: stamp,
+    };
+
+    let txn = begin_write(&ctx.db).await?;
+    // Counted in the same transaction as the insert: both commit, or neither does.
+    usage::consume(&txn, now, user_id, LimitKind::Datasets).await?;
+    datasets::Entity::insert(datasets::ActiveModel {
+        id: Set(model.id),
+        user_id: Set(model.user_id),
+        name: Set(model.name.clone()),
+        file_path: Set(model.file_path.clone()),
+        connection_id: Set(None),
+        row_count: Set(model.row_count),
+        column_count: Set(model.column_count),
+        size_bytes: Set(model.size_bytes),
+        created_at: Set(stamp),
+        updated_at: Set(stamp),
+    })
+    .exec_without_returning(&txn)
+    .await?;
+    // Published before the commit, so a committed row always has its file; if the commit
+    // then fails, the file is taken back.
+    ctx.store.publish(&upload.path, &key).await?;
+    if let Err(err) = txn.commit().await {
+        if let Err(e) = ctx.store.remove(&key).await {
+            tracing::warn!(error = %e, key, "removing the file of a failed upload failed");
+        }
+        return Err(err.into());
+    }
+    Ok(model)
+}
+
+/// Parses the staged file on a blocking thread (file reads and parsing are synchronous).
+async fn parse_file(path: PathBuf, format: Format) -> Result<Shape> {
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&path)?;
+        parse::shape_of(format, BufReader::with_capacity(CHUNK, file))
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("dataset parser failed: {e}")))?
+}
+
+/// `now` as the database keeps it: naive UTC at microsecond precision, so the returned
+/// model equals the stored row.
+fn stored_instant(now: DateTime<Utc>) -> NaiveDateTime {
+    DateTime::from_timestamp_micros(now.timestamp_micros())
+        .map_or_else(|| now.naive_utc(), |t| t.naive_utc())
+}
+
+/// Removes a staged file if the upload future is dropped while receiving the body (a
+/// client that disconnects); the normal paths discard or hand over explicitly.
+struct StagedGuard {
+    store: Arc<dyn DatasetStore>,
+    path: Option<PathBuf>,
+}
+
+impl StagedGuard {
+    fn new(store: Arc<dyn DatasetStore>, path: PathBuf) -> Self {
+        Self {
+            store,
+            path: Some(path),
+        }
+    }
+
+    fn disarm(mut self) {
+        self.path = None;
+    }
+
+    async fn discard(mut self) {
+        if let Some(path) = self.path.take()
+            && let Err(e) = self.store.discard(&path).await
+        {
+            tracing::warn!(error = %e, "discarding a staged upload failed");
+        }
+    }
+}
+
+impl Drop for StagedGuard {
+    fn drop(&mut self) {
+        let Some(path) = self.path.take() else {
+            return;
+        };
+        // Without a runtime (shutdown) the file stays: staging is cleared when the store
+        // next opens.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let store = self.store.clone();
+            runtime.spawn(async move {
+                if let Err(e) = store.discard(&path).await {
+                    tracing::warn!(error = %e, "discarding an abandoned upload failed");
+                }
+            });
+        }
+    }
+}

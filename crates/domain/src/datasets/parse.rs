@@ -1,0 +1,403 @@
+//! Reading an uploaded file once, as a stream, to learn its shape and to refuse what is
+//! not a well-formed dataset. Memory stays bounded: one CSV record, one NDJSON line, or
+//! one JSON value's keys at a time, plus the set of distinct keys (capped).
+//!
+//! The code is synchronous; callers run it on `spawn_blocking` over a buffered file.
+use std::collections::HashSet;
+use std::fmt;
+use std::io::{BufRead, Read};
+
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use crate::{Error, Result};
+
+/// Which kind of file a dataset is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Tsv,
+    /// One JSON array of objects.
+    Json,
+    /// One JSON object per line (also known as JSON Lines).
+    Ndjson,
+}
+
+impl Format {
+    /// The format from the file name's extension (case-insensitive), else from the
+    /// upload's content type; anything else is a [`Error::Validation`].
+    pub fn detect(file_name: &str, content_type: Option<&str>) -> Result<Format> {
+        let by_extension = file_name.rsplit_once('.').and_then(|(_, ext)| {
+            match ext.to_ascii_lowercase().as_str() {
+                "csv" => Some(Format::Csv),
+                "tsv" => Some(Format::Tsv),
+                "json" => Some(Format::Json),
+                "ndjson" | "jsonl" => Some(Format::Ndjson),
+                _ => None,
+            }
+        });
+        let by_content_type = || {
+            // Parameters (`; charset=utf-8`) do not change the format.
+            let essence = content_type?.split(';').next()?.trim().to_ascii_lowercase();
+            match essence.as_str() {
+                "text/csv" => Some(Format::Csv),
+                "text/tab-separated-values" => Some(Format::Tsv),
+                "application/json" => Some(Format::Json),
+                "application/x-ndjson" | "application/ndjson" | "application/jsonl" => {
+                    Some(Format::Ndjson)
+                }
+                _ => None,
+            }
+        };
+        by_extension.or_else(by_content_type).ok_or_else(|| {
+            Error::validation(
+                "unsupported file type: expected a .csv, .tsv, .json, .ndjson or .jsonl file",
+            )
+        })
+    }
+
+    /// The extension of the stored file.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Tsv => "tsv",
+            Format::Json => "json",
+            Format::Ndjson => "ndjson",
+        }
+    }
+}
+
+/// Rows and columns of a dataset. Rows exclude a CSV/TSV header; the columns of JSON and
+/// NDJSON are the distinct keys across all objects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    pub rows: i64,
+    pub columns: i64,
+}
+
+/// Most distinct keys a JSON or NDJSON dataset may have: beyond this it is not a table,
+/// and the set of keys would grow with the file instead of staying small.
+pub const MAX_COLUMNS: usize = 10_000;
+
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Reads a whole file of `format` and returns its shape, or a [`Error::Validation`]
+/// saying what is wrong (with a line number where there is one). Read failures of the
+/// underlying reader are [`Error::Storage`].
+///
+/// A file of zero bytes is refused in every format. An empty JSON array (`[]`) is
+/// accepted as 0 rows and 0 columns: it is well-formed and says "no records", just as a
+/// header-only CSV does.
+pub fn shape_of<R: BufRead>(format: Format, mut reader: R) -> Result<Shape> {
+    if reader.fill_buf()?.is_empty() {
+        return Err(Error::validation("empty file"));
+    }
+    skip_bom(&mut reader)?;
+    match format {
+        Format::Csv => delimited(reader, b','),
+        Format::Tsv => delimited(reader, b'\t'),
+        Format::Json => json_array(reader),
+        Format::Ndjson => ndjson(reader),
+    }
+}
+
+/// A UTF-8 byte order mark is allowed and is not data. (csv-core also drops it, but only
+/// when it arrives in one read; doing it here makes it explicit and format-independent.)
+fn skip_bom<R: BufRead>(reader: &mut R) -> Result<()> {
+    if reader.fill_buf()?.starts_with(UTF8_BOM) {
+        reader.consume(UTF8_BOM.len());
+    }
+    Ok(())
+}
+
+fn delimited<R: Read>(reader: R, delimiter: u8) -> Result<Shape> {
+    let mut csv = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(true)
+        // Every record must have the header's number of fields.
+        .flexible(false)
+        .from_reader(reader);
+    let columns = csv.headers().map_err(csv_error)?.len();
+    if columns == 0 {
+        return Err(Error::validation("no header row"));
+    }
+    // One reused record: the file is never held in memory. A `StringRecord` checks UTF-8.
+    let mut record = csv::StringRecord::new();
+    let mut rows: i64 = 0;
+    while csv.read_record(&mut record).map_err(csv_error)? {
+        rows += 1;
+    }
+    Ok(Shape {
+        rows,
+        columns: columns as i64,
+    })
+}
+
+fn csv_error(err: csv::Error) -> Error {
+    let line = |pos: &Option<csv::Position>| {
+        pos.as_ref()
+            .map_or_else(String::new, |pos| format!("line {}: ", pos.line()))
+    };
+    match err.into_kind() {
+        csv::ErrorKind::Io(e) => Error::Storage(e),
+        csv::ErrorKind::Utf8 { pos, .. } => {
+            Error::validation(format!("{}not valid UTF-8", line(&pos)))
+        }
+        csv::ErrorKind::UnequalLengths {
+            pos,
+            expected_len,
+            len,
+        } => Error::validation(format!(
+            "{}record has {len} fields, the header has {expected_len}",
+            line(&pos)
+        )),
+        other => Error::validation(format!("not a valid delimited file: {other:?}")),
+    }
+}
+
+/// The distinct keys seen so far, refusing to grow past [`MAX_COLUMNS`].
+#[derive(Default)]
+struct Keys(HashSet<String>);
+
+impl Keys {
+    fn add<E: serde::de::Error>(&mut self, key: String) -> std::result::Result<(), E> {
+        if !self.0.contains(&key) {
+            if self.0.len() >= MAX_COLUMNS {
+                return Err(E::custom(format_args!(
+                    "more than {MAX_COLUMNS} distinct keys"
+                )));
+            }
+            self.0.insert(key);
+        }
+        Ok(())
+    }
+
+    fn count(&self) -> i64 {
+        self.0.len() as i64
+    }
+}
+
+/// Deserializes one JSON object, recording its keys and skipping its values unread.
+struct ObjectKeys<'a>(&'a mut Keys);
+
+impl<'de> DeserializeSeed<'de> for ObjectKeys<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> std::result::Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ObjectKeys<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            self.0.add(key)?;
+            // serde_json skips an ignored value with a loop, not recursion: however deep
+            // it nests, it cannot overflow the stack.
+            map.next_value::<IgnoredAny>()?;
+        }
+        Ok(())
+    }
+}
+
+/// Deserializes a JSON array of objects, one element at a time.
+struct ArrayOfObjects<'a> {
+    keys: &'a mut Keys,
+    rows: &'a mut i64,
+}
+
+impl<'de> DeserializeSeed<'de> for ArrayOfObjects<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> std::result::Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ArrayOfObjects<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of objects")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
+        while seq.next_element_seed(ObjectKeys(self.keys))?.is_some() {
+            *self.rows += 1;
+        }
+        Ok(())
+    }
+}
+
+fn json_array<R: Read>(reader: R) -> Result<Shape> {
+    let mut keys = Keys::default();
+    let mut rows = 0;
+    // serde_json skips ignored strings without checking their UTF-8, so the bytes are
+    // checked on the way in.
+    let mut de = serde_json::Deserializer::from_reader(Utf8Checked::new(reader));
+    ArrayOfObjects {
+        keys: &mut keys,
+        rows: &mut rows,
+    }
+    .deserialize(&mut de)
+    .and_then(|()| de.end())
+    .map_err(json_error)?;
+    Ok(Shape {
+        rows,
+        columns: keys.count(),
+    })
+}
+
+fn json_error(err: serde_json::Error) -> Error {
+    if err.is_io() {
+        let io = std::io::Error::from(err);
+        if io.kind() == std::io::ErrorKind::InvalidData {
+            return Error::validation(format!("not valid UTF-8 ({io})"));
+        }
+        return Error::Storage(io);
+    }
+    Error::validation(format!("not a JSON array of objects: {err}"))
+}
+
+fn ndjson<R: BufRead>(mut reader: R) -> Result<Shape> {
+    let mut keys = Keys::default();
+    let mut rows: i64 = 0;
+    let mut line = Vec::new();
+    let mut number: u64 = 0;
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        number += 1;
+        let text = std::str::from_utf8(&line)
+            .map_err(|_| Error::validation(format!("line {number}: not valid UTF-8")))?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        let mut de = serde_json::Deserializer::from_str(text);
+        ObjectKeys(&mut keys)
+            .deserialize(&mut de)
+            .and_then(|()| de.end())
+            .map_err(|e| Error::validation(format!("line {number}: not a JSON object: {e}")))?;
+        rows += 1;
+    }
+    Ok(Shape {
+        rows,
+        columns: keys.count(),
+    })
+}
+
+/// A reader that fails with `InvalidData` as soon as its bytes stop being UTF-8,
+/// including a sequence cut short by the end of the input.
+struct Utf8Checked<R> {
+    inner: R,
+    /// The start of a character whose remaining bytes have not arrived yet (at most 3).
+    partial: Vec<u8>,
+}
+
+impl<R> Utf8Checked<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            partial: Vec::with_capacity(4),
+        }
+    }
+}
+
+fn invalid_utf8() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, "invalid UTF-8")
+}
+
+impl<R: Read> Read for Utf8Checked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let chunk = &buf[..n];
+        if n == 0 {
+            return if self.partial.is_empty() || buf.is_empty() {
+                Ok(0)
+            } else {
+                Err(invalid_utf8())
+            };
+        }
+        // First finish the character left open by the previous read, byte by byte.
+        let mut start = 0;
+        while !self.partial.is_empty() && start < n {
+            self.partial.push(chunk[start]);
+            start += 1;
+            match std::str::from_utf8(&self.partial) {
+                Ok(_) => self.partial.clear(),
+                Err(e) if e.error_len().is_some() => return Err(invalid_utf8()),
+                Err(_) => {}
+            }
+        }
+        if let Err(e) = std::str::from_utf8(&chunk[start..]) {
+            if e.error_len().is_some() {
+                return Err(invalid_utf8());
+            }
+            // Cut mid-character: keep the tail and check it with the next read.
+            self.partial
+                .extend_from_slice(&chunk[start + e.valid_up_to()..]);
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hands out its bytes `step` at a time, to cut characters at every position.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.step.min(buf.len()).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    fn check(data: &[u8], step: usize) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        Utf8Checked::new(Trickle { data, step }).read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn utf8_checked_accepts_characters_split_anywhere() {
+        let text = "héllo — 😀 ok".as_bytes();
+        for step in 1..=5 {
+            assert_eq!(check(text, step).unwrap(), text, "step {step}");
+        }
+    }
+
+    #[test]
+    fn utf8_checked_refuses_bad_and_truncated_bytes() {
+        for bad in [&b"ab\xFFcd"[..], b"ab\xC3", b"\xE2\x82", b"a\xC3(b"] {
+            for step in 1..=4 {
+                let err = check(bad, step).unwrap_err();
+                assert_eq!(
+                    err.kind(),
+                    std::io::ErrorKind::InvalidData,
+                    "{bad:?} {step}"
+                );
+            }
+        }
+    }
+}

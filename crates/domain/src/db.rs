@@ -1,0 +1,66 @@
+//! Connecting to the database, and the few helpers raw SQL needs on two backends.
+use std::time::Duration;
+
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, TransactionOptions, TransactionTrait, Value,
+    sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
+};
+use entity::Id;
+
+/// How long a SQLite writer waits for another (process or connection) to finish before
+/// giving up; long enough that a client never sees `database is locked` under load.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Opens a pool on `url` (`postgres://...` or `sqlite://...`).
+///
+/// SQLite connections get, on every pooled connection: `foreign_keys=ON` (without it the
+/// schema's cascades silently do nothing), WAL (readers never block the writer, and a
+/// second process can share the file) and a busy timeout.
+pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .max_connections(max_connections)
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(5))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|opts| {
+            opts.foreign_keys(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                .create_if_missing(true)
+        });
+    Database::connect(options).await
+}
+
+/// An id as a parameter of hand-written SQL: a native `uuid` on PostgreSQL, the
+/// 36-character text on SQLite (what the columns hold on each; see `entity`).
+pub fn id_value(backend: DbBackend, id: Id) -> Value {
+    match backend {
+        DbBackend::Postgres => Value::Uuid(Some(id.0)),
+        _ => Value::String(Some(id.0.hyphenated().to_string())),
+    }
+}
+
+/// Starts a transaction that will write. On SQLite it is `BEGIN IMMEDIATE`: it takes the
+/// write lock up front (waiting on the busy timeout), instead of failing with
+/// `database is locked` when a deferred reader later tries to upgrade.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    match db.get_database_backend() {
+        DbBackend::Sqlite => {
+            db.begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await
+        }
+        _ => db.begin().await,
+    }
+}
+
+/// Whether the database answers a trivial query (readiness).
+pub async fn ping(db: &DatabaseConnection) -> bool {
+    db.ping().await.is_ok()
+}

@@ -1,0 +1,500 @@
+//! Reports: publish, manage, and the public view with its rules.
+//!
+//! Owner-side statements are scoped with `analysis_id IN (SELECT id FROM analyses WHERE
+//! user_id = caller)` inside the statement itself, so another user's report is a plain
+//! [`Error::NotFound`]. The public side ([`Reports::view`], [`Reports::unlock`]) is keyed
+//! by short code and applies the contract's rules in their fixed order.
+use chrono::{DateTime, NaiveDateTime, Utc};
+use entity::{analyses, datasets, reports};
+use rand::TryRngCore;
+use sea_orm::sea_query::{Query, SelectStatement};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
+    Statement, TryInsertResult,
+};
+
+use crate::error::{Error, LimitKind, Result};
+use crate::pagination::{Page, PageRequest, page_from};
+use crate::passwords::{self, Verified};
+use crate::throttle::{self, Scope};
+use crate::tokens::{IssuedToken, Tokens};
+use crate::{Context, Id, analyses as analyses_service, db, usage};
+
+/// Length of a new short code. Each character is drawn uniformly from 62, so a code
+/// carries 10 * log2(62) ≈ 59.5 bits of OS randomness: guessing a live code is hopeless,
+/// and a collision (retried anyway) is a one-in-10^17 event per pair.
+const SHORT_CODE_LEN: usize = 10;
+/// Base62 alphabet, the characters the contract allows in a short code.
+const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/// Random bytes at or above this are thrown away: 248 = 4 * 62, so `byte % 62` over the
+/// accepted range hits each character exactly four times (no modulo bias).
+const ACCEPT_BELOW: u8 = 248;
+/// Fresh codes to try when one is already taken, before giving up.
+const SHORT_CODE_ATTEMPTS: usize = 5;
+/// Longest short code the schema holds (`VARCHAR(20)`); legacy codes are 8 or 9.
+const MAX_SHORT_CODE_LEN: usize = 20;
+
+/// What a caller gives to publish a report of an analysis.
+#[derive(Clone, Debug, Default)]
+pub struct NewReport {
+    pub password: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// `None` means public.
+    pub is_public: Option<bool>,
+}
+
+/// A partial update: the outer `None` leaves a field unchanged, `Some(None)` clears it.
+#[derive(Clone, Debug, Default)]
+pub struct ReportChange {
+    pub is_public: Option<bool>,
+    pub password: Option<Option<String>>,
+    pub expires_at: Option<Option<DateTime<Utc>>>,
+}
+
+/// Everything the public page of a report shows, with `report.view_count` including the
+/// view that produced it.
+#[derive(Clone, Debug)]
+pub struct PublicView {
+    pub report: reports::Model,
+    pub analysis: analyses::Model,
+    pub dataset: Option<datasets::Model>,
+}
+
+#[derive(Clone)]
+pub struct Reports {
+    ctx: Context,
+    tokens: Tokens,
+}
+
+impl Reports {
+    pub fn new(ctx: Context) -> Self {
+        Self {
+            tokens: Tokens::new(ctx.clone()),
+            ctx,
+        }
+    }
+
+    /// Publishes `analysis_id` (which must be the caller's). Counts once toward the
+    /// month's `reports`; the count and the insert share one write transaction, so a
+    /// refused report ([`Error::LimitExceeded`]) leaves nothing behind.
+    pub async fn create(
+        &self,
+        user_id: Id,
+        analysis_id: Id,
+        new: NewReport,
+    ) -> Result<reports::Model> {
+        if !analyses_service::owned(&self.ctx.db, user_id, analysis_id).await? {
+            return Err(Error::NotFound);
+        }
+        let now = self.ctx.clock.now();
+        let expires_at = new
+            .expires_at
+            .map(|at| self.future_expiry(at))
+            .transpose()?;
+        // Hashing is slow: do it before taking the write lock.
+        let password_hash = match new.password {
+            Some(password) => Some(hash_password(password).await?),
+            None => None,
+        };
+        let naive_now = self.ctx.clock.now_naive();
+        let mut model = reports::Model {
+            id: Id(uuid::Uuid::new_v4()),
+            analysis_id,
+            short_code: String::new(),
+            is_public: new.is_public.unwrap_or(true),
+            password_hash,
+            expires_at,
+            view_count: 0,
+            created_at: naive_now,
+            updated_at: naive_now,
+        };
+
+        let txn = db::begin_write(&self.ctx.db).await?;
+        usage::consume(&txn, now, user_id, LimitKind::Reports).await?;
+        let mut inserted = false;
+        for _ in 0..SHORT_CODE_ATTEMPTS {
+            model.short_code = new_short_code()?;
+            // ON CONFLICT DO NOTHING rather than catching the unique violation: on
+            // PostgreSQL a failed statement would abort the whole transaction.
+            let outcome = reports::Entity::insert(active_model(&model))
+                .on_conflict_do_nothing_on([reports::Column::ShortCode])
+                .exec_without_returning(&txn)
+                .await
+                .map_err(analysis_race)?;
+            if matches!(outcome, TryInsertResult::Inserted(n) if n > 0) {
+                inserted = true;
+                break;
+            }
+        }
+        if !inserted {
+            return Err(Error::Internal(
+                "no free short code after several attempts".into(),
+            ));
+        }
+        txn.commit().await?;
+        Ok(model)
+    }
+
+    pub async fn get(&self, user_id: Id, id: Id) -> Result<reports::Model> {
+        reports::Entity::find()
+            .filter(reports::Column::Id.eq(id))
+            .filter(reports::Column::AnalysisId.in_subquery(analyses_of(user_id)))
+            .one(&self.ctx.db)
+            .await?
+            .ok_or(Error::NotFound)
+    }
+
+    /// The caller's reports (those of their analyses), newest first.
+    pub async fn list(&self, user_id: Id, page: &PageRequest) -> Result<Page<reports::Model>> {
+        let mut query = reports::Entity::find()
+            .filter(reports::Column::AnalysisId.in_subquery(analyses_of(user_id)));
+        if let Some(after) = &page.after {
+            query = query.filter(after.older_than(reports::Column::CreatedAt, reports::Column::Id));
+        }
+        let rows = query
+            .order_by_desc(reports::Column::CreatedAt)
+            .order_by_desc(reports::Column::Id)
+            .limit(page.limit + 1)
+            .all(&self.ctx.db)
+            .await?;
+        Ok(page_from(rows, page.limit, |r| (r.created_at, r.id)))
+    }
+
+    /// Applies `change` and bumps `updated_at`. Setting, changing or clearing the password
+    /// revokes the report's unlock tokens in the same transaction: whoever unlocked with
+    /// the old password must not keep access.
+    pub async fn update(
+        &self,
+        user_id: Id,
+        id: Id,
+        change: ReportChange,
+    ) -> Result<reports::Model> {
+        let now = self.ctx.clock.now_naive();
+        let mut active = reports::ActiveModel {
+            id: NotSet,
+            analysis_id: NotSet,
+            short_code: NotSet,
+            is_public: NotSet,
+            password_hash: NotSet,
+            expires_at: NotSet,
+            view_count: NotSet,
+            created_at: NotSet,
+            updated_at: Set(now),
+        };
+        if let Some(is_public) = change.is_public {
+            active.is_public = Set(is_public);
+        }
+        if let Some(expires_at) = change.expires_at {
+            active.expires_at = Set(expires_at.map(|at| self.future_expiry(at)).transpose()?);
+        }
+        let password_changed = change.password.is_some();
+        if let Some(password) = change.password {
+            active.password_hash = Set(match password {
+                Some(password) => Some(hash_password(password).await?),
+                None => None,
+            });
+        }
+
+        let txn = db::begin_write(&self.ctx.db).await?;
+        let updated = reports::Entity::update_many()
+            .set(active)
+            .filter(reports::Column::Id.eq(id))
+            .filter(reports::Column::AnalysisId.in_subquery(analyses_of(user_id)))
+            .exec_with_returning(&txn)
+            .await?;
+        let report = updated.into_iter().next().ok_or(Error::NotFound)?;
+        if password_changed {
+            entity::access_tokens::Entity::update_many()
+                .set(entity::access_tokens::ActiveModel {
+                    revoked_at: Set(Some(now)),
+                    ..Default::default()
+                })
+                .filter(entity::access_tokens::Column::ReportId.eq(id))
+                .filter(entity::access_tokens::Column::RevokedAt.is_null())
+                .exec(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(report)
+    }
+
+    /// Deletes the report; its unlock tokens go by the schema's cascade.
+    pub async fn delete(&self, user_id: Id, id: Id) -> Result<()> {
+        let result = reports::Entity::delete_many()
+            .filter(reports::Column::Id.eq(id))
+            .filter(reports::Column::AnalysisId.in_subquery(analyses_of(user_id)))
+            .exec(&self.ctx.db)
+            .await?;
+        if result.rows_affected == 0 {
+            return Err(Error::NotFound);
+        }
+        Ok(())
+    }
+
+    /// The public view at `/r/{short_code}`. Rules, in this order: unknown or not public
+    /// → [`Error::NotFound`]; expired → [`Error::Gone`]; password set and `access_token`
+    /// does not grant this report → [`Error::PasswordRequired`]; otherwise the view is
+    /// counted.
+    ///
+    /// Round trips on the hot path: one `SELECT` fetches report, analysis and dataset
+    /// together (two LEFT JOINs, keyed by the unique short code), then one atomic
+    /// `UPDATE ... RETURNING` counts the view; a password-protected report adds the token
+    /// lookup in between. Loading the analysis before the rules are decided costs a little
+    /// on refused requests, and saves a round trip on every successful one.
+    pub async fn view(&self, short_code: &str, access_token: Option<&str>) -> Result<PublicView> {
+        if !plausible_short_code(short_code) {
+            return Err(Error::NotFound);
+        }
+        let found = reports::Entity::find()
+            .filter(reports::Column::ShortCode.eq(short_code))
+            .find_also_related(analyses::Entity)
+            .and_also_related(datasets::Entity)
+            .one(&self.ctx.db)
+            .await?;
+        let Some((mut report, analysis, dataset)) = found else {
+            return Err(Error::NotFound);
+        };
+        self.check_open(&report)?;
+        if report.password_hash.is_some() {
+            let granted = match access_token {
+                Some(secret) => self.tokens.grants_report(secret, report.id).await?,
+                None => false,
+            };
+            if !granted {
+                return Err(Error::PasswordRequired);
+            }
+        }
+        // The foreign key makes a report without its analysis impossible; treat the
+        // impossible like a missing report rather than failing loudly on a public page.
+        let analysis = analysis.ok_or(Error::NotFound)?;
+        report.view_count = self.count_view(report.id).await?;
+        Ok(PublicView {
+            report,
+            analysis,
+            dataset,
+        })
+    }
+
+    /// Trades a report's password for an access token that [`Reports::view`] accepts.
+    ///
+    /// The same NotFound and Gone rules as the view come first. A report without a
+    /// password is [`Error::Validation`]: there is nothing to unlock, and refusing keeps
+    /// anonymous callers from minting token rows at will. Attempts are counted per report
+    /// and `client` before the (slow) check; after 10 failures in 15 minutes even the
+    /// right password is [`Error::RateLimited`].
+    pub async fn unlock(
+        &self,
+        short_code: &str,
+        password: &str,
+        client: &str,
+    ) -> Result<IssuedToken> {
+        if !plausible_short_code(short_code) {
+            return Err(Error::NotFound);
+        }
+        let report = reports::Entity::find()
+            .filter(reports::Column::ShortCode.eq(short_code))
+            .one(&self.ctx.db)
+            .await?
+            .ok_or(Error::NotFound)?;
+        self.check_open(&report)?;
+        let Some(stored) = report.password_hash.clone() else {
+            return Err(Error::validation("this report has no password"));
+        };
+        let subject = report.id.0.hyphenated().to_string();
+        throttle::reserve(
+            &self.ctx.db,
+            self.ctx.clock.now_naive(),
+            Scope::Unlock,
+            &subject,
+            client,
+        )
+        .await?;
+        let verdict = passwords::verify(password.to_owned(), Some(stored.clone())).await?;
+        if verdict == Verified::No {
+            return Err(Error::Unauthorized);
+        }
+        if verdict == Verified::YesRehash {
+            self.rehash(report.id, &stored, password).await;
+        }
+        throttle::clear(&self.ctx.db, Scope::Unlock, &subject, client).await?;
+        self.tokens.issue_for_report(&self.ctx.db, report.id).await
+    }
+
+    /// NotFound for a private report, Gone for an expired one: the first two view rules.
+    fn check_open(&self, report: &reports::Model) -> Result<()> {
+        if !report.is_public {
+            return Err(Error::NotFound);
+        }
+        if report
+            .expires_at
+            .is_some_and(|at| at <= self.ctx.clock.now_naive())
+        {
+            return Err(Error::Gone);
+        }
+        Ok(())
+    }
+
+    /// One atomic increment that also reads the new value, so concurrent views (in this
+    /// process or another) each get their own count and none is lost.
+    async fn count_view(&self, id: Id) -> Result<i32> {
+        let backend = self.ctx.db.get_database_backend();
+        let row = self
+            .ctx
+            .db
+            .query_one_raw(Statement::from_sql_and_values(
+                backend,
+                "UPDATE reports SET view_count = view_count + 1 WHERE id = $1 RETURNING view_count",
+                [db::id_value(backend, id)],
+            ))
+            .await?
+            // Deleted between the lookup and now.
+            .ok_or(Error::NotFound)?;
+        Ok(row.try_get_by_index::<i32>(0)?)
+    }
+
+    /// Replaces a legacy (bcrypt) or weak hash with Argon2id after a successful unlock.
+    /// Compare-and-set on the old hash, so a password the owner changed meanwhile is never
+    /// overwritten. Best effort: a failure here must not refuse a correct password.
+    async fn rehash(&self, id: Id, old_hash: &str, password: &str) {
+        let new_hash = match passwords::hash(password.to_owned()).await {
+            Ok(hash) => hash,
+            Err(err) => {
+                tracing::warn!(error = %err, "report password rehash failed");
+                return;
+            }
+        };
+        let outcome = reports::Entity::update_many()
+            .col_expr(
+                reports::Column::PasswordHash,
+                sea_orm::sea_query::Expr::value(new_hash),
+            )
+            .filter(reports::Column::Id.eq(id))
+            .filter(reports::Column::PasswordHash.eq(old_hash))
+            .exec(&self.ctx.db)
+            .await;
+        if let Err(err) = outcome {
+            tracing::warn!(error = %err, "storing the rehashed report password failed");
+        }
+    }
+
+    /// An expiry for a new or changed report: strictly in the future, at the microsecond
+    /// precision the database keeps.
+    fn future_expiry(&self, at: DateTime<Utc>) -> Result<NaiveDateTime> {
+        if at <= self.ctx.clock.now() {
+            return Err(Error::validation("expires_at must be in the future"));
+        }
+        let micros = at.timestamp_micros();
+        DateTime::from_timestamp_micros(micros)
+            .map(|t| t.naive_utc())
+            .ok_or_else(|| Error::validation("expires_at is out of range"))
+    }
+}
+
+async fn hash_password(password: String) -> Result<String> {
+    passwords::validate(&password)?;
+    passwords::hash(password).await
+}
+
+fn active_model(model: &reports::Model) -> reports::ActiveModel {
+    reports::ActiveModel {
+        id: Set(model.id),
+        analysis_id: Set(model.analysis_id),
+        short_code: Set(model.short_code.clone()),
+        is_public: Set(model.is_public),
+        password_hash: Set(model.password_hash.clone()),
+        expires_at: Set(model.expires_at),
+        view_count: Set(model.view_count),
+        created_at: Set(model.created_at),
+        updated_at: Set(model.updated_at),
+    }
+}
+
+/// `SELECT id FROM analyses WHERE user_id = $1`, written with sea-query directly: the
+/// entity's select would cast `id` to text on PostgreSQL, and `uuid IN (text)` fails.
+fn analyses_of(user_id: Id) -> SelectStatement {
+    Query::select()
+        .column(analyses::Column::Id)
+        .from(analyses::Entity)
+        .and_where(analyses::Column::UserId.eq(user_id))
+        .to_owned()
+}
+
+/// A fresh random short code (see [`SHORT_CODE_LEN`] for its strength).
+fn new_short_code() -> Result<String> {
+    let mut code = String::with_capacity(SHORT_CODE_LEN);
+    // 32 bytes almost always suffice (each is kept with probability 248/256).
+    let mut buf = [0u8; 32];
+    while code.len() < SHORT_CODE_LEN {
+        rand::rngs::OsRng
+            .try_fill_bytes(&mut buf)
+            .map_err(|e| Error::Internal(format!("OS random generator failed: {e}")))?;
+        for &byte in buf.iter().filter(|&&b| b < ACCEPT_BELOW) {
+            if code.len() == SHORT_CODE_LEN {
+                break;
+            }
+            code.push(char::from(ALPHABET[usize::from(byte % 62)]));
+        }
+    }
+    Ok(code)
+}
+
+/// Only something that could be a short code reaches the database.
+fn plausible_short_code(code: &str) -> bool {
+    (1..=MAX_SHORT_CODE_LEN).contains(&code.len())
+        && code.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// The analysis was deleted between the ownership check and the insert.
+fn analysis_race(err: DbErr) -> Error {
+    if matches!(
+        err.sql_err(),
+        Some(SqlErr::ForeignKeyConstraintViolation(_))
+    ) {
+        Error::NotFound
+    } else {
+        err.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_codes_are_base62_of_fixed_length() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            let code = new_short_code().unwrap();
+            assert_eq!(code.len(), SHORT_CODE_LEN);
+            assert!(code.bytes().all(|b| b.is_ascii_alphanumeric()), "{code}");
+            assert!(seen.insert(code));
+        }
+    }
+
+    #[test]
+    fn short_code_characters_are_roughly_uniform() {
+        let mut counts = [0u32; 62];
+        for _ in 0..6200 {
+            for b in new_short_code().unwrap().bytes() {
+                let i = ALPHABET.iter().position(|&a| a == b).unwrap();
+                counts[i] += 1;
+            }
+        }
+        // 1000 expected per character; a biased draw would skew the first 8 by ~25%.
+        assert!(
+            counts.iter().all(|&c| (800..1200).contains(&c)),
+            "{counts:?}"
+        );
+    }
+
+    #[test]
+    fn implausible_codes_are_rejected_before_any_query() {
+        assert!(plausible_short_code("Xk9Lm2Qa"));
+        assert!(plausible_short_code("a"));
+        assert!(!plausible_short_code(""));
+        assert!(!plausible_short_code(&"a".repeat(21)));
+        assert!(!plausible_short_code("abc-def"));
+        assert!(!plausible_short_code("ünïcode"));
+    }
+}

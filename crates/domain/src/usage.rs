@@ -1,0 +1,257 @@
+//! Tier limits and monthly usage.
+//!
+//! Counters live in `usage_tracking`, one row per user and UTC calendar month
+//! (`month_year` = `"YYYY-MM"`). A new month needs no reset job: its row simply does not
+//! exist yet, and [`consume`] creates it at zero.
+//!
+//! Every limit is enforced by the database in one conditional `UPDATE`, never by a read
+//! followed by a write in Rust, so that concurrent requests — in one process or in
+//! several — can never push a counter past the limit.
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+use entity::users::Tier;
+use entity::{usage_tracking, users};
+use sea_orm::{
+    ActiveEnum, ColumnTrait, ConnectionTrait, EntityTrait, Iterable, QueryFilter, Statement,
+};
+use serde::Serialize;
+
+use crate::db::{begin_write, id_value};
+use crate::{Context, Error, Id, LimitKind, Result};
+
+/// The monthly allowance of `kind` for `tier`; `None` is unlimited.
+///
+/// `enterprise` is unlimited until per-customer limits exist (API.md, "Tier limits").
+pub fn limit_for(tier: Tier, kind: LimitKind) -> Option<i64> {
+    match (tier, kind) {
+        (Tier::Free, LimitKind::Datasets) => Some(5),
+        (Tier::Free, LimitKind::AiMessages) => Some(50),
+        (Tier::Free, LimitKind::Reports) => Some(3),
+        (Tier::Pro | Tier::Team | Tier::Enterprise, _) => None,
+    }
+}
+
+/// The `month_year` key of the UTC calendar month holding `now`: `"YYYY-MM"`.
+pub fn month_of(now: DateTime<Utc>) -> String {
+    now.format("%Y-%m").to_string()
+}
+
+/// When the counters of `now`'s month reset: 00:00 UTC on the 1st of the next month.
+pub fn resets_at(now: DateTime<Utc>) -> DateTime<Utc> {
+    let (year, month) = if now.month() == 12 {
+        (now.year() + 1, 1)
+    } else {
+        (now.year(), now.month() + 1)
+    };
+    NaiveDate::from_ymd_opt(year, month, 1)
+        .and_then(|day| day.and_hms_opt(0, 0, 0))
+        .map(|midnight| Utc.from_utc_datetime(&midnight))
+        // Only reachable at the very end of chrono's range; "never resets" is the honest answer.
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// The counter column of `kind`. Only these fixed names are ever spliced into SQL.
+fn count_column(kind: LimitKind) -> &'static str {
+    match kind {
+        LimitKind::Datasets => "datasets_count",
+        LimitKind::AiMessages => "ai_messages_count",
+        LimitKind::Reports => "reports_count",
+    }
+}
+
+/// A SQL expression giving the limit of `kind` for `users.tier`, NULL when unlimited,
+/// generated from [`limit_for`] so that SQL and Rust cannot disagree. A tier string the
+/// code does not know gets the free tier's limit: the strictest, never accidental
+/// unlimited use.
+fn limit_case_sql(kind: LimitKind) -> String {
+    let mut sql = String::from("CASE users.tier");
+    for tier in Tier::iter() {
+        let limit = limit_for(tier, kind).map_or_else(|| "NULL".to_owned(), |n| n.to_string());
+        sql.push_str(&format!(" WHEN '{}' THEN {limit}", tier.to_value()));
+    }
+    let strictest =
+        limit_for(Tier::Free, kind).map_or_else(|| "NULL".to_owned(), |n| n.to_string());
+    sql.push_str(&format!(" ELSE {strictest} END"));
+    sql
+}
+
+/// Counts one unit of `kind` for `user_id` in `now`'s month, if the user's tier allows it,
+/// and returns the new count.
+///
+/// Pass the transaction of the write being counted (the dataset insert, the report
+/// insert...): the count then commits or rolls back with it. A refused attempt changes
+/// nothing and returns [`Error::LimitExceeded`]; an unknown user is [`Error::NotFound`].
+pub async fn consume<C: ConnectionTrait>(
+    conn: &C,
+    now: DateTime<Utc>,
+    user_id: Id,
+    kind: LimitKind,
+) -> Result<i64> {
+    let backend = conn.get_database_backend();
+    let month = month_of(now);
+    let now_naive = now.naive_utc();
+    let column = count_column(kind);
+
+    // Step 1: make sure this month's row exists. ON CONFLICT DO NOTHING makes concurrent
+    // first uses of a month race-free (the unique (user_id, month_year) key decides; the
+    // loser waits for the winner and inserts nothing). Selecting from `users` inserts
+    // nothing for an unknown user instead of failing on the foreign key.
+    conn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        "INSERT INTO usage_tracking \
+             (id, user_id, month_year, datasets_count, ai_messages_count, reports_count, \
+              created_at, updated_at) \
+         SELECT $1, users.id, $3, 0, 0, 0, $4, $4 FROM users WHERE users.id = $2 \
+         ON CONFLICT (user_id, month_year) DO NOTHING",
+        [
+            id_value(backend, Id(uuid::Uuid::new_v4())),
+            id_value(backend, user_id),
+            month.clone().into(),
+            now_naive.into(),
+        ],
+    ))
+    .await?;
+
+    // Step 2: the check and the increment are ONE statement. The database evaluates the
+    // WHERE clause against the row it is about to update while holding that row's write
+    // lock (PostgreSQL re-checks it on the newest row version after waiting for a
+    // concurrent updater; SQLite runs writers one at a time), so two requests can never
+    // both see "4 < 5". The limit is read in the same statement from the user's current
+    // tier, so a tier change applies to the very next request. An unlimited tier yields
+    // NULL; `count < NULL` is unknown, which COALESCE turns into "allowed".
+    // No row returned = refused, and nothing was written.
+    let sql = format!(
+        "UPDATE usage_tracking \
+            SET {column} = {column} + 1, updated_at = $3 \
+          WHERE user_id = $1 AND month_year = $2 \
+            AND COALESCE({column} < (SELECT {limit} FROM users WHERE users.id = $1), TRUE) \
+         RETURNING {column}",
+        limit = limit_case_sql(kind),
+    );
+    let statement = Statement::from_sql_and_values(
+        backend,
+        sql,
+        [id_value(backend, user_id), month.into(), now_naive.into()],
+    );
+    // A second attempt only when the tier was raised between the refused update and the
+    // read that explains it (PostgreSQL, read committed): the new tier must apply.
+    for _ in 0..2 {
+        if let Some(row) = conn.query_one_raw(statement.clone()).await? {
+            return Ok(i64::from(row.try_get_by_index::<i32>(0)?));
+        }
+        if let Some(refused) = refusal(conn, now, user_id, kind).await? {
+            return Err(refused);
+        }
+    }
+    Err(Error::Internal(format!(
+        "{} limit of user {user_id} kept changing while counting",
+        kind.as_str()
+    )))
+}
+
+/// Explains why [`consume`] updated nothing: unknown user, or the limit is reached.
+/// `None` when the user's tier is now unlimited, i.e. the update should run again.
+async fn refusal<C: ConnectionTrait>(
+    conn: &C,
+    now: DateTime<Utc>,
+    user_id: Id,
+    kind: LimitKind,
+) -> Result<Option<Error>> {
+    let Some(user) = users::Entity::find_by_id(user_id).one(conn).await? else {
+        return Ok(Some(Error::NotFound));
+    };
+    let Some(allowed) = limit_for(user.tier, kind) else {
+        return Ok(None);
+    };
+    let used = usage_row(conn, user_id, &month_of(now))
+        .await?
+        .map_or(0, |row| counter_of(&row, kind));
+    Ok(Some(Error::LimitExceeded {
+        limit: kind,
+        allowed,
+        used,
+        resets_at: resets_at(now),
+    }))
+}
+
+async fn usage_row<C: ConnectionTrait>(
+    conn: &C,
+    user_id: Id,
+    month: &str,
+) -> Result<Option<usage_tracking::Model>> {
+    Ok(usage_tracking::Entity::find()
+        .filter(usage_tracking::Column::UserId.eq(user_id))
+        .filter(usage_tracking::Column::MonthYear.eq(month))
+        .one(conn)
+        .await?)
+}
+
+fn counter_of(row: &usage_tracking::Model, kind: LimitKind) -> i64 {
+    i64::from(match kind {
+        LimitKind::Datasets => row.datasets_count,
+        LimitKind::AiMessages => row.ai_messages_count,
+        LimitKind::Reports => row.reports_count,
+    })
+}
+
+/// One counter of a [`UsageReport`]; `limit` is `None` when unlimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Counter {
+    pub used: i64,
+    pub limit: Option<i64>,
+}
+
+/// A user's usage in the current month, against their tier's limits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UsageReport {
+    pub month: String,
+    pub tier: Tier,
+    pub resets_at: DateTime<Utc>,
+    pub datasets: Counter,
+    pub ai_messages: Counter,
+    pub reports: Counter,
+}
+
+#[derive(Clone)]
+pub struct Usage {
+    ctx: Context,
+}
+
+impl Usage {
+    pub fn new(ctx: Context) -> Self {
+        Self { ctx }
+    }
+
+    /// The current month's counters of `user_id` (zeros before the first use of the
+    /// month); [`Error::NotFound`] for an unknown user.
+    pub async fn report(&self, user_id: Id) -> Result<UsageReport> {
+        let now = self.ctx.clock.now();
+        let user = users::Entity::find_by_id(user_id)
+            .one(&self.ctx.db)
+            .await?
+            .ok_or(Error::NotFound)?;
+        let month = month_of(now);
+        let row = usage_row(&self.ctx.db, user_id, &month).await?;
+        let counter = |kind| Counter {
+            used: row.as_ref().map_or(0, |row| counter_of(row, kind)),
+            limit: limit_for(user.tier, kind),
+        };
+        Ok(UsageReport {
+            month,
+            tier: user.tier,
+            resets_at: resets_at(now),
+            datasets: counter(LimitKind::Datasets),
+            ai_messages: counter(LimitKind::AiMessages),
+            reports: counter(LimitKind::Reports),
+        })
+    }
+
+    /// Counts one AI message (the AI chat service asks before it answers) and returns the
+    /// usage after it; [`Error::LimitExceeded`] when the month's allowance is used up.
+    pub async fn consume_ai_message(&self, user_id: Id) -> Result<UsageReport> {
+        let now = self.ctx.clock.now();
+        let txn = begin_write(&self.ctx.db).await?;
+        consume(&txn, now, user_id, LimitKind::AiMessages).await?;
+        txn.commit().await?;
+        self.report(user_id).await
+    }
+}

@@ -1,0 +1,31 @@
+//! sea-orm entities for the iOps schema: one module per table.
+//!
+//! # Ids
+//! Every id is an [`Id`]: see its module for why it is text on SQLite and `uuid`, cast at
+//! the boundary, on PostgreSQL.
+
+mod id;
+pub use id::Id;
+
+pub mod access_tokens;
+pub mod analyses;
+pub mod attempt_limits;
+pub mod datasets;
+pub mod reports;
+pub mod usage_tracking;
+pub mod users;
+
+pub mod uuid_column {
+    //! The two casts an id column needs on PostgreSQL (and only there).
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait};
+
+    /// Read side: `uuid` comes back as text, so [`sea_orm::Id`] decodes it.
+    pub fn select_as(expr: Expr) -> Expr {
+        expr.as_enum(Alias::new("text"))
+    }
+
+    /// Write and compare side: the text parameter becomes a `uuid`.
+    pub fn save_as(val: Expr) -> Expr {
+        val.as_enum(Alias::new("uuid"))
+    }
+}

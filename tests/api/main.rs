@@ -1,0 +1,11 @@
+//! The REST API end to end: the real server, in-process on 127.0.0.1:0, over a real
+//! database, each test on SQLite and on PostgreSQL; plus the `iops` binary itself.
+mod accounts;
+mod admin;
+mod analyses;
+mod cli;
+mod datasets;
+mod ops;
+mod public;
+mod reports;
+mod support;

@@ -1,0 +1,7 @@
+//! Domain rules against real databases, each test on SQLite and on PostgreSQL.
+mod accounts;
+mod analyses;
+mod datasets;
+mod reports;
+mod support;
+mod usage;

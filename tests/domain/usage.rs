@@ -1,0 +1,365 @@
+//! Domain tests: usage.
+use chrono::{DateTime, TimeZone, Utc};
+use domain::usage::{self, Counter, limit_for, month_of, resets_at};
+use domain::{Domain, Error, Id, LimitKind};
+use entity::users::Tier;
+use iops_tests::{TestDb, on_both};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    sea_query::Expr,
+};
+
+use crate::support::harness;
+
+fn utc(y: i32, m: u32, d: u32, h: u32, min: u32, s: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, m, d, h, min, s).unwrap()
+}
+
+/// A user row, written directly (these tests do not depend on the accounts service).
+pub async fn new_user(db: &DatabaseConnection, tier: Tier) -> Id {
+    let id = Id(uuid::Uuid::new_v4());
+    let now = Utc::now().naive_utc();
+    entity::users::ActiveModel {
+        id: Set(id),
+        email: Set(format!("{}@example.com", id.0.simple())),
+        password_hash: Set("not-a-real-hash".to_owned()),
+        full_name: Set(None),
+        tier: Set(tier),
+        stripe_customer_id: Set(None),
+        stripe_subscription_id: Set(None),
+        is_admin: Set(false),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db)
+    .await
+    .expect("insert user");
+    id
+}
+
+/// The stored usage row of `user` for `month`, if any.
+pub async fn usage_row(
+    db: &DatabaseConnection,
+    user: Id,
+    month: &str,
+) -> Option<entity::usage_tracking::Model> {
+    entity::usage_tracking::Entity::find()
+        .filter(entity::usage_tracking::Column::UserId.eq(user))
+        .filter(entity::usage_tracking::Column::MonthYear.eq(month))
+        .one(db)
+        .await
+        .expect("read usage row")
+}
+
+/// One `consume` in a write transaction of its own, committed when it succeeds.
+async fn consume_once(domain: &Domain, user: Id, kind: LimitKind) -> domain::Result<i64> {
+    let txn = domain::db::begin_write(&domain.ctx.db).await?;
+    let used = usage::consume(&txn, domain.ctx.clock.now(), user, kind).await?;
+    txn.commit().await?;
+    Ok(used)
+}
+
+#[test]
+fn months_and_resets_are_utc_calendar_months() {
+    assert_eq!(month_of(utc(2026, 3, 15, 12, 0, 0)), "2026-03");
+    assert_eq!(month_of(utc(2026, 3, 31, 23, 59, 59)), "2026-03");
+    assert_eq!(month_of(utc(2026, 4, 1, 0, 0, 0)), "2026-04");
+    assert_eq!(month_of(utc(987, 1, 1, 0, 0, 0)), "0987-01");
+    assert_eq!(
+        resets_at(utc(2026, 3, 15, 12, 0, 0)),
+        utc(2026, 4, 1, 0, 0, 0)
+    );
+    assert_eq!(
+        resets_at(utc(2026, 3, 1, 0, 0, 0)),
+        utc(2026, 4, 1, 0, 0, 0)
+    );
+    assert_eq!(
+        resets_at(utc(2026, 2, 28, 23, 59, 59)),
+        utc(2026, 3, 1, 0, 0, 0)
+    );
+    assert_eq!(
+        resets_at(utc(2026, 12, 31, 23, 59, 59)),
+        utc(2027, 1, 1, 0, 0, 0)
+    );
+    assert_eq!(
+        resets_at(utc(2026, 12, 1, 0, 0, 0)),
+        utc(2027, 1, 1, 0, 0, 0)
+    );
+}
+
+#[test]
+fn limit_table_matches_the_spec() {
+    use LimitKind::*;
+    assert_eq!(limit_for(Tier::Free, Datasets), Some(5));
+    assert_eq!(limit_for(Tier::Free, AiMessages), Some(50));
+    assert_eq!(limit_for(Tier::Free, Reports), Some(3));
+    for tier in [Tier::Pro, Tier::Team, Tier::Enterprise] {
+        for kind in [Datasets, AiMessages, Reports] {
+            assert_eq!(limit_for(tier, kind), None, "{tier:?} {kind:?}");
+        }
+    }
+}
+
+on_both!(concurrent_consume_stops_at_limit, concurrent_consume_body);
+async fn concurrent_consume_body(db: TestDb) {
+    let h = harness(db).await;
+    let user = new_user(&h.domain.ctx.db, Tier::Free).await;
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let domain = h.domain.clone();
+            tokio::spawn(async move { consume_once(&domain, user, LimitKind::Datasets).await })
+        })
+        .collect();
+    let mut granted = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(used) => granted.push(used),
+            Err(Error::LimitExceeded {
+                limit,
+                allowed,
+                used,
+                ..
+            }) => {
+                assert_eq!((limit, allowed, used), (LimitKind::Datasets, 5, 5));
+            }
+            Err(other) => panic!("unexpected error: {other:?}"),
+        }
+    }
+    granted.sort();
+    assert_eq!(granted, vec![1, 2, 3, 4, 5]);
+    let row = usage_row(&h.domain.ctx.db, user, "2026-03").await.unwrap();
+    assert_eq!(
+        (row.datasets_count, row.ai_messages_count, row.reports_count),
+        (5, 0, 0)
+    );
+}
+
+on_both!(
+    concurrent_consume_across_processes,
+    concurrent_consume_across_processes_body
+);
+async fn concurrent_consume_across_processes_body(db: TestDb) {
+    let h = harness(db).await;
+    let second = h.second_process().await;
+    let user = new_user(&h.domain.ctx.db, Tier::Free).await;
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let domain = if i % 2 == 0 {
+                h.domain.clone()
+            } else {
+                second.clone()
+            };
+            tokio::spawn(async move { consume_once(&domain, user, LimitKind::Reports).await })
+        })
+        .collect();
+    let mut ok = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(Error::LimitExceeded { .. }) => {}
+            Err(other) => panic!("unexpected error: {other:?}"),
+        }
+    }
+    assert_eq!(ok, 3);
+    let row = usage_row(&h.domain.ctx.db, user, "2026-03").await.unwrap();
+    assert_eq!(row.reports_count, 3);
+}
+
+on_both!(paid_tiers_are_unlimited, paid_tiers_are_unlimited_body);
+async fn paid_tiers_are_unlimited_body(db: TestDb) {
+    let h = harness(db).await;
+    for tier in [Tier::Pro, Tier::Team, Tier::Enterprise] {
+        let user = new_user(&h.domain.ctx.db, tier).await;
+        for expected in 1..=12 {
+            assert_eq!(
+                consume_once(&h.domain, user, LimitKind::Datasets)
+                    .await
+                    .unwrap(),
+                expected
+            );
+        }
+        let report = h.domain.usage.report(user).await.unwrap();
+        assert_eq!(report.tier, tier);
+        assert_eq!(
+            report.datasets,
+            Counter {
+                used: 12,
+                limit: None
+            }
+        );
+        assert_eq!(
+            report.reports,
+            Counter {
+                used: 0,
+                limit: None
+            }
+        );
+    }
+}
+
+on_both!(
+    limits_reset_with_the_month,
+    limits_reset_with_the_month_body
+);
+async fn limits_reset_with_the_month_body(db: TestDb) {
+    let h = harness(db).await;
+    let user = new_user(&h.domain.ctx.db, Tier::Free).await;
+    for _ in 0..5 {
+        consume_once(&h.domain, user, LimitKind::Datasets)
+            .await
+            .unwrap();
+    }
+    let refused = consume_once(&h.domain, user, LimitKind::Datasets).await;
+    assert!(
+        matches!(refused, Err(Error::LimitExceeded { resets_at, .. }) if resets_at == utc(2026, 4, 1, 0, 0, 0))
+    );
+
+    h.clock.set(utc(2026, 3, 31, 23, 59, 59));
+    assert!(matches!(
+        consume_once(&h.domain, user, LimitKind::Datasets).await,
+        Err(Error::LimitExceeded { used: 5, .. })
+    ));
+
+    h.clock.set(utc(2026, 4, 1, 0, 0, 0));
+    assert_eq!(
+        consume_once(&h.domain, user, LimitKind::Datasets)
+            .await
+            .unwrap(),
+        1
+    );
+    let report = h.domain.usage.report(user).await.unwrap();
+    assert_eq!(report.month, "2026-04");
+    assert_eq!(report.resets_at, utc(2026, 5, 1, 0, 0, 0));
+    assert_eq!(
+        report.datasets,
+        Counter {
+            used: 1,
+            limit: Some(5)
+        }
+    );
+    // March is kept as it was.
+    let march = usage_row(&h.domain.ctx.db, user, "2026-03").await.unwrap();
+    assert_eq!(march.datasets_count, 5);
+}
+
+on_both!(
+    tier_change_applies_at_once,
+    tier_change_applies_at_once_body
+);
+async fn tier_change_applies_at_once_body(db: TestDb) {
+    let h = harness(db).await;
+    let conn = &h.domain.ctx.db;
+    let user = new_user(conn, Tier::Free).await;
+    for _ in 0..3 {
+        consume_once(&h.domain, user, LimitKind::Reports)
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        consume_once(&h.domain, user, LimitKind::Reports).await,
+        Err(Error::LimitExceeded { .. })
+    ));
+
+    let set_tier = |tier: Tier| {
+        entity::users::Entity::update_many()
+            .col_expr(entity::users::Column::Tier, Expr::val(tier))
+            .filter(entity::users::Column::Id.eq(user))
+            .exec(conn)
+    };
+    set_tier(Tier::Pro).await.unwrap();
+    assert_eq!(
+        consume_once(&h.domain, user, LimitKind::Reports)
+            .await
+            .unwrap(),
+        4
+    );
+    // Back to free: over the limit again, and the refusal reports the real count.
+    set_tier(Tier::Free).await.unwrap();
+    assert!(matches!(
+        consume_once(&h.domain, user, LimitKind::Reports).await,
+        Err(Error::LimitExceeded {
+            allowed: 3,
+            used: 4,
+            ..
+        })
+    ));
+}
+
+on_both!(ai_messages_are_limited, ai_messages_are_limited_body);
+async fn ai_messages_are_limited_body(db: TestDb) {
+    let h = harness(db).await;
+    let user = new_user(&h.domain.ctx.db, Tier::Free).await;
+
+    let fresh = h.domain.usage.report(user).await.unwrap();
+    assert_eq!(fresh.month, "2026-03");
+    assert_eq!(fresh.tier, Tier::Free);
+    assert_eq!(fresh.resets_at, utc(2026, 4, 1, 0, 0, 0));
+    assert_eq!(
+        (fresh.datasets, fresh.ai_messages, fresh.reports),
+        (
+            Counter {
+                used: 0,
+                limit: Some(5)
+            },
+            Counter {
+                used: 0,
+                limit: Some(50)
+            },
+            Counter {
+                used: 0,
+                limit: Some(3)
+            }
+        )
+    );
+    assert!(usage_row(&h.domain.ctx.db, user, "2026-03").await.is_none());
+
+    for n in 1..=50 {
+        let report = h.domain.usage.consume_ai_message(user).await.unwrap();
+        assert_eq!(report.ai_messages.used, n);
+    }
+    let before = usage_row(&h.domain.ctx.db, user, "2026-03").await.unwrap();
+    h.clock.advance(chrono::Duration::minutes(5));
+    match h.domain.usage.consume_ai_message(user).await {
+        Err(Error::LimitExceeded {
+            limit,
+            allowed,
+            used,
+            resets_at,
+        }) => {
+            assert_eq!(limit, LimitKind::AiMessages);
+            assert_eq!((allowed, used), (50, 50));
+            assert_eq!(resets_at, utc(2026, 4, 1, 0, 0, 0));
+        }
+        other => panic!("expected LimitExceeded, got {other:?}"),
+    }
+    // A refused attempt changes nothing, not even updated_at.
+    let after = usage_row(&h.domain.ctx.db, user, "2026-03").await.unwrap();
+    assert_eq!(before, after);
+    let report = h.domain.usage.report(user).await.unwrap();
+    assert_eq!(
+        report.ai_messages,
+        Counter {
+            used: 50,
+            limit: Some(50)
+        }
+    );
+    assert_eq!(report.datasets.used, 0);
+}
+
+on_both!(unknown_user_is_not_found, unknown_user_is_not_found_body);
+async fn unknown_user_is_not_found_body(db: TestDb) {
+    let h = harness(db).await;
+    let ghost = Id(uuid::Uuid::new_v4());
+    assert!(matches!(
+        h.domain.usage.report(ghost).await,
+        Err(Error::NotFound)
+    ));
+    assert!(matches!(
+        h.domain.usage.consume_ai_message(ghost).await,
+        Err(Error::NotFound)
+    ));
+    assert_eq!(
+        iops_tests::count(&h.domain.ctx.db, "usage_tracking").await,
+        0
+    );
+}

@@ -1,0 +1,3 @@
+mod fixtures;
+mod schema;
+mod revisions;

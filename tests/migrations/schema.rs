@@ -1,0 +1,419 @@
+//! The migrated catalog, read back from the database itself, against a table of
+//! expectations transcribed from `DATABASE_SCHEMA.md` (plus revision 003). Checked on a
+//! fresh database and on one adopted from the Python era: both must be the same schema.
+use std::collections::BTreeSet;
+
+use iops_tests::{Backend, TestDb, on_both};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, Value};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Uuid,
+    Str(u32),
+    Int,
+    BigInt,
+    Bool,
+    Json,
+    Timestamp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ServerDefault {
+    None,
+    Text(&'static str),
+    Bool(bool),
+    Zero,
+    Now,
+}
+
+use ServerDefault as D;
+use Kind::*;
+
+struct Table {
+    name: &'static str,
+    /// (column, type, nullable, server default)
+    columns: &'static [(&'static str, Kind, bool, ServerDefault)],
+    /// Column lists of UNIQUE constraints (the primary key excluded).
+    unique: &'static [&'static str],
+    /// (column, referenced table.column, ON DELETE rule)
+    foreign_keys: &'static [(&'static str, &'static str, &'static str)],
+    /// (index name, columns, unique)
+    indexes: &'static [(&'static str, &'static str, bool)],
+}
+
+const TIMESTAMPS: [(&str, Kind, bool, ServerDefault); 2] = [
+    ("created_at", Timestamp, false, D::Now),
+    ("updated_at", Timestamp, false, D::Now),
+];
+
+const SCHEMA: &[Table] = &[
+    Table {
+        name: "users",
+        columns: &[
+            ("id", Uuid, false, D::None),
+            ("email", Str(255), false, D::None),
+            ("password_hash", Str(255), false, D::None),
+            ("full_name", Str(255), true, D::None),
+            ("tier", Str(50), false, D::Text("free")),
+            ("stripe_customer_id", Str(255), true, D::None),
+            ("stripe_subscription_id", Str(255), true, D::None),
+            ("is_admin", Bool, false, D::Bool(false)),
+            TIMESTAMPS[0],
+            TIMESTAMPS[1],
+        ],
+        unique: &["email"],
+        foreign_keys: &[],
+        indexes: &[
+            ("idx_users_email", "email", false),
+            ("idx_users_tier", "tier", false),
+            ("idx_users_stripe_customer_id", "stripe_customer_id", false),
+        ],
+    },
+    Table {
+        name: "usage_tracking",
+        columns: &[
+            ("id", Uuid, false, D::None),
+            ("user_id", Uuid, false, D::None),
+            ("month_year", Str(7), false, D::None),
+            ("datasets_count", Int, false, D::Zero),
+            ("ai_messages_count", Int, false, D::Zero),
+            ("reports_count", Int, false, D::Zero),
+            TIMESTAMPS[0],
+            TIMESTAMPS[1],
+        ],
+        unique: &["user_id,month_year"],
+        foreign_keys: &[("user_id", "users.id", "CASCADE")],
+        indexes: &[
+            ("idx_usage_tracking_user_id", "user_id", false),
+            ("idx_usage_tracking_user_month", "user_id,month_year", false),
+            ("idx_usage_tracking_month_year", "month_year", false),
+        ],
+    },
+    Table {
+        name: "datasets",
+        columns: &[
+            ("id", Uuid, false, D::None),
+            ("user_id", Uuid, false, D::None),
+            ("name", Str(255), false, D::None),
+            ("file_path", Str(500), true, D::None),
+            ("connection_id", Uuid, true, D::None),
+            ("row_count", Int, true, D::None),
+            ("column_count", Int, true, D::None),
+            ("size_bytes", BigInt, true, D::None),
+            TIMESTAMPS[0],
+            TIMESTAMPS[1],
+        ],
+        unique: &[],
+        foreign_keys: &[("user_id", "users.id", "CASCADE")],
+        indexes: &[
+            ("idx_datasets_user_id", "user_id", false),
+            ("idx_datasets_connection_id", "connection_id", false),
+            ("idx_datasets_created_at", "created_at", false),
+        ],
+    },
+    Table {
+        name: "analyses",
+        columns: &[
+            ("id", Uuid, false, D::None),
+            ("user_id", Uuid, false, D::None),
+            ("name", Str(255), false, D::None),
+            ("dataset_id", Uuid, true, D::None),
+            ("config", Json, true, D::None),
+            ("results", Json, true, D::None),
+            ("status", Str(50), false, D::Text("draft")),
+            TIMESTAMPS[0],
+            TIMESTAMPS[1],
+        ],
+        unique: &[],
+        foreign_keys: &[
+            ("dataset_id", "datasets.id", "SET NULL"),
+            ("user_id", "users.id", "CASCADE"),
+        ],
+        indexes: &[
+            ("idx_analyses_user_id", "user_id", false),
+            ("idx_analyses_dataset_id", "dataset_id", false),
+            ("idx_analyses_status", "status", false),
+            ("idx_analyses_created_at", "created_at", false),
+        ],
+    },
+    Table {
+        name: "reports",
+        columns: &[
+            ("id", Uuid, false, D::None),
+            ("analysis_id", Uuid, false, D::None),
+            ("short_code", Str(20), false, D::None),
+            ("is_public", Bool, false, D::Bool(true)),
+            ("password_hash", Str(255), true, D::None),
+            ("expires_at", Timestamp, true, D::None),
+            ("view_count", Int, false, D::Zero),
+            TIMESTAMPS[0],
+            TIMESTAMPS[1],
+        ],
+        unique: &["short_code"],
+        foreign_keys: &[("analysis_id", "analyses.id", "CASCADE")],
+        indexes: &[
+            ("idx_reports_short_code", "short_code", true),
+            ("idx_reports_analysis_id", "analysis_id", false),
+            ("idx_reports_expires_at", "expires_at", false),
+        ],
+    },
+    Table {
+        name: "access_tokens",
+        columns: &[
+            ("id", Uuid, false, D::None),
+            ("token_hash", Str(64), false, D::None),
+            ("user_id", Uuid, true, D::None),
+            ("report_id", Uuid, true, D::None),
+            ("expires_at", Timestamp, false, D::None),
+            ("revoked_at", Timestamp, true, D::None),
+            ("created_at", Timestamp, false, D::Now),
+        ],
+        unique: &["token_hash"],
+        foreign_keys: &[
+            ("report_id", "reports.id", "CASCADE"),
+            ("user_id", "users.id", "CASCADE"),
+        ],
+        indexes: &[
+            ("idx_access_tokens_user_id", "user_id", false),
+            ("idx_access_tokens_report_id", "report_id", false),
+            ("idx_access_tokens_expires_at", "expires_at", false),
+        ],
+    },
+    Table {
+        name: "attempt_limits",
+        columns: &[
+            ("scope", Str(16), false, D::None),
+            ("subject", Str(255), false, D::None),
+            ("client", Str(64), false, D::None),
+            ("window_start", Timestamp, false, D::None),
+            ("failures", Int, false, D::Zero),
+        ],
+        unique: &[],
+        foreign_keys: &[],
+        indexes: &[("idx_attempt_limits_window_start", "window_start", false)],
+    },
+];
+
+/// What the catalog says about one column, normalized across the two backends.
+type ColumnFacts = (String, Kind, bool, ServerDefault);
+
+async fn rows(db: &DatabaseConnection, sql: &str, table: &str) -> Vec<sea_orm::QueryResult> {
+    db.query_all_raw(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        sql,
+        [Value::from(table)],
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("catalog query on {table}: {e}"))
+}
+
+fn get<T: sea_orm::TryGetable>(row: &sea_orm::QueryResult, i: usize) -> T {
+    row.try_get_by_index(i).expect("catalog value")
+}
+
+fn sqlite_kind(declared: &str) -> Kind {
+    match declared {
+        "VARCHAR(36)" => Uuid,
+        "INTEGER" => Int,
+        "BIGINT" => BigInt,
+        "BOOLEAN" => Bool,
+        "TEXT" => Json,
+        "DATETIME" => Timestamp,
+        other => {
+            let n = other
+                .strip_prefix("VARCHAR(")
+                .and_then(|s| s.strip_suffix(')'))
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(|| panic!("unexpected SQLite type {other}"));
+            Str(n)
+        }
+    }
+}
+
+fn sqlite_default(raw: Option<String>, kind: Kind) -> ServerDefault {
+    match (raw.as_deref(), kind) {
+        (None, _) => D::None,
+        (Some("CURRENT_TIMESTAMP"), _) => D::Now,
+        (Some("0"), Bool) => D::Bool(false),
+        (Some("1"), Bool) => D::Bool(true),
+        (Some("'0'" | "0"), Int) => D::Zero,
+        (Some(text), _) => D::Text(Box::leak(text.trim_matches('\'').to_owned().into_boxed_str())),
+    }
+}
+
+fn postgres_kind(data_type: &str, length: Option<i32>) -> Kind {
+    match data_type {
+        "uuid" => Uuid,
+        "integer" => Int,
+        "bigint" => BigInt,
+        "boolean" => Bool,
+        "json" => Json,
+        "timestamp without time zone" => Timestamp,
+        "character varying" => Str(length.expect("varchar length") as u32),
+        other => panic!("unexpected PostgreSQL type {other}"),
+    }
+}
+
+fn postgres_default(raw: Option<String>) -> ServerDefault {
+    match raw.as_deref() {
+        None => D::None,
+        Some("now()") => D::Now,
+        Some("false") => D::Bool(false),
+        Some("true") => D::Bool(true),
+        Some("0") => D::Zero,
+        Some(text) => {
+            let value = text.split("::").next().unwrap_or(text).trim_matches('\'');
+            D::Text(Box::leak(value.to_owned().into_boxed_str()))
+        }
+    }
+}
+
+async fn columns(db: &DatabaseConnection, backend: Backend, table: &str) -> Vec<ColumnFacts> {
+    match backend {
+        Backend::Sqlite => rows(db, "SELECT name, type, \"notnull\", dflt_value FROM pragma_table_info($1) ORDER BY cid", table)
+            .await
+            .iter()
+            .map(|r| {
+                let kind = sqlite_kind(&get::<String>(r, 1));
+                (get(r, 0), kind, get::<i32>(r, 2) == 0, sqlite_default(get(r, 3), kind))
+            })
+            .collect(),
+        Backend::Postgres => rows(
+            db,
+            "SELECT column_name::text, data_type::text, character_maximum_length::int4, \
+             is_nullable::text, column_default::text FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
+            table,
+        )
+        .await
+        .iter()
+        .map(|r| {
+            (
+                get(r, 0),
+                postgres_kind(&get::<String>(r, 1), get(r, 2)),
+                get::<String>(r, 3) == "YES",
+                postgres_default(get(r, 4)),
+            )
+        })
+        .collect(),
+    }
+}
+
+/// (name, comma-joined columns, unique) of every index, and the column lists of UNIQUE
+/// constraints.
+async fn indexes(
+    db: &DatabaseConnection,
+    backend: Backend,
+    table: &str,
+) -> (BTreeSet<(String, String, bool)>, BTreeSet<String>) {
+    let mut named = BTreeSet::new();
+    let mut unique = BTreeSet::new();
+    match backend {
+        Backend::Sqlite => {
+            for r in rows(db, "SELECT name, \"unique\", origin FROM pragma_index_list($1)", table).await {
+                let name: String = get(&r, 0);
+                let cols: Vec<String> = rows(db, "SELECT name FROM pragma_index_info($1) ORDER BY seqno", &name)
+                    .await
+                    .iter()
+                    .map(|c| get(c, 0))
+                    .collect();
+                match get::<String>(&r, 2).as_str() {
+                    "c" => {
+                        named.insert((name, cols.join(","), get::<i32>(&r, 1) == 1));
+                    }
+                    "u" => {
+                        unique.insert(cols.join(","));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Backend::Postgres => {
+            for r in rows(db, "SELECT indexname::text, indexdef::text FROM pg_indexes WHERE schemaname = current_schema() AND tablename = $1", table).await {
+                let name: String = get(&r, 0);
+                if !name.starts_with("idx_") {
+                    continue;
+                }
+                let def: String = get(&r, 1);
+                let cols = def[def.rfind('(').unwrap() + 1..def.rfind(')').unwrap()].replace(' ', "");
+                named.insert((name, cols, def.starts_with("CREATE UNIQUE")));
+            }
+            for r in rows(
+                db,
+                "SELECT string_agg(k.column_name::text, ',' ORDER BY k.ordinal_position) \
+                 FROM information_schema.table_constraints t \
+                 JOIN information_schema.key_column_usage k \
+                   ON k.constraint_name = t.constraint_name AND k.constraint_schema = t.constraint_schema \
+                 WHERE t.table_schema = current_schema() AND t.table_name = $1 AND t.constraint_type = 'UNIQUE' \
+                 GROUP BY t.constraint_name",
+                table,
+            )
+            .await
+            {
+                unique.insert(get(&r, 0));
+            }
+        }
+    }
+    (named, unique)
+}
+
+async fn foreign_keys(db: &DatabaseConnection, backend: Backend, table: &str) -> BTreeSet<(String, String, String)> {
+    let sql = match backend {
+        Backend::Sqlite => "SELECT \"from\", \"table\" || '.' || \"to\", on_delete FROM pragma_foreign_key_list($1)",
+        Backend::Postgres => {
+            "SELECT k.column_name::text, (c.table_name || '.' || c.column_name)::text, r.delete_rule::text \
+             FROM information_schema.referential_constraints r \
+             JOIN information_schema.key_column_usage k \
+               ON k.constraint_name = r.constraint_name AND k.constraint_schema = r.constraint_schema \
+             JOIN information_schema.constraint_column_usage c \
+               ON c.constraint_name = r.constraint_name AND c.constraint_schema = r.constraint_schema \
+             WHERE k.table_schema = current_schema() AND k.table_name = $1"
+        }
+    };
+    rows(db, sql, table)
+        .await
+        .iter()
+        .map(|r| (get(r, 0), get(r, 1), get(r, 2)))
+        .collect()
+}
+
+async fn assert_catalog_matches_document(db: &DatabaseConnection, backend: Backend) {
+    for table in SCHEMA {
+        let expected: Vec<ColumnFacts> = table
+            .columns
+            .iter()
+            .map(|&(n, k, null, d)| (n.to_owned(), k, null, d))
+            .collect();
+        assert_eq!(columns(db, backend, table.name).await, expected, "columns of {}", table.name);
+
+        let (named, unique) = indexes(db, backend, table.name).await;
+        let expected_named: BTreeSet<_> = table
+            .indexes
+            .iter()
+            .map(|&(n, c, u)| (n.to_owned(), c.to_owned(), u))
+            .collect();
+        assert_eq!(named, expected_named, "indexes of {}", table.name);
+        let expected_unique: BTreeSet<_> = table.unique.iter().map(|s| s.to_string()).collect();
+        assert_eq!(unique, expected_unique, "unique constraints of {}", table.name);
+
+        let expected_fks: BTreeSet<_> = table
+            .foreign_keys
+            .iter()
+            .map(|&(c, t, r)| (c.to_owned(), t.to_owned(), r.to_owned()))
+            .collect();
+        assert_eq!(foreign_keys(db, backend, table.name).await, expected_fks, "foreign keys of {}", table.name);
+    }
+}
+
+async fn fresh_database_matches_document(db: TestDb) {
+    let conn = db.migrated().await;
+    assert_catalog_matches_document(&conn, db.backend).await;
+}
+on_both!(fresh_database_matches_document, fresh_database_matches_document);
+
+async fn adopted_database_matches_document(db: TestDb) {
+    let legacy = TestDb::legacy(db.backend).await;
+    let conn = legacy.migrated().await;
+    assert_catalog_matches_document(&conn, legacy.backend).await;
+}
+on_both!(adopted_database_matches_document, adopted_database_matches_document);

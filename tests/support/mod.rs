@@ -1,0 +1,184 @@
+//! Test support: a fresh database per test, on SQLite (a file in a temporary folder) or on
+//! PostgreSQL (a database of its own on the server at `IOPS_TEST_POSTGRES_URL`, default
+//! `postgres://postgres@127.0.0.1:5432/test`), so that tests run in parallel.
+//!
+//! PostgreSQL tests never skip: an unreachable server fails them.
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
+
+pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures");
+
+/// Runs one async test body on both backends, as two `#[tokio::test]`s in a module named
+/// `$name` (use the body's own name: functions and modules do not clash).
+#[macro_export]
+macro_rules! on_both {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                super::$body($crate::TestDb::sqlite().await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                super::$body($crate::TestDb::postgres().await).await;
+            }
+        }
+    };
+}
+
+/// Which backend a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database of the test's own. Dropped (PostgreSQL) or deleted with its folder (SQLite)
+/// when the value goes out of scope.
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: String,
+    /// Temporary folder: the SQLite file, and a data dir for dataset files.
+    pub dir: Arc<tempfile::TempDir>,
+    pg_name: Option<String>,
+}
+
+fn postgres_admin_url() -> String {
+    std::env::var("IOPS_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+fn with_database(url: &str, db: &str) -> String {
+    let (base, _) = url.rsplit_once('/').expect("postgres url has a database part");
+    format!("{base}/{db}")
+}
+
+impl TestDb {
+    pub async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("iops.db").display());
+        Self {
+            backend: Backend::Sqlite,
+            url,
+            dir: Arc::new(dir),
+            pg_name: None,
+        }
+    }
+
+    pub async fn postgres() -> Self {
+        let admin_url = postgres_admin_url();
+        let admin = Database::connect(&admin_url).await.unwrap_or_else(|e| {
+            panic!("PostgreSQL tests need a server at {admin_url} (IOPS_TEST_POSTGRES_URL): {e}")
+        });
+        let name = format!("iops_test_{}", uuid::Uuid::new_v4().simple());
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create test database");
+        admin.close().await.ok();
+        Self {
+            backend: Backend::Postgres,
+            url: with_database(&admin_url, &name),
+            dir: Arc::new(tempfile::tempdir().expect("temp dir")),
+            pg_name: Some(name),
+        }
+    }
+
+    /// Same kind of database, from a Python-era fixture (`legacy_*_002`).
+    pub async fn legacy(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let db = Self::sqlite().await;
+                std::fs::copy(Path::new(FIXTURES).join("legacy_sqlite_002.db"), db.sqlite_path())
+                    .expect("copy sqlite fixture");
+                // The copy keeps the fixture's read-only bit; the test must write.
+                let mut perms = std::fs::metadata(db.sqlite_path()).unwrap().permissions();
+                #[allow(clippy::permissions_set_readonly_false)]
+                perms.set_readonly(false);
+                std::fs::set_permissions(db.sqlite_path(), perms).unwrap();
+                db
+            }
+            Backend::Postgres => {
+                let db = Self::postgres().await;
+                let status = std::process::Command::new("psql")
+                    .args(["-q", "-v", "ON_ERROR_STOP=1", "-d", &db.url, "-f"])
+                    .arg(Path::new(FIXTURES).join("legacy_postgres_002.sql"))
+                    .stdout(std::process::Stdio::null())
+                    .status()
+                    .expect("run psql (PostgreSQL client) to load the fixture");
+                assert!(status.success(), "loading the PostgreSQL fixture failed");
+                db
+            }
+        }
+    }
+
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.dir.path().join("iops.db")
+    }
+
+    /// A data dir for dataset files, inside the test's temporary folder.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// A plain connection (the same options as `iops serve`).
+    pub async fn connect(&self) -> DatabaseConnection {
+        domain::db::connect(&self.url, 16)
+            .await
+            .expect("connect to test database")
+    }
+
+    /// A connection to a database migrated to the newest revision.
+    pub async fn migrated(&self) -> DatabaseConnection {
+        let db = self.connect().await;
+        domain::schema::upgrade(&db, None).await.expect("migrate");
+        db
+    }
+
+    pub fn db_backend(&self) -> DbBackend {
+        match self.backend {
+            Backend::Sqlite => DbBackend::Sqlite,
+            Backend::Postgres => DbBackend::Postgres,
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_name.take() else {
+            return;
+        };
+        // Best effort, outside the test's runtime; a leftover test database is harmless.
+        let admin_url = postgres_admin_url();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let admin = Database::connect(&admin_url).await.ok()?;
+                admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+    }
+}
+
+/// Counts the rows of `table`.
+pub async fn count(db: &DatabaseConnection, table: &str) -> i64 {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT COUNT(*) FROM {table}"),
+        ))
+        .await
+        .expect("count query")
+        .expect("count row");
+    row.try_get_by_index::<i64>(0).expect("count value")
+}
