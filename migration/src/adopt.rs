@@ -29,7 +29,10 @@ where
         return Ok(None);
     };
     let version: String = row.try_get_by_index(0)?;
-    let names: Vec<String> = Migrator::migrations().iter().map(|m| m.name().to_string()).collect();
+    let names: Vec<String> = Migrator::migrations()
+        .iter()
+        .map(|m| m.name().to_string())
+        .collect();
     let Some(position) = names.iter().position(|n| revision_id(n) == version) else {
         let known: Vec<&str> = names.iter().map(|n| revision_id(n)).collect();
         return Err(DbErr::Migration(format!(
@@ -75,7 +78,11 @@ async fn has_table<C: ConnectionTrait>(db: &C, table: &str) -> Result<bool, DbEr
         _ => "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $1",
     };
     let row = db
-        .query_one_raw(Statement::from_sql_and_values(backend, sql, [Value::from(table)]))
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [Value::from(table)],
+        ))
         .await?;
     Ok(row.is_some())
 }

@@ -1,9 +1,9 @@
 //! Taking over the Python era's databases: history recorded, nothing re-created, every
 //! fixture row read back by the entities exactly (ids, JSON, timestamps, booleans).
 use chrono::NaiveDate;
+use entity::Id;
 use entity::{analyses, datasets, reports, usage_tracking, users};
 use iops_tests::{Backend, TestDb, count, on_both};
-use entity::Id;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 
 fn id(text: &str) -> Id {
@@ -30,7 +30,10 @@ async fn takeover_records_history_and_keeps_rows(db: TestDb) {
     let history = domain::schema::history(&conn).await.unwrap();
     let states: Vec<(&str, bool)> = history.iter().map(|r| (r.id.as_str(), r.applied)).collect();
     assert_eq!(states, [("001", true), ("002", true), ("003", false)]);
-    assert_eq!(domain::schema::current(&conn).await.unwrap().as_deref(), Some("002"));
+    assert_eq!(
+        domain::schema::current(&conn).await.unwrap().as_deref(),
+        Some("002")
+    );
 
     let applied = domain::schema::upgrade(&conn, None).await.unwrap();
     assert_eq!(applied, ["003"]);
@@ -48,7 +51,10 @@ async fn takeover_records_history_and_keeps_rows(db: TestDb) {
     let again = domain::schema::history(&conn).await.unwrap();
     assert!(again.iter().all(|r| r.applied));
 }
-on_both!(takeover_records_history_and_keeps_rows, takeover_records_history_and_keeps_rows);
+on_both!(
+    takeover_records_history_and_keeps_rows,
+    takeover_records_history_and_keeps_rows
+);
 
 async fn entities_read_every_fixture_row(db: TestDb) {
     let (_db, conn) = legacy(db).await;
@@ -73,7 +79,10 @@ async fn entities_read_every_fixture_row(db: TestDb) {
         .unwrap();
     assert_eq!(bob.id, id("2882c42b-6137-41f8-8440-8a60c3299b9e"));
     assert_eq!(bob.tier, users::Tier::Pro);
-    assert_eq!(bob.stripe_customer_id.as_deref(), Some("cus_Qx7LmN2pR8sT4v"));
+    assert_eq!(
+        bob.stripe_customer_id.as_deref(),
+        Some("cus_Qx7LmN2pR8sT4v")
+    );
     assert_eq!(bob.updated_at, at(2025, 1, 7, 10, 15, 42, 500_000));
 
     let carol = users::Entity::find_by_id(id("365c0565-a3f1-406c-939b-00e8c1b194c6"))
@@ -93,7 +102,14 @@ async fn entities_read_every_fixture_row(db: TestDb) {
         .unwrap();
     assert_eq!(usage.len(), 2);
     assert_eq!(usage[0].month_year, "2025-01");
-    assert_eq!((usage[0].datasets_count, usage[0].ai_messages_count, usage[0].reports_count), (2, 14, 2));
+    assert_eq!(
+        (
+            usage[0].datasets_count,
+            usage[0].ai_messages_count,
+            usage[0].reports_count
+        ),
+        (2, 14, 2)
+    );
     assert_eq!(usage[0].created_at, at(2025, 1, 10, 11, 0, 0, 0));
 
     let big = datasets::Entity::find_by_id(id("285c075e-1017-4f55-822d-66e2e8373d82"))
@@ -110,7 +126,10 @@ async fn entities_read_every_fixture_row(db: TestDb) {
         .unwrap();
     assert_eq!(connection.file_path, None);
     assert_eq!(connection.size_bytes, None);
-    assert_eq!(connection.connection_id, Some(id("f95ae99d-f2c2-419b-932e-dd1febbf734f")));
+    assert_eq!(
+        connection.connection_id,
+        Some(id("f95ae99d-f2c2-419b-932e-dd1febbf734f"))
+    );
 
     let all_analyses = analyses::Entity::find().all(&conn).await.unwrap();
     assert_eq!(all_analyses.len(), 3);
@@ -123,7 +142,10 @@ async fn entities_read_every_fixture_row(db: TestDb) {
         .iter()
         .find(|a| a.status == analyses::Status::Completed)
         .unwrap();
-    assert_eq!(completed.dataset_id, Some(id("4dbaf5df-6833-4dd8-a6fa-d522447d9062")));
+    assert_eq!(
+        completed.dataset_id,
+        Some(id("4dbaf5df-6833-4dd8-a6fa-d522447d9062"))
+    );
     assert_eq!(completed.config.as_ref().unwrap()["type"], "aggregate");
     let draft = all_analyses
         .iter()
@@ -157,7 +179,10 @@ async fn entities_read_every_fixture_row(db: TestDb) {
         .unwrap();
     assert_eq!(by_analysis.len(), 3);
 }
-on_both!(entities_read_every_fixture_row, entities_read_every_fixture_row);
+on_both!(
+    entities_read_every_fixture_row,
+    entities_read_every_fixture_row
+);
 
 /// New rows written next to the Python-era ones look like them: text ids on SQLite.
 async fn new_rows_match_legacy_storage(db: TestDb) {
@@ -180,7 +205,11 @@ async fn new_rows_match_legacy_storage(db: TestDb) {
     .insert(&conn)
     .await
     .unwrap();
-    let back = users::Entity::find_by_id(new_id).one(&conn).await.unwrap().unwrap();
+    let back = users::Entity::find_by_id(new_id)
+        .one(&conn)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(back.id, new_id);
     assert_eq!(back.tier, users::Tier::Team);
 

@@ -1,3 +1,3 @@
 mod fixtures;
-mod schema;
 mod revisions;
+mod schema;

@@ -44,29 +44,58 @@ async fn round_trips(db: TestDb) {
     assert_eq!(domain::schema::current(&conn).await.unwrap(), None);
     assert_eq!(state(&conn).await, expect(&[false, false, false]));
 
-    assert_eq!(domain::schema::upgrade(&conn, Some("001")).await.unwrap(), ["001"]);
-    assert_eq!(domain::schema::current(&conn).await.unwrap().as_deref(), Some("001"));
+    assert_eq!(
+        domain::schema::upgrade(&conn, Some("001")).await.unwrap(),
+        ["001"]
+    );
+    assert_eq!(
+        domain::schema::current(&conn).await.unwrap().as_deref(),
+        Some("001")
+    );
     assert!(table_exists(&conn, "users").await && !table_exists(&conn, "reports").await);
 
-    assert_eq!(domain::schema::upgrade(&conn, None).await.unwrap(), ["002", "003"]);
+    assert_eq!(
+        domain::schema::upgrade(&conn, None).await.unwrap(),
+        ["002", "003"]
+    );
     assert_eq!(state(&conn).await, expect(&[true, true, true]));
     // Nothing pending: a second upgrade is a no-op.
-    assert!(domain::schema::upgrade(&conn, None).await.unwrap().is_empty());
+    assert!(
+        domain::schema::upgrade(&conn, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
-    assert_eq!(domain::schema::downgrade(&conn, None).await.unwrap(), ["003"]);
-    assert_eq!(domain::schema::current(&conn).await.unwrap().as_deref(), Some("002"));
+    assert_eq!(
+        domain::schema::downgrade(&conn, None).await.unwrap(),
+        ["003"]
+    );
+    assert_eq!(
+        domain::schema::current(&conn).await.unwrap().as_deref(),
+        Some("002")
+    );
     assert!(!table_exists(&conn, "access_tokens").await);
 
     domain::schema::upgrade(&conn, None).await.unwrap();
-    assert_eq!(domain::schema::downgrade(&conn, Some("001")).await.unwrap(), ["003", "002"]);
+    assert_eq!(
+        domain::schema::downgrade(&conn, Some("001")).await.unwrap(),
+        ["003", "002"]
+    );
     assert_eq!(state(&conn).await, expect(&[true, false, false]));
     assert!(table_exists(&conn, "analyses").await && !table_exists(&conn, "reports").await);
 
-    assert_eq!(domain::schema::downgrade(&conn, None).await.unwrap(), ["001"]);
+    assert_eq!(
+        domain::schema::downgrade(&conn, None).await.unwrap(),
+        ["001"]
+    );
     assert_eq!(domain::schema::current(&conn).await.unwrap(), None);
     assert!(!table_exists(&conn, "users").await);
 
-    assert_eq!(domain::schema::upgrade(&conn, None).await.unwrap(), ["001", "002", "003"]);
+    assert_eq!(
+        domain::schema::upgrade(&conn, None).await.unwrap(),
+        ["001", "002", "003"]
+    );
     assert_eq!(state(&conn).await, expect(&[true, true, true]));
 }
 on_both!(round_trips, round_trips);
@@ -83,7 +112,10 @@ async fn unknown_revision_changes_nothing(db: TestDb) {
     }
     assert_eq!(state(&conn).await, expect(&[true, false, false]));
 }
-on_both!(unknown_revision_changes_nothing, unknown_revision_changes_nothing);
+on_both!(
+    unknown_revision_changes_nothing,
+    unknown_revision_changes_nothing
+);
 
 async fn seed(conn: &DatabaseConnection) -> (Id, Id, Id, Id) {
     let now = Utc::now().naive_utc();
@@ -164,22 +196,45 @@ async fn seed(conn: &DatabaseConnection) -> (Id, Id, Id, Id) {
 async fn deleting_a_dataset_keeps_its_analyses(db: TestDb) {
     let conn = db.migrated().await;
     let (_, dataset, analysis, _) = seed(&conn).await;
-    datasets::Entity::delete_by_id(dataset).exec(&conn).await.unwrap();
-    let kept = analyses::Entity::find_by_id(analysis).one(&conn).await.unwrap().unwrap();
+    datasets::Entity::delete_by_id(dataset)
+        .exec(&conn)
+        .await
+        .unwrap();
+    let kept = analyses::Entity::find_by_id(analysis)
+        .one(&conn)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(kept.dataset_id, None, "ON DELETE SET NULL");
     assert_eq!(count(&conn, "reports").await, 1);
 }
-on_both!(deleting_a_dataset_keeps_its_analyses, deleting_a_dataset_keeps_its_analyses);
+on_both!(
+    deleting_a_dataset_keeps_its_analyses,
+    deleting_a_dataset_keeps_its_analyses
+);
 
 async fn deleting_an_analysis_removes_its_reports(db: TestDb) {
     let conn = db.migrated().await;
     let (_, _, analysis, report) = seed(&conn).await;
-    let model = analyses::Entity::find_by_id(analysis).one(&conn).await.unwrap().unwrap();
+    let model = analyses::Entity::find_by_id(analysis)
+        .one(&conn)
+        .await
+        .unwrap()
+        .unwrap();
     model.delete(&conn).await.unwrap();
-    assert!(reports::Entity::find_by_id(report).one(&conn).await.unwrap().is_none());
+    assert!(
+        reports::Entity::find_by_id(report)
+            .one(&conn)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(count(&conn, "datasets").await, 1);
 }
-on_both!(deleting_an_analysis_removes_its_reports, deleting_an_analysis_removes_its_reports);
+on_both!(
+    deleting_an_analysis_removes_its_reports,
+    deleting_an_analysis_removes_its_reports
+);
 
 async fn deleting_a_user_removes_everything_they_own(db: TestDb) {
     let conn = db.migrated().await;
@@ -187,10 +242,17 @@ async fn deleting_a_user_removes_everything_they_own(db: TestDb) {
     let (_other, ..) = seed(&conn).await;
     users::Entity::delete_by_id(user).exec(&conn).await.unwrap();
     for table in ["users", "usage_tracking", "datasets", "analyses", "reports"] {
-        assert_eq!(count(&conn, table).await, 1, "{table} keeps only the other user's row");
+        assert_eq!(
+            count(&conn, table).await,
+            1,
+            "{table} keeps only the other user's row"
+        );
     }
 }
-on_both!(deleting_a_user_removes_everything_they_own, deleting_a_user_removes_everything_they_own);
+on_both!(
+    deleting_a_user_removes_everything_they_own,
+    deleting_a_user_removes_everything_they_own
+);
 
 /// Every pooled connection enforces foreign keys, not just the first one (SQLite's
 /// `foreign_keys` is per connection and off by default).
@@ -217,7 +279,13 @@ async fn every_connection_enforces_foreign_keys(db: TestDb) {
         }
     });
     let results = futures_util::future::join_all(attempts).await;
-    assert!(results.iter().all(|r| r.is_err()), "an orphan row was accepted");
+    assert!(
+        results.iter().all(|r| r.is_err()),
+        "an orphan row was accepted"
+    );
     assert_eq!(count(&conn, "datasets").await, 0);
 }
-on_both!(every_connection_enforces_foreign_keys, every_connection_enforces_foreign_keys);
+on_both!(
+    every_connection_enforces_foreign_keys,
+    every_connection_enforces_foreign_keys
+);

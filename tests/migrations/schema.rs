@@ -26,8 +26,8 @@ enum ServerDefault {
     Now,
 }
 
-use ServerDefault as D;
 use Kind::*;
+use ServerDefault as D;
 
 struct Table {
     name: &'static str,
@@ -237,7 +237,9 @@ fn sqlite_default(raw: Option<String>, kind: Kind) -> ServerDefault {
         (Some("0"), Bool) => D::Bool(false),
         (Some("1"), Bool) => D::Bool(true),
         (Some("'0'" | "0"), Int) => D::Zero,
-        (Some(text), _) => D::Text(Box::leak(text.trim_matches('\'').to_owned().into_boxed_str())),
+        (Some(text), _) => D::Text(Box::leak(
+            text.trim_matches('\'').to_owned().into_boxed_str(),
+        )),
     }
 }
 
@@ -270,14 +272,23 @@ fn postgres_default(raw: Option<String>) -> ServerDefault {
 
 async fn columns(db: &DatabaseConnection, backend: Backend, table: &str) -> Vec<ColumnFacts> {
     match backend {
-        Backend::Sqlite => rows(db, "SELECT name, type, \"notnull\", dflt_value FROM pragma_table_info($1) ORDER BY cid", table)
-            .await
-            .iter()
-            .map(|r| {
-                let kind = sqlite_kind(&get::<String>(r, 1));
-                (get(r, 0), kind, get::<i32>(r, 2) == 0, sqlite_default(get(r, 3), kind))
-            })
-            .collect(),
+        Backend::Sqlite => rows(
+            db,
+            "SELECT name, type, \"notnull\", dflt_value FROM pragma_table_info($1) ORDER BY cid",
+            table,
+        )
+        .await
+        .iter()
+        .map(|r| {
+            let kind = sqlite_kind(&get::<String>(r, 1));
+            (
+                get(r, 0),
+                kind,
+                get::<i32>(r, 2) == 0,
+                sqlite_default(get(r, 3), kind),
+            )
+        })
+        .collect(),
         Backend::Postgres => rows(
             db,
             "SELECT column_name::text, data_type::text, character_maximum_length::int4, \
@@ -310,13 +321,23 @@ async fn indexes(
     let mut unique = BTreeSet::new();
     match backend {
         Backend::Sqlite => {
-            for r in rows(db, "SELECT name, \"unique\", origin FROM pragma_index_list($1)", table).await {
+            for r in rows(
+                db,
+                "SELECT name, \"unique\", origin FROM pragma_index_list($1)",
+                table,
+            )
+            .await
+            {
                 let name: String = get(&r, 0);
-                let cols: Vec<String> = rows(db, "SELECT name FROM pragma_index_info($1) ORDER BY seqno", &name)
-                    .await
-                    .iter()
-                    .map(|c| get(c, 0))
-                    .collect();
+                let cols: Vec<String> = rows(
+                    db,
+                    "SELECT name FROM pragma_index_info($1) ORDER BY seqno",
+                    &name,
+                )
+                .await
+                .iter()
+                .map(|c| get(c, 0))
+                .collect();
                 match get::<String>(&r, 2).as_str() {
                     "c" => {
                         named.insert((name, cols.join(","), get::<i32>(&r, 1) == 1));
@@ -357,9 +378,15 @@ async fn indexes(
     (named, unique)
 }
 
-async fn foreign_keys(db: &DatabaseConnection, backend: Backend, table: &str) -> BTreeSet<(String, String, String)> {
+async fn foreign_keys(
+    db: &DatabaseConnection,
+    backend: Backend,
+    table: &str,
+) -> BTreeSet<(String, String, String)> {
     let sql = match backend {
-        Backend::Sqlite => "SELECT \"from\", \"table\" || '.' || \"to\", on_delete FROM pragma_foreign_key_list($1)",
+        Backend::Sqlite => {
+            "SELECT \"from\", \"table\" || '.' || \"to\", on_delete FROM pragma_foreign_key_list($1)"
+        }
         Backend::Postgres => {
             "SELECT k.column_name::text, (c.table_name || '.' || c.column_name)::text, r.delete_rule::text \
              FROM information_schema.referential_constraints r \
@@ -384,7 +411,12 @@ async fn assert_catalog_matches_document(db: &DatabaseConnection, backend: Backe
             .iter()
             .map(|&(n, k, null, d)| (n.to_owned(), k, null, d))
             .collect();
-        assert_eq!(columns(db, backend, table.name).await, expected, "columns of {}", table.name);
+        assert_eq!(
+            columns(db, backend, table.name).await,
+            expected,
+            "columns of {}",
+            table.name
+        );
 
         let (named, unique) = indexes(db, backend, table.name).await;
         let expected_named: BTreeSet<_> = table
@@ -394,14 +426,23 @@ async fn assert_catalog_matches_document(db: &DatabaseConnection, backend: Backe
             .collect();
         assert_eq!(named, expected_named, "indexes of {}", table.name);
         let expected_unique: BTreeSet<_> = table.unique.iter().map(|s| s.to_string()).collect();
-        assert_eq!(unique, expected_unique, "unique constraints of {}", table.name);
+        assert_eq!(
+            unique, expected_unique,
+            "unique constraints of {}",
+            table.name
+        );
 
         let expected_fks: BTreeSet<_> = table
             .foreign_keys
             .iter()
             .map(|&(c, t, r)| (c.to_owned(), t.to_owned(), r.to_owned()))
             .collect();
-        assert_eq!(foreign_keys(db, backend, table.name).await, expected_fks, "foreign keys of {}", table.name);
+        assert_eq!(
+            foreign_keys(db, backend, table.name).await,
+            expected_fks,
+            "foreign keys of {}",
+            table.name
+        );
     }
 }
 
@@ -409,11 +450,17 @@ async fn fresh_database_matches_document(db: TestDb) {
     let conn = db.migrated().await;
     assert_catalog_matches_document(&conn, db.backend).await;
 }
-on_both!(fresh_database_matches_document, fresh_database_matches_document);
+on_both!(
+    fresh_database_matches_document,
+    fresh_database_matches_document
+);
 
 async fn adopted_database_matches_document(db: TestDb) {
     let legacy = TestDb::legacy(db.backend).await;
     let conn = legacy.migrated().await;
     assert_catalog_matches_document(&conn, legacy.backend).await;
 }
-on_both!(adopted_database_matches_document, adopted_database_matches_document);
+on_both!(
+    adopted_database_matches_document,
+    adopted_database_matches_document
+);

@@ -52,7 +52,9 @@ fn postgres_admin_url() -> String {
 }
 
 fn with_database(url: &str, db: &str) -> String {
-    let (base, _) = url.rsplit_once('/').expect("postgres url has a database part");
+    let (base, _) = url
+        .rsplit_once('/')
+        .expect("postgres url has a database part");
     format!("{base}/{db}")
 }
 
@@ -92,8 +94,11 @@ impl TestDb {
         match backend {
             Backend::Sqlite => {
                 let db = Self::sqlite().await;
-                std::fs::copy(Path::new(FIXTURES).join("legacy_sqlite_002.db"), db.sqlite_path())
-                    .expect("copy sqlite fixture");
+                std::fs::copy(
+                    Path::new(FIXTURES).join("legacy_sqlite_002.db"),
+                    db.sqlite_path(),
+                )
+                .expect("copy sqlite fixture");
                 // The copy keeps the fixture's read-only bit; the test must write.
                 let mut perms = std::fs::metadata(db.sqlite_path()).unwrap().permissions();
                 #[allow(clippy::permissions_set_readonly_false)]

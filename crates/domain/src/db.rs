@@ -1,12 +1,12 @@
 //! Connecting to the database, and the few helpers raw SQL needs on two backends.
 use std::time::Duration;
 
+use entity::Id;
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, TransactionOptions, TransactionTrait, Value,
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    TransactionOptions, TransactionTrait, Value,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
-use entity::Id;
 
 /// How long a SQLite writer waits for another (process or connection) to finish before
 /// giving up; long enough that a client never sees `database is locked` under load.

@@ -24,8 +24,8 @@ pub mod usage;
 use std::sync::Arc;
 
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use error::{Error, LimitKind, Result};
 pub use entity::Id;
+pub use error::{Error, LimitKind, Result};
 
 /// Tunables of the rules, read once by the caller and passed down.
 #[derive(Clone, Debug)]

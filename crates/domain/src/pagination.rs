@@ -121,8 +121,16 @@ mod tests {
             id: Id(uuid::Uuid::new_v4()),
         };
         assert_eq!(Cursor::decode(&cursor.encode()).unwrap(), cursor);
-        for bad in ["", "!!!", "bm90LWEtY3Vyc29y", &URL_SAFE_NO_PAD.encode("12.zz")] {
-            assert!(matches!(Cursor::decode(bad), Err(Error::Validation(_))), "{bad}");
+        for bad in [
+            "",
+            "!!!",
+            "bm90LWEtY3Vyc29y",
+            &URL_SAFE_NO_PAD.encode("12.zz"),
+        ] {
+            assert!(
+                matches!(Cursor::decode(bad), Err(Error::Validation(_))),
+                "{bad}"
+            );
         }
     }
 

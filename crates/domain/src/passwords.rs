@@ -52,7 +52,10 @@ pub fn verify_blocking(password: &str, stored: &str) -> Verified {
     let Ok(parsed) = PasswordHash::new(stored) else {
         return Verified::No;
     };
-    if argon2().verify_password(password.as_bytes(), &parsed).is_err() {
+    if argon2()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_err()
+    {
         return Verified::No;
     }
     let current = parsed.algorithm.as_str() == "argon2id"
@@ -111,7 +114,10 @@ mod tests {
     #[test]
     fn legacy_bcrypt_verifies_and_asks_for_rehash() {
         let legacy = bcrypt::hash("old-secret-1", 4).unwrap();
-        assert_eq!(verify_blocking("old-secret-1", &legacy), Verified::YesRehash);
+        assert_eq!(
+            verify_blocking("old-secret-1", &legacy),
+            Verified::YesRehash
+        );
         assert_eq!(verify_blocking("old-secret-2", &legacy), Verified::No);
     }
 

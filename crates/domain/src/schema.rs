@@ -82,7 +82,10 @@ pub async fn downgrade(db: &DatabaseConnection, target: Option<&str>) -> Result<
                 .map(|r| r.id.clone())
                 .collect()
         }
-        None => applied.last().map(|r| vec![r.id.clone()]).unwrap_or_default(),
+        None => applied
+            .last()
+            .map(|r| vec![r.id.clone()])
+            .unwrap_or_default(),
     };
     if !undo.is_empty() {
         Migrator::down(db, Some(undo.len() as u32)).await?;

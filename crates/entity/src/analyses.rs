@@ -14,7 +14,9 @@ impl EntityName for Entity {
 }
 
 /// Lifecycle of an analysis, stored as the strings of the schema document.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[derive(
+    Copy, Clone, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(50))")]
 #[serde(rename_all = "lowercase")]
 pub enum Status {

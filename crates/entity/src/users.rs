@@ -14,7 +14,9 @@ impl EntityName for Entity {
 }
 
 /// Subscription tier, stored as the lower-case strings of the schema document.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[derive(
+    Copy, Clone, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(50))")]
 #[serde(rename_all = "lowercase")]
 pub enum Tier {
