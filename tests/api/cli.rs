@@ -1,7 +1,6 @@
 //! The `iops` binary itself: exit codes, output, and what it does to the database.
 //!
-//! The binary belongs to another package, so it is located next to this test's own
-//! target directory (`CARGO_BIN_EXE_iops` overrides), and built once if needed.
+//! The binary belongs to another package: `iops_tests::workspace_binary` finds (or builds) it.
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, OnceLock};
@@ -13,28 +12,7 @@ use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait
 
 fn iops_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(path) = std::env::var_os("CARGO_BIN_EXE_iops") {
-            return PathBuf::from(path);
-        }
-        // target/<profile>/deps/api-<hash> -> target/<profile>/iops
-        let exe = std::env::current_exe().expect("test executable path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target profile dir")
-            .to_path_buf();
-        let release = profile_dir.file_name().is_some_and(|n| n == "release");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut build = Command::new(cargo);
-        build.args(["build", "--quiet", "-p", "api", "--bin", "iops"]);
-        if release {
-            build.arg("--release");
-        }
-        let status = build.status().expect("run cargo build for the iops binary");
-        assert!(status.success(), "building the iops binary failed");
-        profile_dir.join("iops")
-    })
+    BIN.get_or_init(|| iops_tests::workspace_binary("api", "iops"))
 }
 
 /// The result of one `iops` run.

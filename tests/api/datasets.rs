@@ -182,18 +182,29 @@ async fn uploads_each_format_body(db: TestDb) {
     assert_eq!(res.status(), StatusCode::CREATED);
     assert_eq!(res.json::<Value>().await.unwrap()["row_count"], 3);
 
+    // Megabytes, streamed through in many chunks.
+    let mut big = String::from("n,square\n");
+    for i in 0..200_000u64 {
+        big.push_str(&format!("{i},{}\n", i * i));
+    }
+    let res = upload_as(&app, &token, "squares.csv", None, big.clone(), None).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["row_count"], 200_000);
+    assert_eq!(body["size_bytes"], big.len());
+
     let list: Value = app
         .get("/api/v1/datasets", Some(&token))
         .await
         .json()
         .await
         .unwrap();
-    assert_eq!(list["items"].as_array().unwrap().len(), 6);
+    assert_eq!(list["items"].as_array().unwrap().len(), 7);
     assert_eq!(list["next_cursor"], Value::Null);
     let got: Value = app.get(&location, Some(&token)).await.json().await.unwrap();
     assert_eq!(got, csv);
     // Stored unmodified, one file per dataset.
-    assert_eq!(stored_files(&app).len(), 6);
+    assert_eq!(stored_files(&app).len(), 7);
     assert!(staging_is_empty(&app));
     let key = stored_files(&app)
         .into_iter()

@@ -5,6 +5,7 @@ mod admin;
 mod analyses;
 mod cli;
 mod datasets;
+mod deployment;
 mod ops;
 mod public;
 mod reports;

@@ -208,3 +208,72 @@ async fn openapi_document_and_docs_body(db: TestDb) {
     assert_eq!(init.status(), StatusCode::OK);
     assert!(init.text().await.unwrap().contains("/api/openapi.json"));
 }
+
+on_both!(
+    wrong_methods_are_405_with_allow,
+    wrong_methods_are_405_with_allow_body
+);
+async fn wrong_methods_are_405_with_allow_body(db: TestDb) {
+    let app = spawn(db).await;
+    for (method, path, allowed) in [
+        (reqwest::Method::DELETE, "/api/v1/auth/login", "POST"),
+        (reqwest::Method::PUT, "/api/v1/datasets", "GET"),
+        (reqwest::Method::POST, "/health/live", "GET"),
+    ] {
+        let res = app
+            .request(method.clone(), path, None)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        let allow = res
+            .headers()
+            .get(header::ALLOW)
+            .unwrap_or_else(|| panic!("{method} {path}: no Allow header"))
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(allow.contains(allowed), "{method} {path}: Allow: {allow}");
+    }
+}
+
+on_both!(
+    json_bodies_must_be_objects,
+    json_bodies_must_be_objects_body
+);
+/// serde would accept a struct written as an array of its fields; the API does not.
+async fn json_bodies_must_be_objects_body(db: TestDb) {
+    let app = spawn(db).await;
+    let (_, token) = app.user("arrays@example.com").await;
+    let res = app
+        .post(
+            "/api/v1/analyses",
+            Some(&token),
+            &serde_json::json!(["name"]),
+        )
+        .await;
+    crate::support::assert_problem(res, 422, "validation").await;
+    let list: Value = app
+        .get("/api/v1/analyses", Some(&token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        0,
+        "nothing created"
+    );
+    let res = app
+        .post(
+            "/api/v1/auth/register",
+            None,
+            &serde_json::json!(["x@example.com", "long enough password"]),
+        )
+        .await;
+    crate::support::assert_problem(res, 422, "validation").await;
+}

@@ -447,3 +447,34 @@ async fn delete_takes_reports_along_body(db: TestDb) {
 pub fn first_page() -> PageRequest {
     PageRequest::new(None, None).unwrap()
 }
+
+on_both!(extreme_floats_round_trip, extreme_floats_round_trip_body);
+/// PostgreSQL sends JSON floats back written out in full; they must read back as stored
+/// (serde_json's `float_roundtrip`), and never make the owner's reads fail.
+async fn extreme_floats_round_trip_body(db: TestDb) {
+    let h = harness(db).await;
+    let user = insert_user(&h.domain.ctx.db, Tier::Free).await;
+    let config =
+        json!({"max": 1.7976931348623157e308, "odd": 1.3127743122137546e127, "tiny": 5e-324});
+    let created = h
+        .domain
+        .analyses
+        .create(
+            user,
+            NewAnalysis {
+                config: Some(config.clone()),
+                ..named("floats")
+            },
+        )
+        .await
+        .unwrap();
+    let read = h.domain.analyses.get(user, created.id).await.unwrap();
+    assert_eq!(read.config, Some(config.clone()));
+    let page = h
+        .domain
+        .analyses
+        .list(user, None, &PageRequest::new(None, None).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(page.items[0].config, Some(config));
+}

@@ -3,5 +3,6 @@ mod accounts;
 mod analyses;
 mod datasets;
 mod reports;
+mod storage;
 mod support;
 mod usage;

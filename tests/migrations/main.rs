@@ -1,3 +1,4 @@
+mod cli;
 mod fixtures;
 mod revisions;
 mod schema;

@@ -187,3 +187,28 @@ pub async fn count(db: &DatabaseConnection, table: &str) -> i64 {
         .expect("count row");
     row.try_get_by_index::<i64>(0).expect("count value")
 }
+
+/// Path of a workspace binary in the profile this test runs under, built once if needed
+/// (a binary of another package is not a dependency cargo builds for a test).
+/// `CARGO_BIN_EXE_<bin>` overrides.
+pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(format!("CARGO_BIN_EXE_{bin}")) {
+        return PathBuf::from(path);
+    }
+    // target/<profile>/deps/<test>-<hash> -> target/<profile>/<bin>
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile dir")
+        .to_path_buf();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = std::process::Command::new(cargo);
+    build.args(["build", "--quiet", "-p", package, "--bin", bin]);
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        build.arg("--release");
+    }
+    let status = build.status().expect("run cargo build");
+    assert!(status.success(), "building {package}/{bin} failed");
+    profile_dir.join(bin)
+}

@@ -2,6 +2,8 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
+use domain::storage::Location;
+
 use crate::error::{Error, Result};
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -20,6 +22,9 @@ pub struct Config {
     pub max_upload_bytes: u64,
     /// `RUST_LOG`, default `info`.
     pub log_filter: String,
+    /// Where dataset files live: `IOPS_STORAGE_URL`, default the folder
+    /// `IOPS_DATA_DIR/datasets`.
+    pub storage: Location,
 }
 
 impl Config {
@@ -60,6 +65,11 @@ impl Config {
 
         let log_filter = set("RUST_LOG").unwrap_or_else(|| "info".into());
 
+        let storage = match set("IOPS_STORAGE_URL") {
+            None => Location::Folder(data_dir.join("datasets")),
+            Some(raw) => parse_storage_url("IOPS_STORAGE_URL", &raw)?,
+        };
+
         Ok(Self {
             database_url,
             database_url_is_default,
@@ -67,10 +77,11 @@ impl Config {
             bind,
             max_upload_bytes,
             log_filter,
+            storage,
         })
     }
 
-    /// Where dataset files live.
+    /// The default folder of dataset files (used when `IOPS_STORAGE_URL` is unset).
     pub fn datasets_dir(&self) -> PathBuf {
         self.data_dir.join("datasets")
     }
@@ -112,6 +123,11 @@ impl Config {
             ..domain::Settings::default()
         }
     }
+}
+
+/// Parses a storage URL given in `setting` (an environment variable or an option).
+pub fn parse_storage_url(setting: &str, raw: &str) -> Result<Location> {
+    Location::parse(raw).map_err(|why| Error::config(format!("{setting}: {why}")))
 }
 
 fn default_database_url(data_dir: &Path) -> String {
@@ -165,6 +181,38 @@ mod tests {
         assert_eq!(c.log_filter, "info");
         assert!(c.database_url_is_default);
         assert_eq!(c.database_url, "sqlite://./data/iops.db?mode=rwc");
+        assert_eq!(
+            c.storage,
+            Location::Folder(PathBuf::from("./data/datasets"))
+        );
+    }
+
+    #[test]
+    fn storage_urls() {
+        let c = config(&[("IOPS_STORAGE_URL", "s3://iops-files/prod")]).unwrap();
+        assert_eq!(
+            c.storage,
+            Location::S3 {
+                bucket: "iops-files".into(),
+                prefix: "prod".into()
+            }
+        );
+        let c = config(&[("IOPS_DATA_DIR", "/srv/iops"), ("IOPS_STORAGE_URL", " ")]).unwrap();
+        assert_eq!(
+            c.storage,
+            Location::Folder(PathBuf::from("/srv/iops/datasets"))
+        );
+        for bad in [
+            "bucket",
+            "s3://",
+            "https://s3.example.com/b",
+            "file://relative",
+        ] {
+            let err = config(&[("IOPS_STORAGE_URL", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("IOPS_STORAGE_URL: "), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -138,15 +138,24 @@ impl Server {
 
     /// Peak resident set size (VmHWM) of the server, in bytes.
     pub fn peak_rss_bytes(&self) -> Result<u64> {
+        self.status_bytes("VmHWM:")
+    }
+
+    /// Current resident set size (VmRSS) of the server, in bytes.
+    pub fn rss_bytes(&self) -> Result<u64> {
+        self.status_bytes("VmRSS:")
+    }
+
+    fn status_bytes(&self, field: &str) -> Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
             .map_err(|e| format!("cannot read the server's /proc status: {e}"))?;
         status
             .lines()
-            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .find_map(|line| line.strip_prefix(field))
             .and_then(|rest| rest.trim().strip_suffix("kB"))
             .and_then(|kib| kib.trim().parse::<u64>().ok())
             .map(|kib| kib * 1024)
-            .ok_or_else(|| "no VmHWM in the server's /proc status".into())
+            .ok_or_else(|| format!("no {field} in the server's /proc status").into())
     }
 
     /// The end of the server's log, for error messages.

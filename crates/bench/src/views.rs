@@ -166,6 +166,12 @@ pub async fn raw_postgres(
     if let Some(password) = url.password() {
         cmd.env("PGPASSWORD", password);
     }
+    // The same transport as the server's connections: with `?sslmode=disable` in the URL
+    // neither side pays for TLS, without it both negotiate it (libpq's and sqlx's default
+    // is `prefer`).
+    if let Some((_, mode)) = url.query_pairs().find(|(k, _)| k == "sslmode") {
+        cmd.env("PGSSLMODE", mode.as_ref());
+    }
     let output = cmd
         .output()
         .await

@@ -217,6 +217,11 @@ fn validate_name(name: &str) -> Result<String> {
             "name must be at most {MAX_NAME_CHARS} characters"
         )));
     }
+    // PostgreSQL text cannot hold U+0000 (the write would fail as a database error), and
+    // SQLite would store it: refused on both, so both behave the same.
+    if name.contains('\0') {
+        return Err(Error::validation("name must not contain NUL characters"));
+    }
     Ok(name.to_owned())
 }
 
@@ -226,6 +231,13 @@ fn validate_json(field: &str, value: Option<Value>) -> Result<Option<Value>> {
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(value @ Value::Object(_)) => {
+            // PostgreSQL's JSON types cannot hold U+0000 in a string (the write would fail
+            // as a database error); refused on both backends alike.
+            if contains_nul(&value) {
+                return Err(Error::validation(format!(
+                    "{field} must not contain NUL characters (\\u0000)"
+                )));
+            }
             let size = serde_json::to_vec(&value)
                 .map_err(|e| Error::Internal(format!("serializing {field}: {e}")))?
                 .len();
@@ -242,6 +254,27 @@ fn validate_json(field: &str, value: Option<Value>) -> Result<Option<Value>> {
     }
 }
 
+/// Whether any string or key in `value` holds U+0000 (iterative: depth costs no stack).
+fn contains_nul(value: &Value) -> bool {
+    let mut pending = vec![value];
+    while let Some(value) = pending.pop() {
+        match value {
+            Value::String(s) if s.contains('\0') => return true,
+            Value::Array(items) => pending.extend(items),
+            Value::Object(map) => {
+                for (key, item) in map {
+                    if key.contains('\0') {
+                        return true;
+                    }
+                    pending.push(item);
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
 /// The dataset was checked, then deleted before our write landed: the foreign key refuses
 /// the write, which for the caller is the same as the dataset not being theirs.
 fn dataset_race(err: DbErr) -> Error {
@@ -252,5 +285,32 @@ fn dataset_race(err: DbErr) -> Error {
         Error::NotFound
     } else {
         err.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn nul_characters_are_refused_in_names_and_json() {
+        assert!(matches!(validate_name("a\0b"), Err(Error::Validation(_))));
+        assert_eq!(validate_name("  ok  ").unwrap(), "ok");
+        for bad in [
+            json!({"k": "a\u{0}b"}),
+            json!({"a\u{0}": 1}),
+            json!({"k": [[{"x": "\u{0}"}]]}),
+        ] {
+            assert!(
+                matches!(
+                    validate_json("config", Some(bad.clone())),
+                    Err(Error::Validation(_))
+                ),
+                "{bad}"
+            );
+        }
+        assert!(validate_json("config", Some(json!({"k": "\\u0000 as text"}))).is_ok());
     }
 }

@@ -1,9 +1,9 @@
 //! Datasets: upload (parse while storing), read, rename, delete.
 //!
 //! An upload goes: body streamed into a staging file (size-capped) → parsed from that file
-//! on a blocking thread → one write transaction that counts it against the tier limit and
-//! inserts the row → file moved under its key → commit. Any failure on the way leaves no
-//! file, no row and no count. The steps after the body has been received run on a task of
+//! on a blocking thread → file published under its key (streamed to the store) → one write
+//! transaction that counts it against the tier limit, inserts the row and commits. Any
+//! failure on the way leaves no file, no row and no count. The steps after the body has been received run on a task of
 //! their own, so a client that disconnects mid-way cannot leave them half done.
 //!
 //! Every query carries `user_id = caller` in its WHERE clause: another user's dataset is
@@ -285,9 +285,26 @@ async fn store_upload(
         updated_at: stamp,
     };
 
+    // Published before the transaction, so a committed row always has its file, and no
+    // transaction (nor its connection, nor SQLite's write lock) waits on a network upload.
+    // Any failure from here on takes the file back; a crash leaves it unreferenced, for
+    // `Store::collect_garbage`.
+    ctx.store.publish(&upload.path, &key).await?;
+    if let Err(err) = insert_counted(ctx, now, &model).await {
+        if let Err(e) = ctx.store.remove(&key).await {
+            tracing::warn!(error = %e, key, "removing the file of a failed upload failed");
+        }
+        return Err(err);
+    }
+    Ok(model)
+}
+
+/// Counts the upload against the month and inserts its row, in one write transaction.
+async fn insert_counted(ctx: &Context, now: DateTime<Utc>, model: &datasets::Model) -> Result<()> {
+    let stamp = model.created_at;
     let txn = begin_write(&ctx.db).await?;
     // Counted in the same transaction as the insert: both commit, or neither does.
-    usage::consume(&txn, now, user_id, LimitKind::Datasets).await?;
+    usage::consume(&txn, now, model.user_id, LimitKind::Datasets).await?;
     datasets::Entity::insert(datasets::ActiveModel {
         id: Set(model.id),
         user_id: Set(model.user_id),
@@ -302,16 +319,8 @@ async fn store_upload(
     })
     .exec_without_returning(&txn)
     .await?;
-    // Published before the commit, so a committed row always has its file; if the commit
-    // then fails, the file is taken back.
-    ctx.store.publish(&upload.path, &key).await?;
-    if let Err(err) = txn.commit().await {
-        if let Err(e) = ctx.store.remove(&key).await {
-            tracing::warn!(error = %e, key, "removing the file of a failed upload failed");
-        }
-        return Err(err.into());
-    }
-    Ok(model)
+    txn.commit().await?;
+    Ok(())
 }
 
 /// Parses the staged file on a blocking thread (file reads and parsing are synchronous).

@@ -67,17 +67,37 @@ pub fn verify_blocking(password: &str, stored: &str) -> Verified {
     }
 }
 
+/// At most this many hashes run at once. Each Argon2id run takes 19 MiB and a core for
+/// ~50 ms: unbounded, a burst of logins fills the blocking pool with hundreds of them,
+/// takes over a GiB that the allocator keeps, and starves every other request of CPU.
+/// Queued logins wait here instead (2 cores on the reference machine; a little slack so a
+/// core never idles between two hashes).
+const CONCURRENT_HASHES: usize = 4;
+
+/// A process-wide limit on a CPU resource, not configuration: it never changes after start.
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONCURRENT_HASHES);
+
+async fn on_blocking_pool<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
+    let _permit = HASHING
+        .acquire()
+        .await
+        .map_err(|e| Error::Internal(format!("hashing limiter closed: {e}")))?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::Internal(format!("hashing task failed: {e}")))
+}
+
 /// Hashes on the blocking pool.
 pub async fn hash(password: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || hash_blocking(&password))
-        .await
-        .map_err(|e| Error::Internal(format!("hashing task failed: {e}")))?
+    on_blocking_pool(move || hash_blocking(&password)).await?
 }
 
 /// Verifies on the blocking pool. `stored: None` (no such account) burns the same time
 /// on the decoy hash and answers [`Verified::No`].
 pub async fn verify(password: String, stored: Option<String>) -> Result<Verified> {
-    tokio::task::spawn_blocking(move || match stored {
+    on_blocking_pool(move || match stored {
         Some(stored) => verify_blocking(&password, &stored),
         None => {
             let _ = verify_blocking(&password, DECOY_HASH);
@@ -85,7 +105,6 @@ pub async fn verify(password: String, stored: Option<String>) -> Result<Verified
         }
     })
     .await
-    .map_err(|e| Error::Internal(format!("verification task failed: {e}")))
 }
 
 /// Password rules shared by accounts and reports: 8 characters to 1024 bytes.

@@ -1,13 +1,16 @@
-//! The `iops` command line (CLI.md): `serve`, `migrate`, `users`, `backup`.
+//! The `iops` command line (CLI.md): `serve`, `migrate`, `users`, `backup`, `storage`.
 pub mod backup;
 pub mod migrate;
 pub mod serve;
+pub mod storage;
 pub mod users;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use sea_orm::DatabaseConnection;
+
+use domain::storage::{Location, Store};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -18,7 +21,8 @@ use crate::error::{Error, Result};
     version,
     about = "iOps: the REST API server and its administration commands",
     after_help = "Configuration comes from the environment: DATABASE_URL, IOPS_DATA_DIR, \
-                  IOPS_BIND, IOPS_MAX_UPLOAD_BYTES, RUST_LOG."
+                  IOPS_STORAGE_URL (with the AWS_* variables for s3://), IOPS_BIND, \
+                  IOPS_MAX_UPLOAD_BYTES, RUST_LOG."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -47,6 +51,28 @@ pub enum Command {
     Backup {
         /// Where to write the copy; must not exist yet.
         file: PathBuf,
+    },
+    /// Maintain the dataset file store (IOPS_STORAGE_URL, default IOPS_DATA_DIR/datasets).
+    Storage {
+        #[command(subcommand)]
+        command: StorageCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StorageCommand {
+    /// Remove stored files that no dataset references and that are older than an hour.
+    Gc {
+        /// Only list what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Copy every dataset file from the current store to another one (idempotent:
+    /// files already there with the same size are skipped, so a rerun resumes).
+    Migrate {
+        /// Target store: s3://bucket[/prefix] (AWS_* variables) or file:///absolute/path.
+        #[arg(long, value_name = "URL")]
+        to: String,
     },
 }
 
@@ -83,6 +109,7 @@ pub enum UsersCommand {
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
+    domain::storage::install_crypto_provider();
     let config = Config::from_env()?;
     init_logging(&config)?;
     match cli.command {
@@ -90,6 +117,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Migrate { command } => migrate::run(&config, command).await,
         Command::Users { command } => users::run(&config, command).await,
         Command::Backup { file } => backup::run(&config, &file).await,
+        Command::Storage { command } => storage::run(&config, command).await,
     }
 }
 
@@ -104,6 +132,24 @@ fn init_logging(config: &Config) -> Result<()> {
         .with_writer(std::io::stderr)
         .try_init();
     Ok(())
+}
+
+/// Opens the dataset store at `location` (the configured one, or a migration's target) and
+/// proves that it answers: a bad bucket, bad credentials or an unreachable endpoint end
+/// the command here, with one line naming the store.
+pub async fn open_store(config: &Config, location: &Location) -> Result<Store> {
+    if matches!(location, Location::S3 { .. }) {
+        // Staging for a bucket lives in the data dir.
+        config.ensure_data_dir()?;
+    }
+    let store = Store::open(location, &config.data_dir)
+        .await
+        .map_err(|e| Error::io(format!("cannot open the dataset store {location}"), e))?;
+    store
+        .check()
+        .await
+        .map_err(|e| Error::io(format!("the dataset store {location} does not answer"), e))?;
+    Ok(store)
 }
 
 /// Opens the database for a command (`max_connections` small for one-shot commands).

@@ -4,7 +4,7 @@ use std::net::TcpListener;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use domain::storage::LocalStore;
+use domain::storage::{STALE_STAGING, Store};
 use domain::{Context, Domain, SystemClock};
 
 use crate::config::Config;
@@ -28,15 +28,8 @@ pub async fn run(config: &Config, no_migrate: bool) -> Result<()> {
             tracing::info!(revisions = %applied.join(", "), "applied migrations");
         }
     }
-    let store = LocalStore::open(config.datasets_dir()).await.map_err(|e| {
-        Error::io(
-            format!(
-                "cannot open the dataset store in {}",
-                config.datasets_dir().display()
-            ),
-            e,
-        )
-    })?;
+    let store = super::open_store(config, &config.storage).await?;
+    tokio::spawn(sweep(store.clone(), db.clone()));
     let domain = Domain::new(Context {
         db: db.clone(),
         clock: Arc::new(SystemClock),
@@ -62,6 +55,32 @@ pub async fn run(config: &Config, no_migrate: bool) -> Result<()> {
     db.close().await.ok();
     tracing::info!("iops stopped");
     Ok(())
+}
+
+/// The start-up sweep: objects a crash left unreferenced (published, never committed; or
+/// whose row was deleted before the object could be). In the background, so that a large
+/// store does not delay serving; several servers sweeping at once only repeat deletes.
+async fn sweep(store: Store, db: sea_orm::DatabaseConnection) {
+    match store
+        .collect_garbage(&db, chrono::Utc::now(), STALE_STAGING, false)
+        .await
+    {
+        Ok(report) if report.removed.is_empty() => {
+            tracing::debug!(
+                examined = report.examined,
+                "dataset store sweep: nothing to remove"
+            );
+        }
+        Ok(report) => tracing::info!(
+            examined = report.examined,
+            removed = report.removed.len(),
+            "dataset store sweep removed unreferenced files"
+        ),
+        Err(e) => {
+            let error = crate::error::Error::from(e).one_line();
+            tracing::warn!(%error, "dataset store sweep failed");
+        }
+    }
 }
 
 fn bind(config: &Config) -> Result<TcpListener> {

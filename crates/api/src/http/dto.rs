@@ -33,7 +33,15 @@ where
     T: Deserialize<'de>,
     D: Deserializer<'de>,
 {
-    T::deserialize(de).map(Some)
+    // Through `Option` rather than `T` directly: serde_json reports `null` where an enum is
+    // expected as a syntax error (a 400), but a `null` for a non-nullable field is a
+    // validation error (422).
+    match Option::<T>::deserialize(de)? {
+        Some(value) => Ok(Some(value)),
+        None => Err(serde::de::Error::custom(
+            "invalid type: null, expected a value",
+        )),
+    }
 }
 
 /// Subscription tier.

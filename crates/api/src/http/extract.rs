@@ -7,10 +7,18 @@
 //! [`Json`] rather than `web::Json`: serde_json reports some shape errors (a `null` or a
 //! number where an enum is expected) as syntax errors, which `web::Json` cannot tell from
 //! a body that is not JSON at all.
-use actix_web::dev::Payload;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::{JsonPayloadError, PathError, PayloadError, QueryPayloadError};
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::middleware::Next;
+use actix_web::web::Bytes;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use domain::pagination::PageRequest;
+use futures_util::Stream;
 use futures_util::future::LocalBoxFuture;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -54,6 +62,11 @@ pub fn json_problem(err: JsonPayloadError) -> Problem {
         | JsonPayloadError::Overflow { limit } => Problem::payload_too_large(limit as u64),
         JsonPayloadError::Payload(PayloadError::Overflow) => {
             Problem::payload_too_large(JSON_LIMIT_BYTES as u64)
+        }
+        JsonPayloadError::Payload(PayloadError::Io(ref e))
+            if e.kind() == std::io::ErrorKind::TimedOut =>
+        {
+            Problem::request_timeout()
         }
         JsonPayloadError::Payload(e) => {
             Problem::bad_request(format!("could not read the body: {e}"))
@@ -107,11 +120,57 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
         let value = web::Json::<serde_json::Value>::from_request(req, payload);
         Box::pin(async move {
             let value = value.await?.into_inner();
-            T::deserialize(value)
-                .map(Json)
-                .map_err(|e| Problem::validation(e.to_string()).into())
+            from_json_value(value).map(Json).map_err(Into::into)
         })
     }
+}
+
+/// A body already parsed as JSON, read as `T` by the rules of [`Json`]: any failure to
+/// fit `T` is `422`.
+pub fn from_json_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Problem> {
+    // serde also accepts a struct written as an array of its fields in order (`["x"]`).
+    // Every body of this API is an object (or `null` where the body is optional), so an
+    // array is refused rather than taken as a second, undocumented spelling.
+    if value.is_array() {
+        return Err(Problem::validation("the body must be a JSON object"));
+    }
+    if contains_nul(&value) {
+        return Err(Problem::validation(
+            "text must not contain NUL characters (\\u0000)",
+        ));
+    }
+    T::deserialize(value).map_err(|e| Problem::validation(e.to_string()))
+}
+
+/// [`from_json_value`] over raw bytes: `400` when they are not JSON at all.
+pub fn from_json_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    let value = serde_json::from_slice::<serde_json::Value>(bytes)
+        .map_err(|e| json_problem(JsonPayloadError::Deserialize(e)))?;
+    from_json_value(value)
+}
+
+/// Whether any string or key of `value` holds U+0000. PostgreSQL text cannot store it
+/// (the write would fail as a database error) while SQLite would: refusing it up front
+/// keeps the two backends alike. Iterative, so nesting depth costs no stack.
+fn contains_nul(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    let mut pending = vec![value];
+    while let Some(value) = pending.pop() {
+        match value {
+            Value::String(s) if s.contains('\0') => return true,
+            Value::Array(items) => pending.extend(items),
+            Value::Object(map) => {
+                for (key, item) in map {
+                    if key.contains('\0') {
+                        return true;
+                    }
+                    pending.push(item);
+                }
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 /// The client identity attempts are throttled under (failed logins, report unlocks): the
@@ -166,6 +225,81 @@ impl FromRequest for Pagination {
                 .and_then(|q| q.page_request())
                 .map(Pagination),
         )
+    }
+}
+
+/// How long a request body may stall: app data read by [`body_idle_timeout`].
+#[derive(Clone, Copy, Debug)]
+pub struct BodyIdleTimeout(pub Duration);
+
+/// Middleware: the request body ends in an error (`io::ErrorKind::TimedOut`, which the
+/// JSON extractor answers with `408`) once no byte has arrived for [`BodyIdleTimeout`]
+/// while the handler was waiting for one. The response then closes the connection, so a
+/// client trickling its body cannot hold a connection (and its buffers) forever.
+pub async fn body_idle_timeout(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if let Some(BodyIdleTimeout(limit)) = req.app_data::<BodyIdleTimeout>().copied() {
+        let payload = req.take_payload();
+        if !matches!(payload, Payload::None) {
+            req.set_payload(Payload::Stream {
+                payload: Box::pin(IdleTimeout {
+                    inner: payload,
+                    limit,
+                    timer: None,
+                    expired: false,
+                }),
+            });
+        }
+    }
+    next.call(req).await
+}
+
+/// A body stream that fails after `limit` of waiting without a byte. The clock runs only
+/// while the reader waits (between a `Pending` and the next item), so a handler that is
+/// slow to read (backpressure from the disk or the database) never times its client out.
+struct IdleTimeout {
+    inner: Payload,
+    limit: Duration,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    expired: bool,
+}
+
+impl Stream for IdleTimeout {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.expired {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Ready(item) => {
+                this.timer = None;
+                Poll::Ready(item)
+            }
+            Poll::Pending => {
+                let limit = this.limit;
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(()) => {
+                        this.timer = None;
+                        this.expired = true;
+                        Poll::Ready(Some(Err(PayloadError::Io(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!(
+                                "no part of the body arrived for {} seconds",
+                                limit.as_secs_f64()
+                            ),
+                        )))))
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -250,6 +384,48 @@ mod tests {
         };
         assert_eq!(q.page_request().unwrap_err().status, 422);
         assert_eq!(PageQuery::default().page_request().unwrap().limit, 20);
+    }
+
+    #[test]
+    fn nul_is_found_at_any_depth() {
+        use serde_json::json;
+        assert!(!contains_nul(&json!({"a": ["b", {"c": "d"}]})));
+        assert!(contains_nul(&json!({"a": ["b", {"c": "d\u{0}"}]})));
+        assert!(contains_nul(&json!({"a\u{0}": 1})));
+        // As deep as serde_json parses (its recursion limit is 128).
+        let mut deep = json!("\u{0}");
+        for _ in 0..120 {
+            deep = json!([deep]);
+        }
+        assert!(contains_nul(&deep));
+    }
+
+    #[actix_web::test]
+    async fn a_stalled_body_times_out_and_a_slow_reader_does_not() {
+        use futures_util::StreamExt;
+
+        // "abc" at once, then nothing ever again.
+        let client = futures_util::stream::once(async { Ok(Bytes::from_static(b"abc")) })
+            .chain(futures_util::stream::pending());
+        let mut body = IdleTimeout {
+            inner: Payload::Stream {
+                payload: Box::pin(client),
+            },
+            limit: Duration::from_millis(50),
+            timer: None,
+            expired: false,
+        };
+        // The reader dawdles far longer than the limit: not the client's fault.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(body.next().await.unwrap().unwrap(), "abc");
+        // Now it waits, and nothing comes.
+        let err = body.next().await.unwrap().unwrap_err();
+        assert!(
+            matches!(&err, PayloadError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut),
+            "{err:?}"
+        );
+        assert!(body.next().await.is_none());
+        assert_eq!(json_problem(JsonPayloadError::Payload(err)).status, 408);
     }
 
     #[test]

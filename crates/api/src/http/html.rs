@@ -152,13 +152,17 @@ pub fn report(view: &ReportPage<'_>) -> HttpResponse {
     }
     match view.dataset {
         Some((name, rows, columns)) => {
-            let count = |n: Option<i32>| n.map_or_else(|| "unknown".to_owned(), |n| n.to_string());
+            let count = |n: Option<i32>, what: &str| match n {
+                Some(1) => format!("1 {what}"),
+                Some(n) => format!("{n} {what}s"),
+                None => format!("unknown {what}s"),
+            };
             let _ = writeln!(
                 body,
-                "<dt>Dataset</dt><dd>{} ({} rows, {} columns)</dd>",
+                "<dt>Dataset</dt><dd>{} ({}, {})</dd>",
                 escape(name),
-                count(rows),
-                count(columns),
+                count(rows, "row"),
+                count(columns, "column"),
             );
         }
         None => body.push_str("<dt>Dataset</dt><dd class=\"muted\">none</dd>\n"),

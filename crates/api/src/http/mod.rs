@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod dto;
 pub mod extract;
+pub mod html;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
@@ -51,6 +52,11 @@ pub struct ServerOptions {
     pub client_disconnect_timeout: Duration,
     /// Idle time allowed on a keep-alive connection.
     pub keep_alive: Duration,
+    /// Longest a request body may stall (no bytes arriving while the handler waits for
+    /// them) before the request is refused (`408`) and its connection closed. actix bounds
+    /// only the head; without this a client trickling its body would hold a connection
+    /// forever. Time the server itself spends between reads does not count.
+    pub body_idle_timeout: Duration,
 }
 
 impl Default for ServerOptions {
@@ -61,6 +67,7 @@ impl Default for ServerOptions {
             client_request_timeout: Duration::from_secs(10),
             client_disconnect_timeout: Duration::from_secs(5),
             keep_alive: Duration::from_secs(30),
+            body_idle_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -78,14 +85,17 @@ pub fn build_server(
     shutdown: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>,
 ) -> std::io::Result<Server> {
     let data = web::Data::new(state);
+    let body_idle = extract::BodyIdleTimeout(options.body_idle_timeout);
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
             .app_data(extract::json_config())
             .app_data(extract::query_config())
             .app_data(extract::path_config())
+            .app_data(body_idle)
             .configure(configure)
             .default_service(web::to(routes::not_found))
+            .wrap(middleware::from_fn(extract::body_idle_timeout))
             // Outermost last: the request id wraps everything, metrics see final statuses.
             .wrap(middleware::from_fn(metrics::middleware))
             .wrap(middleware::from_fn(request_id::middleware))

@@ -62,7 +62,7 @@ pub struct RegisterBody {
     #[schema(example = "ada@example.com")]
     pub email: String,
     /// 8 characters to 1024 bytes.
-    #[schema(example = "correct horse battery")]
+    #[schema(example = "correct horse battery", min_length = 8)]
     pub password: String,
     pub full_name: Option<String>,
 }
@@ -93,6 +93,7 @@ pub struct PatchMeBody {
 pub struct PasswordBody {
     pub current_password: String,
     /// 8 characters to 1024 bytes.
+    #[schema(min_length = 8)]
     pub new_password: String,
 }
 
@@ -135,6 +136,7 @@ pub async fn register(state: web::Data<AppState>, body: Json<RegisterBody>) -> A
         `Retry-After` until the window passes.",
     responses(
         (status = 200, description = "A bearer token and the user", body = TokenDto),
+        (status = 400, description = "Not JSON, or not `application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Wrong email or password", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Missing or unknown field", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many failed attempts; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
@@ -193,6 +195,7 @@ pub async fn get_me(me: CurrentUser) -> Answer {
     request_body = PatchMeBody,
     responses(
         (status = 200, description = "The updated caller", body = UserDto),
+        (status = 400, description = "Not JSON, or not `application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The new email belongs to another account", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad email, `email: null`, unknown field", body = Problem, content_type = "application/problem+json"),
@@ -244,6 +247,7 @@ pub async fn delete_me(state: web::Data<AppState>, me: CurrentUser) -> Answer {
         toward a failed-attempt limit of its own, `429` beyond it).",
     responses(
         (status = 204, description = "Changed"),
+        (status = 400, description = "Not JSON, or not `application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Bad token, or wrong current password", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The new password breaks the rules", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many wrong current passwords", body = Problem, content_type = "application/problem+json"),

@@ -97,6 +97,7 @@ pub async fn list_users(
         existing tokens too.",
     responses(
         (status = 200, description = "The updated user", body = UserDto),
+        (status = 400, description = "Not JSON, or not `application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The caller is not an administrator", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),

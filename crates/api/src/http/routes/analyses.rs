@@ -2,8 +2,7 @@
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use domain::analyses::{AnalysisChange, NewAnalysis};
-use serde::de::Error as _;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -11,7 +10,7 @@ use uuid::Uuid;
 use crate::http::AppState;
 use crate::http::auth::CurrentUser;
 use crate::http::dto::{AnalysisDto, AnalysisStatus, PageDto, double_option, non_null};
-use crate::http::extract::{PageQuery, Pagination};
+use crate::http::extract::{Json, PageQuery, Pagination};
 use crate::http::problem::Problem;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -42,6 +41,7 @@ pub struct Doc;
 #[serde(deny_unknown_fields)]
 pub struct CreateAnalysis {
     /// 1 to 255 characters (trimmed).
+    #[schema(min_length = 1)]
     pub name: String,
     /// One of the caller's datasets.
     #[serde(default)]
@@ -58,7 +58,7 @@ pub struct CreateAnalysis {
 #[serde(deny_unknown_fields)]
 pub struct UpdateAnalysis {
     #[serde(default, deserialize_with = "non_null")]
-    #[schema(value_type = String)]
+    #[schema(value_type = String, min_length = 1)]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<Uuid>)]
@@ -69,22 +69,9 @@ pub struct UpdateAnalysis {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<Object>)]
     pub results: Option<Option<Value>>,
-    #[serde(default, deserialize_with = "non_null_enum")]
+    #[serde(default, deserialize_with = "crate::http::dto::non_null")]
     #[schema(value_type = AnalysisStatus)]
     pub status: Option<AnalysisStatus>,
-}
-
-/// Like `dto::non_null`, for enums: serde_json reads `null` where an enum is expected as a
-/// syntax error (`400`), whereas `null` for a non-nullable field is a validation error.
-fn non_null_enum<'de, T, D>(de: D) -> Result<Option<T>, D::Error>
-where
-    T: Deserialize<'de>,
-    D: Deserializer<'de>,
-{
-    match Option::<T>::deserialize(de)? {
-        Some(value) => Ok(Some(value)),
-        None => Err(D::Error::custom("invalid type: null, expected a value")),
-    }
 }
 
 /// `?status=` of the list.
@@ -101,6 +88,7 @@ pub struct StatusFilter {
 #[utoipa::path(
     post,
     path = "/api/v1/analyses",
+    operation_id = "create_analysis",
     tag = "analyses",
     request_body = CreateAnalysis,
     responses(
@@ -115,7 +103,7 @@ pub struct StatusFilter {
 async fn create(
     user: CurrentUser,
     state: web::Data<AppState>,
-    body: web::Json<CreateAnalysis>,
+    body: Json<CreateAnalysis>,
 ) -> Result<HttpResponse, Problem> {
     let body = body.into_inner();
     let analysis = state
@@ -144,6 +132,7 @@ async fn create(
 #[utoipa::path(
     get,
     path = "/api/v1/analyses",
+    operation_id = "list_analyses",
     tag = "analyses",
     params(StatusFilter, PageQuery),
     responses(
@@ -172,6 +161,7 @@ async fn list(
 #[utoipa::path(
     get,
     path = "/api/v1/analyses/{id}",
+    operation_id = "get_analysis",
     tag = "analyses",
     params(("id" = Uuid, Path, description = "Analysis id")),
     responses(
@@ -201,6 +191,7 @@ async fn get(
 #[utoipa::path(
     patch,
     path = "/api/v1/analyses/{id}",
+    operation_id = "update_analysis",
     tag = "analyses",
     params(("id" = Uuid, Path, description = "Analysis id")),
     request_body = UpdateAnalysis,
@@ -217,7 +208,7 @@ async fn update(
     user: CurrentUser,
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
-    body: web::Json<UpdateAnalysis>,
+    body: Json<UpdateAnalysis>,
 ) -> Result<web::Json<AnalysisDto>, Problem> {
     let body = body.into_inner();
     let change = AnalysisChange {
@@ -241,6 +232,7 @@ async fn update(
 #[utoipa::path(
     delete,
     path = "/api/v1/analyses/{id}",
+    operation_id = "delete_analysis",
     tag = "analyses",
     params(("id" = Uuid, Path, description = "Analysis id")),
     responses(

@@ -23,7 +23,7 @@ use uuid::Uuid;
 use crate::http::AppState;
 use crate::http::auth::CurrentUser;
 use crate::http::dto::{DatasetDto, PageDto};
-use crate::http::extract::{PageQuery, Pagination};
+use crate::http::extract::{Json, PageQuery, Pagination};
 use crate::http::problem::Problem;
 
 /// Room for the multipart framing and the small text parts around the file: a body whose
@@ -75,6 +75,8 @@ struct UploadForm {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenameDataset {
+    /// 1 to 255 characters (trimmed).
+    #[schema(min_length = 1, max_length = 255)]
     pub name: String,
 }
 
@@ -87,6 +89,7 @@ pub struct RenameDataset {
 #[utoipa::path(
     post,
     path = "/api/v1/datasets",
+    operation_id = "upload_dataset",
     tag = "datasets",
     request_body(content = inline(UploadForm), content_type = "multipart/form-data"),
     responses(
@@ -160,6 +163,7 @@ async fn upload(
 #[utoipa::path(
     get,
     path = "/api/v1/datasets",
+    operation_id = "list_datasets",
     tag = "datasets",
     params(PageQuery),
     responses(
@@ -182,6 +186,7 @@ async fn list(
 #[utoipa::path(
     get,
     path = "/api/v1/datasets/{id}",
+    operation_id = "get_dataset",
     tag = "datasets",
     params(("id" = Uuid, Path, description = "Dataset id")),
     responses(
@@ -209,6 +214,7 @@ async fn get(
 #[utoipa::path(
     patch,
     path = "/api/v1/datasets/{id}",
+    operation_id = "rename_dataset",
     tag = "datasets",
     params(("id" = Uuid, Path, description = "Dataset id")),
     request_body = RenameDataset,
@@ -225,7 +231,7 @@ async fn rename(
     user: CurrentUser,
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
-    body: web::Json<RenameDataset>,
+    body: Json<RenameDataset>,
 ) -> Result<web::Json<DatasetDto>, Problem> {
     let body = body.into_inner();
     let dataset = state
@@ -243,6 +249,7 @@ async fn rename(
 #[utoipa::path(
     delete,
     path = "/api/v1/datasets/{id}",
+    operation_id = "delete_dataset",
     tag = "datasets",
     params(("id" = Uuid, Path, description = "Dataset id")),
     responses(

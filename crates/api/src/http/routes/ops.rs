@@ -7,9 +7,18 @@ use crate::http::AppState;
 use crate::http::openapi;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health/live", web::get().to(live))
-        .route("/health/ready", web::get().to(ready))
-        .route("/metrics", web::get().to(metrics))
+    for (path, handler) in [
+        ("/health/live", web::get().to(live)),
+        ("/health/ready", web::get().to(ready)),
+        ("/metrics", web::get().to(metrics)),
+    ] {
+        cfg.service(
+            web::resource(path)
+                .route(handler)
+                .default_service(web::to(super::method_not_allowed)),
+        );
+    }
+    cfg
         // The UI's assets are relative to `/docs/`.
         .route("/docs", web::get().to(docs_redirect))
         .service(SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", openapi::document()));

@@ -6,7 +6,6 @@
 //! `application/x-www-form-urlencoded` to the unlock endpoint, which answers with a cookie
 //! scoped to this one report and a `303` back to the report.
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
-use actix_web::error::JsonPayloadError;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 use chrono::{DateTime, Utc};
@@ -19,11 +18,10 @@ use utoipa::{Modify, ToSchema};
 use crate::http::AppState;
 use crate::http::auth::bearer_token;
 use crate::http::dto::{AnalysisStatus, utc};
-use crate::http::extract::json_problem;
+use crate::http::extract::from_json_bytes;
 use crate::http::problem::Problem;
 
-#[path = "../html.rs"]
-pub mod html;
+use crate::http::html;
 
 /// Largest unlock body: a password is at most 1024 bytes, three times that once
 /// form-encoded, plus the field name and JSON framing.
@@ -278,8 +276,7 @@ async fn unlock_json(
     payload: web::Payload,
 ) -> Result<HttpResponse, Problem> {
     let body = read_body(payload).await?;
-    let body: UnlockRequest = serde_json::from_slice(&body)
-        .map_err(|e| json_problem(JsonPayloadError::Deserialize(e)))?;
+    let body: UnlockRequest = from_json_bytes(&body)?;
     let issued = state
         .domain
         .reports

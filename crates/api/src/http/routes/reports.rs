@@ -13,7 +13,9 @@ use uuid::Uuid;
 use crate::http::AppState;
 use crate::http::auth::CurrentUser;
 use crate::http::dto::{PageDto, ReportDto, double_option, non_null};
-use crate::http::extract::{JSON_LIMIT_BYTES, PageQuery, Pagination, json_problem};
+use crate::http::extract::{
+    JSON_LIMIT_BYTES, Json, PageQuery, Pagination, from_json_bytes, json_problem,
+};
 use crate::http::problem::Problem;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -50,6 +52,7 @@ pub struct Doc;
 pub struct CreateReport {
     /// Viewers must give this password (8 characters at least) to open the report.
     #[serde(default)]
+    #[schema(min_length = 8)]
     pub password: Option<String>,
     /// When the report stops opening; must be in the future.
     #[serde(default)]
@@ -69,7 +72,7 @@ pub struct UpdateReport {
     #[schema(value_type = bool)]
     pub is_public: Option<bool>,
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 8)]
     pub password: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<DateTime<Utc>>)]
@@ -83,6 +86,7 @@ pub struct UpdateReport {
 #[utoipa::path(
     post,
     path = "/api/v1/analyses/{id}/reports",
+    operation_id = "create_report",
     tag = "reports",
     params(("id" = Uuid, Path, description = "Analysis id")),
     request_body(content = Option<CreateReport>, description = "Optional; an empty body publishes a public report without password or expiry"),
@@ -132,6 +136,7 @@ async fn create(
 #[utoipa::path(
     get,
     path = "/api/v1/reports",
+    operation_id = "list_reports",
     tag = "reports",
     params(PageQuery),
     responses(
@@ -154,6 +159,7 @@ async fn list(
 #[utoipa::path(
     get,
     path = "/api/v1/reports/{id}",
+    operation_id = "get_report",
     tag = "reports",
     params(("id" = Uuid, Path, description = "Report id")),
     responses(
@@ -179,6 +185,7 @@ async fn get(
 #[utoipa::path(
     patch,
     path = "/api/v1/reports/{id}",
+    operation_id = "update_report",
     tag = "reports",
     params(("id" = Uuid, Path, description = "Report id")),
     request_body = UpdateReport,
@@ -195,7 +202,7 @@ async fn update(
     user: CurrentUser,
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
-    body: web::Json<UpdateReport>,
+    body: Json<UpdateReport>,
 ) -> Result<web::Json<ReportDto>, Problem> {
     let body = body.into_inner();
     let change = ReportChange {
@@ -217,6 +224,7 @@ async fn update(
 #[utoipa::path(
     delete,
     path = "/api/v1/reports/{id}",
+    operation_id = "delete_report",
     tag = "reports",
     params(("id" = Uuid, Path, description = "Report id")),
     responses(
@@ -267,7 +275,5 @@ async fn optional_json<T: DeserializeOwned>(
     if !is_json {
         return Err(json_problem(JsonPayloadError::ContentType));
     }
-    serde_json::from_slice(&body)
-        .map(Some)
-        .map_err(|e| json_problem(JsonPayloadError::Deserialize(e)))
+    from_json_bytes(&body).map(Some)
 }

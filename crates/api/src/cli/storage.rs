@@ -1,0 +1,75 @@
+//! `iops storage gc [--dry-run]` and `iops storage migrate --to URL`.
+use chrono::Utc;
+use domain::storage::{STALE_STAGING, Store};
+
+use super::StorageCommand;
+use crate::config::{Config, parse_storage_url};
+use crate::error::{Error, Result};
+
+pub async fn run(config: &Config, command: StorageCommand) -> Result<()> {
+    // Arguments first: a bad URL changes nothing and opens nothing.
+    let target = match &command {
+        StorageCommand::Migrate { to } => Some(parse_storage_url("--to", to)?),
+        StorageCommand::Gc { .. } => None,
+    };
+    if let Some(target) = &target
+        && *target == config.storage
+    {
+        return Err(Error::config(format!(
+            "--to {target} is the current store (IOPS_STORAGE_URL); nothing to copy"
+        )));
+    }
+    let store = super::open_store(config, &config.storage).await?;
+    let db = super::connect(config, 2).await?;
+    let result = match (command, target) {
+        (StorageCommand::Gc { dry_run }, _) => gc(&store, &db, dry_run).await,
+        (StorageCommand::Migrate { .. }, Some(target)) => {
+            match super::open_store(config, &target).await {
+                Ok(target) => migrate(&store, &db, &target).await,
+                Err(e) => Err(e),
+            }
+        }
+        (StorageCommand::Migrate { .. }, None) => Err(Error::config("--to is required")),
+    };
+    db.close().await.ok();
+    result
+}
+
+async fn gc(store: &Store, db: &sea_orm::DatabaseConnection, dry_run: bool) -> Result<()> {
+    let report = store
+        .collect_garbage(db, Utc::now(), STALE_STAGING, dry_run)
+        .await?;
+    for key in &report.removed {
+        println!("{} {key}", if dry_run { "would remove" } else { "removed" });
+    }
+    println!(
+        "{} {} of {} stored files (unreferenced and older than an hour); {} unreferenced but recent, kept",
+        if dry_run { "would remove" } else { "removed" },
+        report.removed.len(),
+        report.examined,
+        report.too_recent,
+    );
+    Ok(())
+}
+
+async fn migrate(source: &Store, db: &sea_orm::DatabaseConnection, target: &Store) -> Result<()> {
+    let report = source.migrate_to(db, target).await?;
+    for key in &report.not_keys {
+        tracing::warn!(file_path = %key, "skipped: not a storage key (a machine path)");
+    }
+    println!(
+        "copied {} files from {} to {}; {} already there",
+        report.copied,
+        source.location(),
+        target.location(),
+        report.already_there,
+    );
+    if let Some(first) = report.missing.first() {
+        return Err(Error::config(format!(
+            "{} referenced files are missing from {} (first: {first}); every other file was copied",
+            report.missing.len(),
+            source.location(),
+        )));
+    }
+    Ok(())
+}

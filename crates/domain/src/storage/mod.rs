@@ -1,0 +1,117 @@
+//! Where dataset files live. Keys are relative (`<user_id>/<dataset_id>.csv`), never machine
+//! paths, so the database does not care which store holds the files.
+//!
+//! One implementation, [`Store`], over Apache Arrow's `object_store`: a local folder
+//! (`IOPS_DATA_DIR/datasets` by default) or an S3-compatible bucket, which is what several
+//! `iops serve` processes on different machines share. Uploads are first received into a
+//! local staging file and parsed there, then published, visible under their key only once
+//! complete: a folder renames the staged file into place; a bucket receives it streamed
+//! in parts (bounded memory, whatever the size).
+//!
+//! The rules built on it: [`crate::datasets`] publishes before it commits a row and removes
+//! the object when the commit fails; deletions remove rows first, objects second; and
+//! [`Store::collect_garbage`] removes what a crash left between the two.
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+
+mod location;
+mod maintenance;
+mod object;
+
+pub use location::Location;
+pub use maintenance::{GarbageReport, MigrationReport};
+pub use object::{Store, StoredObject};
+/// Re-exported so that callers can configure an S3 client ([`Store::s3`]) without depending
+/// on the crate themselves.
+pub use object_store;
+
+/// A staged file untouched for this long belongs to an upload that died with its process
+/// (an upload that is alive writes to it, or has already published it). The same age
+/// guards stored objects from [`Store::collect_garbage`]: an upload publishes its object
+/// moments before it commits the row that references it.
+pub const STALE_STAGING: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Makes `ring` the process's default TLS crypto provider; call once at start, before any
+/// connection. The S3 client brings rustls's `aws-lc-rs` provider next to the `ring` one
+/// the database driver uses, and rustls refuses to guess between two: code that asks for
+/// "the default" (sqlx's `sslmode=verify-ca`) would otherwise panic. Idempotent.
+pub fn install_crypto_provider() {
+    // An error only means a provider is installed already, which is all that is needed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+#[async_trait]
+pub trait DatasetStore: Send + Sync {
+    /// Creates an empty staging file and returns its path.
+    async fn stage(&self) -> std::io::Result<PathBuf>;
+    /// Moves a staged file to `key`, making it visible; the staged file is gone afterwards.
+    /// A failure leaves nothing under `key` and the staged file in place.
+    async fn publish(&self, staged: &Path, key: &str) -> std::io::Result<()>;
+    /// Removes the file under `key`; a missing file is not an error. A key that is not a
+    /// relative path is refused with [`std::io::ErrorKind::InvalidInput`].
+    async fn remove(&self, key: &str) -> std::io::Result<()>;
+    /// Removes a staged file; a missing file is not an error.
+    async fn discard(&self, staged: &Path) -> std::io::Result<()>;
+    /// Whether a file exists under `key`.
+    async fn exists(&self, key: &str) -> std::io::Result<bool>;
+    /// Whether the store answers (readiness).
+    async fn ready(&self) -> bool;
+}
+
+/// A [`Store`] on a local folder that also knows the folder, for tools and tests that
+/// look inside it: files at `<root>/<key>`, staging in `<root>/.staging`.
+#[derive(Clone, Debug)]
+pub struct LocalStore {
+    store: Store,
+    root: PathBuf,
+}
+
+impl LocalStore {
+    /// Opens (creating if needed) the store under `root`, and clears staging leftovers of a
+    /// run that died mid-upload. Only files older than [`STALE_STAGING`] go: another
+    /// process sharing the folder may be writing the younger ones right now.
+    pub async fn open(root: impl Into<PathBuf>) -> std::io::Result<Self> {
+        let root = root.into();
+        let store = Store::folder(root.clone()).await?;
+        Ok(Self { store, root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+impl std::ops::Deref for LocalStore {
+    type Target = Store;
+
+    fn deref(&self) -> &Store {
+        &self.store
+    }
+}
+
+#[async_trait]
+impl DatasetStore for LocalStore {
+    async fn stage(&self) -> std::io::Result<PathBuf> {
+        self.store.stage().await
+    }
+    async fn publish(&self, staged: &Path, key: &str) -> std::io::Result<()> {
+        self.store.publish(staged, key).await
+    }
+    async fn remove(&self, key: &str) -> std::io::Result<()> {
+        self.store.remove(key).await
+    }
+    async fn discard(&self, staged: &Path) -> std::io::Result<()> {
+        self.store.discard(staged).await
+    }
+    async fn exists(&self, key: &str) -> std::io::Result<bool> {
+        self.store.exists(key).await
+    }
+    async fn ready(&self) -> bool {
+        self.store.ready().await
+    }
+}

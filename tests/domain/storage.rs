@@ -1,0 +1,703 @@
+//! Dataset files on both kinds of store: the local folder and a real S3-compatible server
+//! (moto, started on 127.0.0.1 by `support/s3.rs`). The upload, delete, failure, garbage and
+//! migration rules run on each store, each on SQLite and on PostgreSQL.
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use chrono::Utc;
+use domain::datasets::NewDataset;
+use domain::storage::{DatasetStore, Location, STALE_STAGING, Store};
+use domain::{Context, Domain, Error, FixedClock, Id, LimitKind, Settings};
+use entity::users::Tier;
+use iops_tests::{TestDb, count};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+
+use crate::support::default_now;
+use crate::usage::{new_user, usage_row};
+
+#[allow(dead_code, reason = "shared with the api tests, which use all of it")]
+#[path = "../support/s3.rs"]
+mod s3;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Local,
+    S3,
+}
+
+/// Runs `$body(TestDb, Kind)` on the four combinations, as tests in a module `$name`.
+macro_rules! on_every_store {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            use super::Kind;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn local_sqlite() {
+                super::$body(iops_tests::TestDb::sqlite().await, Kind::Local).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn local_postgres() {
+                super::$body(iops_tests::TestDb::postgres().await, Kind::Local).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn s3_sqlite() {
+                super::$body(iops_tests::TestDb::sqlite().await, Kind::S3).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn s3_postgres() {
+                super::$body(iops_tests::TestDb::postgres().await, Kind::S3).await;
+            }
+        }
+    };
+}
+
+/// A domain over a migrated database and a fresh store of `kind`.
+struct Env {
+    domain: Domain,
+    store: Store,
+    kind: Kind,
+    db: TestDb,
+}
+
+impl Env {
+    async fn new(db: TestDb, kind: Kind) -> Self {
+        Self::with_settings(db, kind, Settings::default()).await
+    }
+
+    async fn with_settings(db: TestDb, kind: Kind, settings: Settings) -> Self {
+        let conn = db.migrated().await;
+        let store = new_store(&db, kind).await;
+        let domain = Domain::new(Context {
+            db: conn,
+            clock: Arc::new(FixedClock::new(default_now())),
+            store: Arc::new(store.clone()),
+            settings,
+        });
+        Self {
+            domain,
+            store,
+            kind,
+            db,
+        }
+    }
+
+    fn conn(&self) -> &sea_orm::DatabaseConnection {
+        &self.domain.ctx.db
+    }
+
+    /// Every dataset object in the store, sorted.
+    async fn keys(&self) -> Vec<String> {
+        keys_of(&self.store).await
+    }
+
+    fn staging_is_empty(&self) -> bool {
+        std::fs::read_dir(self.store.staging_dir())
+            .expect("read staging")
+            .next()
+            .is_none()
+    }
+
+    /// Nothing stored, staged, recorded or counted for `user` (and no one else).
+    async fn assert_nothing_left(&self, user: Id) {
+        assert_eq!(self.keys().await, Vec::<String>::new(), "{:?}", self.kind);
+        assert!(self.staging_is_empty(), "staging not empty");
+        assert_eq!(count(self.conn(), "datasets").await, 0);
+        assert_eq!(
+            usage_row(self.conn(), user, "2026-03")
+                .await
+                .map_or(0, |u| u.datasets_count),
+            0
+        );
+    }
+}
+
+/// A new store of `kind` for the test: a folder in its temporary dir, or a new bucket
+/// (with a key prefix, as deployments use) staging in its temporary dir.
+async fn new_store(db: &TestDb, kind: Kind) -> Store {
+    match kind {
+        Kind::Local => Store::folder(db.data_dir().join("datasets"))
+            .await
+            .expect("open folder store"),
+        Kind::S3 => {
+            let server = s3::server();
+            let bucket = server.new_bucket().await;
+            Store::s3(
+                server.builder(),
+                &bucket,
+                "iops/datasets",
+                db.data_dir().join("staging"),
+            )
+            .await
+            .expect("open S3 store")
+        }
+    }
+}
+
+async fn keys_of(store: &Store) -> Vec<String> {
+    let mut keys: Vec<String> = store
+        .list()
+        .await
+        .expect("list store")
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    keys.sort();
+    keys
+}
+
+fn csv(name: &str) -> NewDataset {
+    NewDataset {
+        name: None,
+        file_name: name.to_owned(),
+        content_type: Some("text/csv".to_owned()),
+    }
+}
+
+/// `rows` lines of CSV after a header.
+fn csv_body(rows: usize) -> Vec<u8> {
+    let mut body = b"id,label,value\n".to_vec();
+    for i in 0..rows {
+        body.extend_from_slice(format!("{i},row number {i:08},{}.25\n", i * 3).as_bytes());
+    }
+    body
+}
+
+/// Publishes `bytes` under `key` the way an upload does (stage, write, publish).
+async fn put(store: &Store, key: &str, bytes: &[u8]) {
+    let staged = store.stage().await.expect("stage");
+    std::fs::write(&staged, bytes).expect("write staged");
+    store.publish(&staged, key).await.expect("publish");
+    assert!(!staged.exists(), "publish consumes the staged file");
+}
+
+/// Records a dataset row pointing at `file_path` without any upload.
+async fn insert_row(env: &Env, user: Id, file_path: &str) -> Id {
+    let id = Id(uuid::Uuid::new_v4());
+    let now = Utc::now().naive_utc();
+    entity::datasets::ActiveModel {
+        id: Set(id),
+        user_id: Set(user),
+        name: Set("hand-made".to_owned()),
+        file_path: Set(Some(file_path.to_owned())),
+        connection_id: Set(None),
+        row_count: Set(Some(1)),
+        column_count: Set(Some(1)),
+        size_bytes: Set(Some(1)),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(env.conn())
+    .await
+    .expect("insert dataset row");
+    id
+}
+
+// ---------------------------------------------------------------------------------------
+// Upload and delete
+// ---------------------------------------------------------------------------------------
+
+on_every_store!(upload_then_delete_leaves_nothing, upload_then_delete_body);
+async fn upload_then_delete_body(db: TestDb, kind: Kind) {
+    let env = Env::new(db, kind).await;
+    let user = new_user(env.conn(), Tier::Free).await;
+    let body = b"region,revenue\r\nNorth,125000.5\r\nSouth,98231.25\r\n";
+
+    let dataset = env
+        .domain
+        .datasets
+        .upload(user, csv("sales.csv"), &body[..])
+        .await
+        .unwrap();
+    let key = format!("{user}/{}.csv", dataset.id);
+    assert_eq!(dataset.file_path.as_deref(), Some(key.as_str()));
+    assert_eq!(dataset.row_count, Some(2));
+    assert_eq!(env.keys().await, vec![key.clone()]);
+    assert_eq!(env.store.read(&key).await.unwrap(), body);
+    assert!(env.store.exists(&key).await.unwrap());
+    assert!(env.staging_is_empty());
+    if let Location::Folder(root) = env.store.location() {
+        // The default layout: the file at <root>/<key>, nothing else.
+        assert_eq!(std::fs::read(root.join(&key)).unwrap(), body);
+    }
+
+    env.domain.datasets.delete(user, dataset.id).await.unwrap();
+    assert_eq!(env.keys().await, Vec::<String>::new());
+    assert!(!env.store.exists(&key).await.unwrap());
+    assert_eq!(count(env.conn(), "datasets").await, 0);
+    if let Location::Folder(root) = env.store.location() {
+        // The user's folder went with its last file.
+        assert!(!root.join(user.to_string()).exists());
+    }
+    // Deleting again: not found, and still nothing stored.
+    assert!(matches!(
+        env.domain.datasets.delete(user, dataset.id).await,
+        Err(Error::NotFound)
+    ));
+}
+
+on_every_store!(large_upload_goes_in_parts, large_upload_body);
+async fn large_upload_body(db: TestDb, kind: Kind) {
+    let env = Env::new(db, kind).await;
+    let user = new_user(env.conn(), Tier::Free).await;
+    // In a bucket: over two parts of the multipart upload (8 MiB each), and a partial last.
+    let body = csv_body(600_000);
+    assert!(body.len() > 2 * 8 * 1024 * 1024, "{}", body.len());
+
+    let dataset = env
+        .domain
+        .datasets
+        .upload(user, csv("big.csv"), body.as_slice())
+        .await
+        .unwrap();
+    assert_eq!(dataset.row_count, Some(600_000));
+    assert_eq!(dataset.size_bytes, Some(body.len() as i64));
+    let key = dataset.file_path.clone().unwrap();
+    let stored = env.store.list().await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].size, body.len() as u64);
+    assert!(env.store.read(&key).await.unwrap() == body, "bytes differ");
+    assert!(env.staging_is_empty());
+
+    env.domain.datasets.delete(user, dataset.id).await.unwrap();
+    env.assert_nothing_left_but_usage().await;
+}
+
+impl Env {
+    async fn assert_nothing_left_but_usage(&self) {
+        assert_eq!(self.keys().await, Vec::<String>::new());
+        assert!(self.staging_is_empty());
+        assert_eq!(count(self.conn(), "datasets").await, 0);
+    }
+}
+
+/// A body that gives `good` bytes, then fails.
+struct BreaksAfter {
+    good: Vec<u8>,
+}
+
+impl tokio::io::AsyncRead for BreaksAfter {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut TaskContext<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.good.is_empty() {
+            return Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "client went away",
+            )));
+        }
+        let n = buf.remaining().min(self.good.len());
+        let chunk: Vec<u8> = self.good.drain(..n).collect();
+        buf.put_slice(&chunk);
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// A body that gives `good` bytes, then never anything more (a stalled client).
+struct StallsAfter {
+    good: Vec<u8>,
+}
+
+impl tokio::io::AsyncRead for StallsAfter {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut TaskContext<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.good.is_empty() {
+            return Poll::Pending;
+        }
+        let n = buf.remaining().min(self.good.len());
+        let chunk: Vec<u8> = self.good.drain(..n).collect();
+        buf.put_slice(&chunk);
+        Poll::Ready(Ok(()))
+    }
+}
+
+on_every_store!(failed_uploads_leave_nothing, failed_uploads_body);
+async fn failed_uploads_body(db: TestDb, kind: Kind) {
+    let env = Env::with_settings(
+        db,
+        kind,
+        Settings {
+            max_upload_bytes: 64 * 1024,
+            ..Settings::default()
+        },
+    )
+    .await;
+    let user = new_user(env.conn(), Tier::Free).await;
+    let datasets = &env.domain.datasets;
+
+    // Does not parse.
+    let result = datasets
+        .upload(user, csv("ragged.csv"), &b"a,b\n1,2\n3\n"[..])
+        .await;
+    assert!(matches!(result, Err(Error::Validation(_))), "{result:?}");
+    env.assert_nothing_left(user).await;
+
+    // Too large.
+    let result = datasets
+        .upload(user, csv("big.csv"), csv_body(5_000).as_slice())
+        .await;
+    assert!(
+        matches!(result, Err(Error::PayloadTooLarge { .. })),
+        "{result:?}"
+    );
+    env.assert_nothing_left(user).await;
+
+    // The body breaks mid-way.
+    let result = datasets
+        .upload(
+            user,
+            csv("broken.csv"),
+            BreaksAfter {
+                good: csv_body(100),
+            },
+        )
+        .await;
+    assert!(matches!(result, Err(Error::Storage(_))), "{result:?}");
+    env.assert_nothing_left(user).await;
+
+    // The client stalls and the request is abandoned (the upload future is dropped).
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(300),
+        datasets.upload(
+            user,
+            csv("stalled.csv"),
+            StallsAfter {
+                good: csv_body(100),
+            },
+        ),
+    )
+    .await;
+    assert!(abandoned.is_err(), "the upload should still be waiting");
+    wait_for(|| env.staging_is_empty()).await;
+    env.assert_nothing_left(user).await;
+
+    // An unknown user: the file was published before the insert failed, and taken back.
+    let ghost = Id(uuid::Uuid::new_v4());
+    let result = datasets.upload(ghost, csv("ok.csv"), &b"a\n1\n"[..]).await;
+    assert!(matches!(result, Err(Error::NotFound)), "{result:?}");
+    env.assert_nothing_left(user).await;
+
+    // The month's allowance: the refused sixth upload leaves no file.
+    let mut kept = Vec::new();
+    for i in 0..5 {
+        let d = datasets
+            .upload(user, csv(&format!("f{i}.csv")), &b"a\n1\n"[..])
+            .await
+            .unwrap();
+        kept.push(d.file_path.unwrap());
+    }
+    let refused = datasets.upload(user, csv("f5.csv"), &b"a\n1\n"[..]).await;
+    assert!(
+        matches!(
+            refused,
+            Err(Error::LimitExceeded {
+                limit: LimitKind::Datasets,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    kept.sort();
+    assert_eq!(env.keys().await, kept);
+    assert!(env.staging_is_empty());
+    assert_eq!(count(env.conn(), "datasets").await, 5);
+}
+
+async fn wait_for(condition: impl Fn() -> bool) {
+    for _ in 0..100 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(condition(), "condition not met within 5 s");
+}
+
+on_every_store!(a_failing_store_records_nothing, failing_store_body);
+async fn failing_store_body(db: TestDb, kind: Kind) {
+    let env = Env::new(db, kind).await;
+    let user = new_user(env.conn(), Tier::Free).await;
+    // A store that cannot take the file: a bucket that does not exist, or a folder where
+    // the user's directory is taken by a file.
+    let broken = match kind {
+        Kind::S3 => Store::s3(
+            s3::server().builder(),
+            "iops-test-no-such-bucket",
+            "",
+            env.db.data_dir().join("broken-staging"),
+        )
+        .await
+        .unwrap(),
+        Kind::Local => {
+            let Location::Folder(root) = env.store.location() else {
+                unreachable!("a local store is a folder")
+            };
+            std::fs::write(root.join(user.to_string()), b"in the way").unwrap();
+            env.store.clone()
+        }
+    };
+    let domain = Domain::new(Context {
+        store: Arc::new(broken.clone()),
+        ..env.domain.ctx.clone()
+    });
+
+    let result = domain
+        .datasets
+        .upload(user, csv("ok.csv"), &b"a\n1\n"[..])
+        .await;
+    assert!(matches!(result, Err(Error::Storage(_))), "{result:?}");
+    if kind == Kind::Local {
+        std::fs::remove_file(env.db.data_dir().join("datasets").join(user.to_string())).unwrap();
+    }
+    assert_eq!(count(env.conn(), "datasets").await, 0);
+    assert!(usage_row(env.conn(), user, "2026-03").await.is_none());
+    assert!(
+        std::fs::read_dir(broken.staging_dir())
+            .unwrap()
+            .next()
+            .is_none(),
+        "staging not empty"
+    );
+    assert_eq!(env.keys().await, Vec::<String>::new());
+}
+
+on_every_store!(deleting_an_account_deletes_its_files, account_delete_body);
+async fn account_delete_body(db: TestDb, kind: Kind) {
+    let env = Env::new(db, kind).await;
+    let alice = new_user(env.conn(), Tier::Pro).await;
+    let bob = new_user(env.conn(), Tier::Pro).await;
+    let mut bobs = Vec::new();
+    for i in 0..3 {
+        env.domain
+            .datasets
+            .upload(alice, csv(&format!("a{i}.csv")), &b"a\n1\n"[..])
+            .await
+            .unwrap();
+        let d = env
+            .domain
+            .datasets
+            .upload(bob, csv(&format!("b{i}.csv")), &b"b\n2\n"[..])
+            .await
+            .unwrap();
+        bobs.push(d.file_path.unwrap());
+    }
+    assert_eq!(env.keys().await.len(), 6);
+
+    env.domain.accounts.delete(alice).await.unwrap();
+    bobs.sort();
+    assert_eq!(env.keys().await, bobs);
+    assert_eq!(count(env.conn(), "datasets").await, 3);
+}
+
+// ---------------------------------------------------------------------------------------
+// Garbage collection
+// ---------------------------------------------------------------------------------------
+
+on_every_store!(gc_removes_old_unreferenced_files_only, gc_body);
+async fn gc_body(db: TestDb, kind: Kind) {
+    let env = Env::new(db, kind).await;
+    let user = new_user(env.conn(), Tier::Pro).await;
+    let kept = env
+        .domain
+        .datasets
+        .upload(user, csv("kept.csv"), &b"a\n1\n"[..])
+        .await
+        .unwrap()
+        .file_path
+        .unwrap();
+    // What a crash leaves: objects whose row never committed (or was deleted first).
+    let orphans = [
+        format!("{user}/{}.csv", Id(uuid::Uuid::new_v4())),
+        format!(
+            "{}/{}.json",
+            Id(uuid::Uuid::new_v4()),
+            Id(uuid::Uuid::new_v4())
+        ),
+    ];
+    for key in &orphans {
+        put(&env.store, key, b"x\n1\n").await;
+    }
+    // Not laid out as a dataset: never touched.
+    put(&env.store, "notes/readme.txt", b"hello").await;
+    let mut all = vec![kept.clone(), "notes/readme.txt".to_owned()];
+    all.extend(orphans.iter().cloned());
+    all.sort();
+    assert_eq!(env.keys().await, all);
+
+    // Now: everything is younger than an hour, so nothing goes.
+    let report = env
+        .store
+        .collect_garbage(env.conn(), Utc::now(), STALE_STAGING, false)
+        .await
+        .unwrap();
+    assert_eq!(report.examined, 3);
+    assert_eq!(report.too_recent, 2);
+    assert!(report.removed.is_empty());
+    assert_eq!(env.keys().await, all);
+
+    // Two hours on, a dry run names the orphans and removes nothing.
+    let later = Utc::now() + chrono::Duration::hours(2);
+    let mut expected = orphans.to_vec();
+    expected.sort();
+    let mut report = env
+        .store
+        .collect_garbage(env.conn(), later, STALE_STAGING, true)
+        .await
+        .unwrap();
+    report.removed.sort();
+    assert_eq!(report.removed, expected);
+    assert_eq!(env.keys().await, all);
+
+    // The real run removes exactly them.
+    let mut report = env
+        .store
+        .collect_garbage(env.conn(), later, STALE_STAGING, false)
+        .await
+        .unwrap();
+    report.removed.sort();
+    assert_eq!(report.removed, expected);
+    let mut left = vec![kept.clone(), "notes/readme.txt".to_owned()];
+    left.sort();
+    assert_eq!(env.keys().await, left);
+    // The referenced file is intact.
+    assert_eq!(env.store.read(&kept).await.unwrap(), b"a\n1\n");
+}
+
+// ---------------------------------------------------------------------------------------
+// Migration between stores
+// ---------------------------------------------------------------------------------------
+
+on_every_store!(migration_copies_referenced_files, migration_body);
+async fn migration_body(db: TestDb, kind: Kind) {
+    // From `kind` to the other kind.
+    let env = Env::new(db, kind).await;
+    let target_kind = match kind {
+        Kind::Local => Kind::S3,
+        Kind::S3 => Kind::Local,
+    };
+    let target = new_store(&env.db, target_kind).await;
+    let user = new_user(env.conn(), Tier::Pro).await;
+
+    let mut referenced = Vec::new();
+    for i in 0..3 {
+        let d = env
+            .domain
+            .datasets
+            .upload(user, csv(&format!("f{i}.csv")), csv_body(i * 10).as_slice())
+            .await
+            .unwrap();
+        referenced.push(d.file_path.unwrap());
+    }
+    // A file large enough to be copied in parts.
+    let big_key = format!("{user}/{}.csv", Id(uuid::Uuid::new_v4()));
+    let big = csv_body(400_000);
+    put(&env.store, &big_key, &big).await;
+    insert_row(&env, user, &big_key).await;
+    referenced.push(big_key.clone());
+    referenced.sort();
+    // A row whose file is gone, a row of another era, and an unreferenced object.
+    let lost = format!("{user}/{}.csv", Id(uuid::Uuid::new_v4()));
+    insert_row(&env, user, &lost).await;
+    insert_row(&env, user, "/var/lib/iops/uploads/old.csv").await;
+    put(
+        &env.store,
+        &format!("{user}/{}.csv", Id(uuid::Uuid::new_v4())),
+        b"orphan",
+    )
+    .await;
+
+    let report = env.store.migrate_to(env.conn(), &target).await.unwrap();
+    assert_eq!(report.copied, 4);
+    assert_eq!(report.already_there, 0);
+    assert_eq!(report.missing, vec![lost.clone()]);
+    assert_eq!(report.not_keys, vec!["/var/lib/iops/uploads/old.csv"]);
+    assert_eq!(keys_of(&target).await, referenced);
+    for key in &referenced {
+        assert!(
+            target.read(key).await.unwrap() == env.store.read(key).await.unwrap(),
+            "{key} differs"
+        );
+    }
+
+    // Idempotent: a second run copies nothing.
+    let again = env.store.migrate_to(env.conn(), &target).await.unwrap();
+    assert_eq!((again.copied, again.already_there), (0, 4));
+
+    // Resumable: what an interrupted run left out (or left wrong) is copied on the next.
+    let small = referenced.iter().find(|k| **k != big_key).unwrap();
+    target.remove(small).await.unwrap();
+    put(&target, &big_key, b"truncated").await;
+    let resumed = env.store.migrate_to(env.conn(), &target).await.unwrap();
+    assert_eq!((resumed.copied, resumed.already_there), (2, 2));
+    assert!(target.read(&big_key).await.unwrap() == big);
+
+    // The same database now works over the target: deleting through it leaves nothing.
+    let moved = Domain::new(Context {
+        store: Arc::new(target.clone()),
+        ..env.domain.ctx.clone()
+    });
+    moved.accounts.delete(user).await.unwrap();
+    assert_eq!(keys_of(&target).await, Vec::<String>::new());
+    assert_eq!(count(env.conn(), "datasets").await, 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Readiness and start-up checks
+// ---------------------------------------------------------------------------------------
+
+on_every_store!(readiness_follows_the_store, readiness_body);
+async fn readiness_body(db: TestDb, kind: Kind) {
+    let env = Env::new(db, kind).await;
+    assert!(env.store.ready().await);
+    env.store.check().await.unwrap();
+
+    let gone = match kind {
+        Kind::Local => {
+            let root = env.db.data_dir().join("elsewhere");
+            let store = Store::folder(root.clone()).await.unwrap();
+            std::fs::remove_dir_all(&root).unwrap();
+            store
+        }
+        Kind::S3 => {
+            // Nothing listens on this port.
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            Store::s3(
+                s3::server()
+                    .builder()
+                    .with_endpoint(format!("http://127.0.0.1:{port}")),
+                "iops-test-unreachable",
+                "",
+                env.db.data_dir().join("unreachable-staging"),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    assert!(!gone.ready().await);
+    assert!(gone.check().await.is_err());
+    if kind == Kind::S3 {
+        // A reachable server without the bucket fails the start-up check too.
+        let missing = Store::s3(
+            s3::server().builder(),
+            "iops-test-missing-bucket",
+            "",
+            env.db.data_dir().join("missing-staging"),
+        )
+        .await
+        .unwrap();
+        assert!(missing.check().await.is_err());
+    }
+}

@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""Seeds a running `iops serve` through its public API, as a first user would.
+
+    seed.py BASE_URL user EMAIL PASSWORD
+        registers EMAIL (an existing account is fine) and logs in; prints the access token.
+    seed.py BASE_URL report TOKEN REPORT_PASSWORD
+        uploads a small CSV, creates a completed analysis over it and publishes a report
+        protected by REPORT_PASSWORD; prints {"short_code", "url", "analysis_name"} as JSON.
+    seed.py BASE_URL fuzz TOKEN CONFIG_FILE EMAIL PASSWORD
+        creates datasets, analyses, reports (one with a password) and a second user, and
+        writes a schemathesis config that offers their ids, short codes, the report
+        password and the account's credentials (EMAIL, PASSWORD) to the fuzzer half of
+        the time, so that it reaches real resources and success paths instead of only
+        404s and 401s.
+
+Standard library only, so it runs wherever Python 3 does. Any unexpected status is an
+error naming the request and the answer, and a non-zero exit.
+"""
+import json
+import sys
+import urllib.error
+import urllib.request
+import uuid
+
+
+class ApiError(Exception):
+    pass
+
+
+def call(base, method, path, token=None, body=None, content_type=None, expect=(200,)):
+    headers = {"Accept": "application/json"}
+    data = None
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    if body is not None:
+        if content_type is None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        else:
+            data = body
+            headers["Content-Type"] = content_type
+    req = urllib.request.Request(base + path, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as res:
+            status, raw = res.status, res.read()
+    except urllib.error.HTTPError as err:
+        status, raw = err.code, err.read()
+    if status not in expect:
+        raise ApiError(f"{method} {path}: expected {expect}, got {status}: {raw[:500]!r}")
+    return status, (json.loads(raw) if raw else None)
+
+
+def multipart(fields, files):
+    """A multipart/form-data body: fields {name: text}, files {name: (filename, ctype, bytes)}."""
+    boundary = "e2e" + uuid.uuid4().hex
+    out = bytearray()
+    for name, value in fields.items():
+        out += f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n".encode()
+        out += value.encode() + b"\r\n"
+    for name, (filename, ctype, content) in files.items():
+        out += (
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; "
+            f"filename=\"{filename}\"\r\nContent-Type: {ctype}\r\n\r\n"
+        ).encode()
+        out += content + b"\r\n"
+    out += f"--{boundary}--\r\n".encode()
+    return bytes(out), f"multipart/form-data; boundary={boundary}"
+
+
+def user(base, email, password):
+    call(base, "POST", "/api/v1/auth/register",
+         body={"email": email, "password": password, "full_name": "E2E Tester"},
+         expect=(201, 409))
+    _, login = call(base, "POST", "/api/v1/auth/login",
+                    body={"email": email, "password": password})
+    if login.get("token_type") != "bearer" or not login.get("access_token"):
+        raise ApiError(f"login answered without a bearer token: {login!r}")
+    print(login["access_token"])
+
+
+def report(base, token, report_password):
+    csv = b"region,quarter,revenue\nnorth,Q1,120\nsouth,Q1,95\nnorth,Q2,140\n"
+    body, ctype = multipart({"name": "sales.csv"}, {"file": ("sales.csv", "text/csv", csv)})
+    _, dataset = call(base, "POST", "/api/v1/datasets", token, body, ctype, expect=(201,))
+    if dataset.get("row_count") != 3 or dataset.get("column_count") != 3:
+        raise ApiError(f"unexpected dataset counts: {dataset!r}")
+    name = "Quarterly revenue <e2e>"
+    _, analysis = call(base, "POST", "/api/v1/analyses", token,
+                       {"name": name, "dataset_id": dataset["id"],
+                        "config": {"group_by": "region"}}, expect=(201,))
+    call(base, "PATCH", f"/api/v1/analyses/{analysis['id']}", token,
+         {"status": "completed", "results": {"north": 260, "south": 95}})
+    _, rep = call(base, "POST", f"/api/v1/analyses/{analysis['id']}/reports", token,
+                  {"password": report_password}, expect=(201,))
+    if not rep.get("has_password") or "password_hash" in rep:
+        raise ApiError(f"unexpected report object: {rep!r}")
+    print(json.dumps({"short_code": rep["short_code"], "url": rep["url"],
+                      "analysis_name": name}))
+
+
+FUZZ_PASSWORD = "fuzz-report-password"
+
+
+def fuzz(base, token, config_path, email, password):
+    ids = {"dataset": [], "analysis": [], "report": [], "code": [], "user": []}
+    for i, (filename, ctype, content) in enumerate([
+        ("fuzz.csv", "text/csv", b"a,b\n1,2\n3,4\n"),
+        ("fuzz.ndjson", "application/x-ndjson", b'{"a": 1}\n{"a": 2}\n'),
+    ]):
+        body, multipart_type = multipart({}, {"file": (filename, ctype, content)})
+        _, dataset = call(base, "POST", "/api/v1/datasets", token, body, multipart_type,
+                          expect=(201,))
+        ids["dataset"].append(dataset["id"])
+        _, analysis = call(base, "POST", "/api/v1/analyses", token,
+                           {"name": f"fuzz {i}", "dataset_id": dataset["id"],
+                            "config": {"i": i}}, expect=(201,))
+        ids["analysis"].append(analysis["id"])
+    for body in ({}, {"password": FUZZ_PASSWORD}):
+        _, rep = call(base, "POST", f"/api/v1/analyses/{ids['analysis'][0]}/reports", token,
+                      body, expect=(201,))
+        ids["report"].append(rep["id"])
+        ids["code"].append(rep["short_code"])
+    other = f"fuzz-target-{uuid.uuid4().hex[:12]}@example.com"
+    _, user_obj = call(base, "POST", "/api/v1/auth/register",
+                       body={"email": other, "password": "fuzz-password-1"}, expect=(201,))
+    ids["user"].append(user_obj["id"])
+
+    def toml_list(values):
+        return "[" + ", ".join(json.dumps(v) for v in values) + "]"
+
+    # Each binding draws from the seeded values half of the time; the rest stays random.
+    bindings = [
+        ("dataset", "path.id", "^(get|rename|delete)_dataset$"),
+        ("analysis", "path.id", "^((get|update|delete)_analysis|create_report)$"),
+        ("report", "path.id", "^(get|update|delete)_report$"),
+        ("code", "path.short_code", "^(view|unlock)$"),
+        ("user", "path.id", "^(update_user|user_usage)$"),
+        ("dataset", "body.dataset_id", "^(create|update)_analysis$"),
+        ("account_password", "body.current_password", "^change_password$"),
+    ]
+    lines = [f"[dictionaries.{name}]\nvalues = {toml_list(values)}\n"
+             for name, values in ids.items()]
+    lines.append(f"[dictionaries.password]\nvalues = {toml_list([FUZZ_PASSWORD])}\n")
+    lines.append(f"[dictionaries.account_email]\nvalues = {toml_list([email])}\n")
+    lines.append(f"[dictionaries.account_password]\nvalues = {toml_list([password])}\n")
+    for name, key, regex in bindings:
+        lines.append(
+            f"[[operations]]\ninclude-operation-id-regex = {json.dumps(regex)}\n"
+            f"parameters = {{ {json.dumps(key)} = {{ dictionary = \"{name}\", "
+            f"probability = 0.5 }} }}\n")
+    lines.append(
+        '[[operations]]\ninclude-operation-id = "unlock"\n'
+        'parameters = { "path.short_code" = { dictionary = "code", probability = 0.5 }, '
+        '"body.password" = { dictionary = "password", probability = 0.5 } }\n')
+    lines.append(
+        '[[operations]]\ninclude-operation-id = "login"\n'
+        'parameters = { "body.email" = { dictionary = "account_email", probability = 0.5 }, '
+        '"body.password" = { dictionary = "account_password", probability = 0.5 } }\n')
+    with open(config_path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+    print(json.dumps(ids))
+
+
+def main(argv):
+    if not (len(argv) == 5 and argv[2] in ("user", "report")
+            or len(argv) == 7 and argv[2] == "fuzz"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    base = argv[1].rstrip("/")
+    try:
+        if argv[2] == "user":
+            user(base, argv[3], argv[4])
+        elif argv[2] == "report":
+            report(base, argv[3], argv[4])
+        else:
+            fuzz(base, *argv[3:7])
+    except (ApiError, OSError, ValueError) as err:
+        print(f"seed: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
