@@ -4,6 +4,7 @@
 //! across processes. Every error body any of these tests sees is checked for leaks
 //! (hashes, SQL, paths, panics). `docs/reliability.md` lists each case and its outcome.
 mod concurrency;
+mod crash;
 mod credentials;
 mod hostile;
 mod outage;

@@ -25,6 +25,12 @@ pub struct Config {
     /// Where dataset files live: `IOPS_STORAGE_URL`, default the folder
     /// `IOPS_DATA_DIR/datasets`.
     pub storage: Location,
+    /// `IOPS_STORAGE_GRACE_SECS`, default 3600: how old an unreferenced stored file must be
+    /// before the start-up sweep and `iops storage gc` remove it. An upload publishes its
+    /// file just before its row commits, so a younger one may belong to an upload still in
+    /// flight on another server; a deployment with a single `iops serve` can set 0, so
+    /// that a restart after a crash clears the crash's leftovers at once.
+    pub storage_grace: std::time::Duration,
 }
 
 impl Config {
@@ -70,6 +76,18 @@ impl Config {
             Some(raw) => parse_storage_url("IOPS_STORAGE_URL", &raw)?,
         };
 
+        let storage_grace = match set("IOPS_STORAGE_GRACE_SECS") {
+            None => domain::storage::STALE_STAGING,
+            Some(raw) => match raw.trim().parse::<u64>() {
+                Ok(secs) => std::time::Duration::from_secs(secs),
+                Err(_) => {
+                    return Err(Error::config(format!(
+                        "IOPS_STORAGE_GRACE_SECS must be a whole number of seconds, got '{raw}'"
+                    )));
+                }
+            },
+        };
+
         Ok(Self {
             database_url,
             database_url_is_default,
@@ -78,6 +96,7 @@ impl Config {
             max_upload_bytes,
             log_filter,
             storage,
+            storage_grace,
         })
     }
 

@@ -87,6 +87,10 @@ fn validate_full_name(full_name: Option<&str>) -> Result<()> {
         Some(name) if name.chars().count() > MAX_FULL_NAME_CHARS => Err(Error::validation(
             format!("full_name must be at most {MAX_FULL_NAME_CHARS} characters"),
         )),
+        // PostgreSQL text cannot hold NUL and SQLite would: refuse it on both alike.
+        Some(name) if name.contains('\0') => Err(Error::validation(
+            "full_name must not contain NUL characters",
+        )),
         _ => Ok(()),
     }
 }
@@ -415,6 +419,14 @@ impl Accounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn full_names_refuse_nul_and_overlong() {
+        assert!(validate_full_name(Some("Ada Lovelace")).is_ok());
+        assert!(validate_full_name(None).is_ok());
+        assert!(validate_full_name(Some("Ada\0")).is_err());
+        assert!(validate_full_name(Some(&"x".repeat(MAX_FULL_NAME_CHARS + 1))).is_err());
+    }
 
     #[test]
     fn emails_are_trimmed_and_lower_cased() {

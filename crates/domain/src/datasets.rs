@@ -199,6 +199,10 @@ fn validate_name(name: String) -> Result<String> {
             "name must be at most {MAX_NAME_CHARS} characters"
         )));
     }
+    // PostgreSQL text cannot hold NUL and SQLite would: refuse it on both alike.
+    if name.contains('\0') {
+        return Err(Error::validation("name must not contain NUL characters"));
+    }
     Ok(name)
 }
 
@@ -383,5 +387,23 @@ impl Drop for StagedGuard {
                 }
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked_before_anything_is_stored() {
+        assert_eq!(validate_name("sales.csv".into()).unwrap(), "sales.csv");
+        for bad in ["", "   ", "a\0b"] {
+            assert!(
+                matches!(validate_name(bad.into()), Err(Error::Validation(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(validate_name("é".repeat(MAX_NAME_CHARS)).is_ok());
+        assert!(validate_name("é".repeat(MAX_NAME_CHARS + 1)).is_err());
     }
 }

@@ -61,7 +61,8 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum StorageCommand {
-    /// Remove stored files that no dataset references and that are older than an hour.
+    /// Remove stored files that no dataset references and that are older than
+    /// `IOPS_STORAGE_GRACE_SECS` (an hour by default).
     Gc {
         /// Only list what would be removed.
         #[arg(long)]

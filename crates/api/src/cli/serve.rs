@@ -4,7 +4,7 @@ use std::net::TcpListener;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use domain::storage::{STALE_STAGING, Store};
+use domain::storage::Store;
 use domain::{Context, Domain, SystemClock};
 
 use crate::config::Config;
@@ -29,7 +29,7 @@ pub async fn run(config: &Config, no_migrate: bool) -> Result<()> {
         }
     }
     let store = super::open_store(config, &config.storage).await?;
-    tokio::spawn(sweep(store.clone(), db.clone()));
+    tokio::spawn(sweep(store.clone(), db.clone(), config.storage_grace));
     let domain = Domain::new(Context {
         db: db.clone(),
         clock: Arc::new(SystemClock),
@@ -60,9 +60,9 @@ pub async fn run(config: &Config, no_migrate: bool) -> Result<()> {
 /// The start-up sweep: objects a crash left unreferenced (published, never committed; or
 /// whose row was deleted before the object could be). In the background, so that a large
 /// store does not delay serving; several servers sweeping at once only repeat deletes.
-async fn sweep(store: Store, db: sea_orm::DatabaseConnection) {
+async fn sweep(store: Store, db: sea_orm::DatabaseConnection, grace: std::time::Duration) {
     match store
-        .collect_garbage(&db, chrono::Utc::now(), STALE_STAGING, false)
+        .collect_garbage(&db, chrono::Utc::now(), grace, false)
         .await
     {
         Ok(report) if report.removed.is_empty() => {

@@ -1,6 +1,6 @@
 //! `iops storage gc [--dry-run]` and `iops storage migrate --to URL`.
 use chrono::Utc;
-use domain::storage::{STALE_STAGING, Store};
+use domain::storage::Store;
 
 use super::StorageCommand;
 use crate::config::{Config, parse_storage_url};
@@ -22,7 +22,7 @@ pub async fn run(config: &Config, command: StorageCommand) -> Result<()> {
     let store = super::open_store(config, &config.storage).await?;
     let db = super::connect(config, 2).await?;
     let result = match (command, target) {
-        (StorageCommand::Gc { dry_run }, _) => gc(&store, &db, dry_run).await,
+        (StorageCommand::Gc { dry_run }, _) => gc(&store, &db, config.storage_grace, dry_run).await,
         (StorageCommand::Migrate { .. }, Some(target)) => {
             match super::open_store(config, &target).await {
                 Ok(target) => migrate(&store, &db, &target).await,
@@ -35,18 +35,24 @@ pub async fn run(config: &Config, command: StorageCommand) -> Result<()> {
     result
 }
 
-async fn gc(store: &Store, db: &sea_orm::DatabaseConnection, dry_run: bool) -> Result<()> {
+async fn gc(
+    store: &Store,
+    db: &sea_orm::DatabaseConnection,
+    grace: std::time::Duration,
+    dry_run: bool,
+) -> Result<()> {
     let report = store
-        .collect_garbage(db, Utc::now(), STALE_STAGING, dry_run)
+        .collect_garbage(db, Utc::now(), grace, dry_run)
         .await?;
     for key in &report.removed {
         println!("{} {key}", if dry_run { "would remove" } else { "removed" });
     }
     println!(
-        "{} {} of {} stored files (unreferenced and older than an hour); {} unreferenced but recent, kept",
+        "{} {} of {} stored files (unreferenced and older than {}s); {} unreferenced but recent, kept",
         if dry_run { "would remove" } else { "removed" },
         report.removed.len(),
         report.examined,
+        grace.as_secs(),
         report.too_recent,
     );
     Ok(())
