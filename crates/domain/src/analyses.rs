@@ -233,7 +233,7 @@ fn validate_json(field: &str, value: Option<Value>) -> Result<Option<Value>> {
         Some(value @ Value::Object(_)) => {
             // PostgreSQL's JSON types cannot hold U+0000 in a string (the write would fail
             // as a database error); refused on both backends alike.
-            if contains_nul(&value) {
+            if crate::text::json_contains_nul(&value) {
                 return Err(Error::validation(format!(
                     "{field} must not contain NUL characters (\\u0000)"
                 )));
@@ -252,27 +252,6 @@ fn validate_json(field: &str, value: Option<Value>) -> Result<Option<Value>> {
             "{field} must be a JSON object or null"
         ))),
     }
-}
-
-/// Whether any string or key in `value` holds U+0000 (iterative: depth costs no stack).
-fn contains_nul(value: &Value) -> bool {
-    let mut pending = vec![value];
-    while let Some(value) = pending.pop() {
-        match value {
-            Value::String(s) if s.contains('\0') => return true,
-            Value::Array(items) => pending.extend(items),
-            Value::Object(map) => {
-                for (key, item) in map {
-                    if key.contains('\0') {
-                        return true;
-                    }
-                    pending.push(item);
-                }
-            }
-            _ => {}
-        }
-    }
-    false
 }
 
 /// The dataset was checked, then deleted before our write landed: the foreign key refuses

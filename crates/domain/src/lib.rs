@@ -17,6 +17,7 @@ pub mod passwords;
 pub mod reports;
 pub mod schema;
 pub mod storage;
+pub mod text;
 pub mod throttle;
 pub mod tokens;
 pub mod usage;
