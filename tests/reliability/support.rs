@@ -239,32 +239,10 @@ pub fn upload_form(file_name: &str, bytes: Vec<u8>) -> reqwest::multipart::Form 
 // ---------------------------------------------------------------------------------------
 // The `iops` binary.
 
-/// The `iops` binary next to this test's target directory (`CARGO_BIN_EXE_iops`
-/// overrides), built once if needed: it belongs to another package.
+/// The `iops` binary, found (or built once) by the shared `iops_tests::workspace_binary`.
 pub fn iops_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(path) = std::env::var_os("CARGO_BIN_EXE_iops") {
-            return PathBuf::from(path);
-        }
-        // target/<profile>/deps/reliability-<hash> -> target/<profile>/iops
-        let exe = std::env::current_exe().expect("test executable path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target profile dir")
-            .to_path_buf();
-        let release = profile_dir.file_name().is_some_and(|n| n == "release");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut build = Command::new(cargo);
-        build.args(["build", "--quiet", "-p", "api", "--bin", "iops"]);
-        if release {
-            build.arg("--release");
-        }
-        let status = build.status().expect("run cargo build for the iops binary");
-        assert!(status.success(), "building the iops binary failed");
-        profile_dir.join("iops")
-    })
+    BIN.get_or_init(|| iops_tests::workspace_binary("api", "iops"))
 }
 
 /// A port that was free a moment ago.
