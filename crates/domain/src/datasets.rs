@@ -1,14 +1,15 @@
 //! Datasets: upload (parse while storing), read, rename, delete.
 //!
-//! An upload goes: body streamed into a staging file (size-capped) → parsed from that file
-//! on a blocking thread → file published under its key (streamed to the store) → one write
-//! transaction that counts it against the tier limit, inserts the row and commits. Any
-//! failure on the way leaves no file, no row and no count. The steps after the body has been received run on a task of
-//! their own, so a client that disconnects mid-way cannot leave them half done.
+//! An upload goes: body streamed into a staging file (size-capped) and, chunk by chunk as
+//! it arrives, into the parser on a blocking thread → file published under its key
+//! (streamed to the store) → one write transaction that counts it against the tier limit,
+//! inserts the row and commits. Any failure on the way leaves no file, no row and no
+//! count. The steps after the body has been received run on a task of their own, so a
+//! client that disconnects mid-way cannot leave them half done.
 //!
 //! Every query carries `user_id = caller` in its WHERE clause: another user's dataset is
 //! indistinguishable from a missing one ([`Error::NotFound`]).
-use std::io::BufReader;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -32,8 +33,11 @@ pub use parse::{Format, Shape};
 /// Longest accepted name, in characters (the column is `VARCHAR(255)`).
 pub const MAX_NAME_CHARS: usize = 255;
 
-/// Size of the buffers that stream an upload to disk and read it back for parsing.
+/// Size of the buffer that streams an upload to disk and to the parser.
 const CHUNK: usize = 64 * 1024;
+/// Chunks received but not yet parsed, at most: the parser keeps up with the network, so
+/// this only absorbs jitter, and bounds the memory of an upload to a few hundred KiB.
+const PARSE_QUEUE: usize = 8;
 
 /// What a caller knows about an upload besides its bytes.
 #[derive(Clone, Debug, Default)]
@@ -72,8 +76,9 @@ impl Datasets {
 
         let staged = self.ctx.store.stage().await?;
         let guard = StagedGuard::new(self.ctx.store.clone(), staged.clone());
-        let size = match receive(&staged, body, self.ctx.settings.max_upload_bytes).await {
-            Ok(size) => size,
+        let max_bytes = self.ctx.settings.max_upload_bytes;
+        let (size, shape) = match receive(&staged, body, max_bytes, format).await {
+            Ok(received) => received,
             Err(err) => {
                 guard.discard().await;
                 return Err(err);
@@ -86,6 +91,7 @@ impl Datasets {
             path: staged,
             size,
             format,
+            shape,
         };
         tokio::spawn(finish_upload(self.ctx.clone(), user_id, name, upload))
             .await
@@ -206,9 +212,20 @@ fn validate_name(name: String) -> Result<String> {
     Ok(name)
 }
 
-/// Streams `body` into the staged file at `path` and returns its size, refusing to write
-/// a byte past `max_bytes`.
-async fn receive<R>(path: &Path, mut body: R, max_bytes: u64) -> Result<u64>
+/// Streams `body` into the staged file at `path` and, at the same time, through the
+/// parser of `format` on a blocking thread, so that parsing costs no time of its own after
+/// the last byte. Returns the size and the shape; refuses to write a byte past
+/// `max_bytes`.
+///
+/// A file that fails to parse is refused only once the body has been read to its end (and
+/// no more of it written): the client gets its answer on an intact HTTP exchange, and a
+/// body over the size limit is still "too large" first, as it would be without the parse.
+async fn receive<R>(
+    path: &Path,
+    mut body: R,
+    max_bytes: u64,
+    format: Format,
+) -> Result<(u64, Shape)>
 where
     R: AsyncRead + Unpin + Send,
 {
@@ -217,6 +234,10 @@ where
         .truncate(true)
         .open(path)
         .await?;
+    let (chunks, queue) = tokio::sync::mpsc::channel(PARSE_QUEUE);
+    let parser = tokio::task::spawn_blocking(move || parse::shape_of(format, Chunks::new(queue)));
+    // `None` once the parser has stopped (it failed; its error is the answer).
+    let mut chunks = Some(chunks);
     let mut buffer = vec![0u8; CHUNK];
     let mut size: u64 = 0;
     loop {
@@ -228,10 +249,69 @@ where
         if size > max_bytes {
             return Err(Error::PayloadTooLarge { max_bytes });
         }
+        let Some(sender) = &chunks else {
+            continue;
+        };
         file.write_all(&buffer[..n]).await?;
+        if sender.send(buffer[..n].to_vec()).await.is_err() {
+            chunks = None;
+        }
     }
     file.flush().await?;
-    Ok(size)
+    // The end of the queue is the end of the file for the parser.
+    drop(chunks);
+    let shape = parser
+        .await
+        .map_err(|e| Error::Internal(format!("dataset parser failed: {e}")))??;
+    Ok((size, shape))
+}
+
+/// The parser's side of [`receive`]: the chunks of the body, in order, as a `BufRead`.
+/// The end of the queue (every sender dropped) reads as the end of the file.
+struct Chunks {
+    queue: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    consumed: usize,
+}
+
+impl Chunks {
+    fn new(queue: tokio::sync::mpsc::Receiver<Vec<u8>>) -> Self {
+        Self {
+            queue,
+            chunk: Vec::new(),
+            consumed: 0,
+        }
+    }
+}
+
+impl Read for Chunks {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(out.len());
+        out[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for Chunks {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        while self.consumed == self.chunk.len() {
+            // Runs on a blocking thread (see `receive`), where waiting is allowed.
+            match self.queue.blocking_recv() {
+                Some(chunk) => {
+                    self.chunk = chunk;
+                    self.consumed = 0;
+                }
+                None => return Ok(&[]),
+            }
+        }
+        Ok(&self.chunk[self.consumed..])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.consumed = (self.consumed + n).min(self.chunk.len());
+    }
 }
 
 /// A received upload waiting in staging.
@@ -239,6 +319,7 @@ struct Staged {
     path: PathBuf,
     size: u64,
     format: Format,
+    shape: Shape,
 }
 
 /// Parses, counts, inserts and publishes a received upload; the staged file is gone
@@ -263,7 +344,7 @@ async fn store_upload(
     name: String,
     upload: &Staged,
 ) -> Result<datasets::Model> {
-    let shape = parse_file(upload.path.clone(), upload.format).await?;
+    let shape = upload.shape;
     let row_count = i32::try_from(shape.rows)
         .map_err(|_| Error::validation("too many rows for one dataset"))?;
     let column_count = i32::try_from(shape.columns)
@@ -325,16 +406,6 @@ async fn insert_counted(ctx: &Context, now: DateTime<Utc>, model: &datasets::Mod
     .await?;
     txn.commit().await?;
     Ok(())
-}
-
-/// Parses the staged file on a blocking thread (file reads and parsing are synchronous).
-async fn parse_file(path: PathBuf, format: Format) -> Result<Shape> {
-    tokio::task::spawn_blocking(move || {
-        let file = std::fs::File::open(&path)?;
-        parse::shape_of(format, BufReader::with_capacity(CHUNK, file))
-    })
-    .await
-    .map_err(|e| Error::Internal(format!("dataset parser failed: {e}")))?
 }
 
 /// `now` as the database keeps it: naive UTC at microsecond precision, so the returned

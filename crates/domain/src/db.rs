@@ -1,4 +1,6 @@
 //! Connecting to the database, and the few helpers raw SQL needs on two backends.
+pub mod direct;
+
 use std::time::Duration;
 
 use entity::Id;
@@ -12,6 +14,15 @@ use sea_orm::{
 /// giving up; long enough that a client never sees `database is locked` under load.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a request waits for a pooled connection (or for a new one to open) before it
+/// is answered "unavailable".
+pub(crate) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A pooled connection idle at least this long is pinged before it is handed out, and
+/// replaced if dead (a restarted server, a proxy that dropped it). sqlx's default pings on
+/// *every* checkout: one more round trip per statement for connections in steady use.
+pub(crate) const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
 /// Opens a pool on `url` (`postgres://...` or `sqlite://...`).
 ///
 /// SQLite connections get, on every pooled connection: `foreign_keys=ON` (without it the
@@ -22,8 +33,9 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
     options
         .max_connections(max_connections)
         .min_connections(1)
-        .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(5))
+        .connect_timeout(ACQUIRE_TIMEOUT)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .test_before_acquire_if_idle_for(PING_IF_IDLE_FOR)
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(|opts| {
             opts.foreign_keys(true)

@@ -82,9 +82,45 @@ impl From<DbErr> for Error {
             DbErr::Exec(ref e) | DbErr::Query(ref e) if is_connection_failure(e) => {
                 Error::Unavailable(err)
             }
+            // A connection that died mid-statement (the server shut down or crashed): the
+            // database is unavailable, not broken.
+            ref e if is_connection_lost(e) => Error::Unavailable(err),
+            // Text PostgreSQL cannot store (U+0000) that no validation caught: the
+            // caller's input, not our failure.
+            ref e if is_unstorable_text(e) => {
+                Error::validation("text must not contain NUL characters (\\u0000)")
+            }
             other => Error::Database(other),
         }
     }
+}
+
+/// The SQLSTATE of a database error, when the driver reported one.
+fn sql_state(err: &DbErr) -> Option<String> {
+    use sea_orm::RuntimeErr;
+    match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e))
+        | DbErr::Conn(RuntimeErr::SqlxError(e)) => e
+            .as_database_error()
+            .and_then(|db| db.code())
+            .map(|code| code.into_owned()),
+        _ => None,
+    }
+}
+
+/// PostgreSQL's 22021 (`character_not_in_repertoire`: a NUL in a text value) and 22P05
+/// (`untranslatable_character`: `\u0000` in a JSON value).
+fn is_unstorable_text(err: &DbErr) -> bool {
+    matches!(sql_state(err).as_deref(), Some("22021" | "22P05"))
+}
+
+/// SQLSTATE class 08 (connection exception) and 57P01-57P03 (the server is shutting
+/// down, crashed, or cannot accept connections yet).
+fn is_connection_lost(err: &DbErr) -> bool {
+    sql_state(err).is_some_and(|state| {
+        state.starts_with("08") || matches!(state.as_str(), "57P01" | "57P02" | "57P03")
+    })
 }
 
 impl<E: Into<Error>> From<sea_orm::TransactionError<E>> for Error {

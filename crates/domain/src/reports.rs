@@ -10,10 +10,11 @@ use rand::TryRngCore;
 use sea_orm::sea_query::{Query, SelectStatement};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
-    Statement, TryInsertResult,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    QuerySelect, SqlErr, Statement, TryInsertResult,
 };
 
+use crate::db::direct::DirectPool;
 use crate::error::{Error, LimitKind, Result};
 use crate::pagination::{Page, PageRequest, page_from};
 use crate::passwords::{self, Verified};
@@ -52,25 +53,117 @@ pub struct ReportChange {
     pub expires_at: Option<Option<DateTime<Utc>>>,
 }
 
-/// Everything the public page of a report shows, with `report.view_count` including the
-/// view that produced it.
-#[derive(Clone, Debug)]
+/// What the public sees of a report: exactly the fields its page shows, with `view_count`
+/// including the view that produced it. Nothing private (ids, owner, password hash) is in
+/// it, and nothing more is read from the database than this.
+#[derive(Clone, Debug, PartialEq)]
 pub struct PublicView {
-    pub report: reports::Model,
-    pub analysis: analyses::Model,
-    pub dataset: Option<datasets::Model>,
+    pub short_code: String,
+    pub view_count: i32,
+    pub expires_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub analysis: PublicAnalysis,
+    /// `None` when the analysis has no dataset (or it was deleted).
+    pub dataset: Option<PublicDataset>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PublicAnalysis {
+    pub name: String,
+    pub status: analyses::Status,
+    pub config: Option<serde_json::Value>,
+    pub results: Option<serde_json::Value>,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PublicDataset {
+    pub name: String,
+    pub row_count: Option<i32>,
+    pub column_count: Option<i32>,
+}
+
+impl PublicView {
+    fn of(
+        report: reports::Model,
+        analysis: analyses::Model,
+        dataset: Option<datasets::Model>,
+    ) -> Self {
+        Self {
+            short_code: report.short_code,
+            view_count: report.view_count,
+            expires_at: report.expires_at,
+            created_at: report.created_at,
+            analysis: PublicAnalysis {
+                name: analysis.name,
+                status: analysis.status,
+                config: analysis.config,
+                results: analysis.results,
+                updated_at: analysis.updated_at,
+            },
+            dataset: dataset.map(|d| PublicDataset {
+                name: d.name,
+                row_count: d.row_count,
+                column_count: d.column_count,
+            }),
+        }
+    }
+}
+
+/// One row of [`VIEW_OPEN_REPORT_SQL`]: a [`PublicView`] flattened by the join.
+#[derive(FromQueryResult)]
+struct PublicRow {
+    short_code: String,
+    view_count: i32,
+    expires_at: Option<NaiveDateTime>,
+    created_at: NaiveDateTime,
+    analysis_name: String,
+    analysis_status: analyses::Status,
+    analysis_config: Option<serde_json::Value>,
+    analysis_results: Option<serde_json::Value>,
+    analysis_updated_at: NaiveDateTime,
+    // NOT NULL in the table: `None` means the LEFT JOIN found no dataset.
+    dataset_name: Option<String>,
+    dataset_row_count: Option<i32>,
+    dataset_column_count: Option<i32>,
+}
+
+impl From<PublicRow> for PublicView {
+    fn from(row: PublicRow) -> Self {
+        Self {
+            short_code: row.short_code,
+            view_count: row.view_count,
+            expires_at: row.expires_at,
+            created_at: row.created_at,
+            analysis: PublicAnalysis {
+                name: row.analysis_name,
+                status: row.analysis_status,
+                config: row.analysis_config,
+                results: row.analysis_results,
+                updated_at: row.analysis_updated_at,
+            },
+            dataset: row.dataset_name.map(|name| PublicDataset {
+                name,
+                row_count: row.dataset_row_count,
+                column_count: row.dataset_column_count,
+            }),
+        }
+    }
 }
 
 #[derive(Clone)]
 pub struct Reports {
     ctx: Context,
     tokens: Tokens,
+    /// PostgreSQL only: the view's one statement goes through [`DirectPool`].
+    direct: Option<DirectPool>,
 }
 
 impl Reports {
     pub fn new(ctx: Context) -> Self {
         Self {
             tokens: Tokens::new(ctx.clone()),
+            direct: DirectPool::for_postgres(&ctx.db),
             ctx,
         }
     }
@@ -272,11 +365,7 @@ impl Reports {
         // impossible like a missing report rather than failing loudly on a public page.
         let analysis = analysis.ok_or(Error::NotFound)?;
         report.view_count = self.count_view(report.id).await?;
-        Ok(PublicView {
-            report,
-            analysis,
-            dataset,
-        })
+        Ok(PublicView::of(report, analysis, dataset))
     }
 
     /// Trades a report's password for an access token that [`Reports::view`] accepts.
@@ -338,58 +427,30 @@ impl Reports {
         Ok(())
     }
 
-    /// One atomic increment that also reads the new value, so concurrent views (in this
-    /// process or another) each get their own count and none is lost.
     /// The hot path, in ONE round trip on PostgreSQL: a report that is public, unexpired and
     /// has no password is counted and read, with its analysis and dataset, by a single
     /// statement (`UPDATE ... RETURNING` in a CTE, joined). The WHERE clause holds exactly
     /// the conditions under which the rules end in "count the view", so the count is still
     /// one atomic increment. `None` sends every other case (unknown, private, expired,
-    /// password) down the rule-by-rule path of [`Reports::view`]. SQLite cannot put an
-    /// `UPDATE` in a CTE, and in-process round trips are cheap there: it always takes the
-    /// general path.
+    /// password) down the rule-by-rule path of [`Reports::view`]. It runs on the
+    /// [`DirectPool`], whose connections go back without the ping round trip of sqlx's
+    /// pool. SQLite cannot put an `UPDATE` in a CTE, and in-process round trips are cheap
+    /// there: it always takes the general path.
     async fn view_open_report(&self, short_code: &str) -> Result<Option<PublicView>> {
-        let backend = self.ctx.db.get_database_backend();
-        if backend != sea_orm::DbBackend::Postgres {
-            return Ok(None);
-        }
-        let sql = format!(
-            "WITH viewed AS ( \
-                UPDATE reports SET view_count = view_count + 1 \
-                 WHERE short_code = $1 AND is_public AND password_hash IS NULL \
-                   AND (expires_at IS NULL OR expires_at > $2) \
-                RETURNING * \
-             ) \
-             SELECT {}, {}, {} FROM viewed \
-               JOIN analyses ON analyses.id = viewed.analysis_id \
-               LEFT JOIN datasets ON datasets.id = analyses.dataset_id",
-            aliased_columns::<reports::Entity>("viewed", "r_"),
-            aliased_columns::<analyses::Entity>("analyses", "a_"),
-            aliased_columns::<datasets::Entity>("datasets", "d_"),
-        );
-        let row = self
-            .ctx
-            .db
-            .query_one_raw(Statement::from_sql_and_values(
-                backend,
-                sql,
-                [short_code.into(), self.ctx.clock.now_naive().into()],
-            ))
-            .await?;
-        let Some(row) = row else {
+        let Some(direct) = &self.direct else {
             return Ok(None);
         };
-        use sea_orm::FromQueryResult;
-        let report = reports::Model::from_query_result(&row, "r_")?;
-        let analysis = analyses::Model::from_query_result(&row, "a_")?;
-        let dataset = Option::<datasets::Model>::from_query_result(&row, "d_")?;
-        Ok(Some(PublicView {
-            report,
-            analysis,
-            dataset,
-        }))
+        let query = sea_orm::sqlx::query(VIEW_OPEN_REPORT_SQL)
+            .bind(short_code)
+            .bind(self.ctx.clock.now_naive());
+        let row = direct.fetch_optional(query).await?;
+        row.map(|row| PublicRow::from_query_result(&row, "").map(PublicView::from))
+            .transpose()
+            .map_err(Error::from)
     }
 
+    /// One atomic increment that also reads the new value, so concurrent views (in this
+    /// process or another) each get their own count and none is lost.
     async fn count_view(&self, id: Id) -> Result<i32> {
         let backend = self.ctx.db.get_database_backend();
         let row = self
@@ -510,22 +571,24 @@ fn analysis_race(err: DbErr) -> Error {
     }
 }
 
-/// `table.col AS prefix_col, ...` for every column of `E`, ids cast to text the way the
-/// entity's own selects do (see `entity::Id`), for hand-written joins read back with
-/// `FromQueryResult::from_query_result(row, prefix)`.
-fn aliased_columns<E: EntityTrait>(table: &str, prefix: &str) -> String {
-    use sea_orm::{ColumnType, IdenStatic, Iterable};
-    E::Column::iter()
-        .map(|column| {
-            let name = column.as_str();
-            match column.def().get_column_type() {
-                ColumnType::Uuid => format!("CAST({table}.{name} AS text) AS {prefix}{name}"),
-                _ => format!("{table}.{name} AS {prefix}{name}"),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
+/// The statement of [`Reports::view_open_report`]. It reads only what [`PublicView`]
+/// shows: every column more is work for PostgreSQL, the wire and the decoder on every view.
+const VIEW_OPEN_REPORT_SQL: &str = "\
+    WITH viewed AS ( \
+        UPDATE reports SET view_count = view_count + 1 \
+         WHERE short_code = $1 AND is_public AND password_hash IS NULL \
+           AND (expires_at IS NULL OR expires_at > $2) \
+        RETURNING short_code, view_count, expires_at, created_at, analysis_id \
+    ) \
+    SELECT viewed.short_code, viewed.view_count, viewed.expires_at, viewed.created_at, \
+           a.name AS analysis_name, a.status AS analysis_status, \
+           a.config AS analysis_config, a.results AS analysis_results, \
+           a.updated_at AS analysis_updated_at, \
+           d.name AS dataset_name, d.row_count AS dataset_row_count, \
+           d.column_count AS dataset_column_count \
+      FROM viewed \
+      JOIN analyses a ON a.id = viewed.analysis_id \
+      LEFT JOIN datasets d ON d.id = a.dataset_id";
 
 #[cfg(test)]
 mod tests {

@@ -224,34 +224,6 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
-/// The SQLSTATE of a database error, when the driver reported one.
-fn sql_state(err: &sea_orm::DbErr) -> Option<String> {
-    use sea_orm::{DbErr, RuntimeErr};
-    match err {
-        DbErr::Exec(RuntimeErr::SqlxError(e))
-        | DbErr::Query(RuntimeErr::SqlxError(e))
-        | DbErr::Conn(RuntimeErr::SqlxError(e)) => e
-            .as_database_error()
-            .and_then(|db| db.code())
-            .map(|code| code.into_owned()),
-        _ => None,
-    }
-}
-
-/// PostgreSQL's 22021 (`character_not_in_repertoire`: a NUL in a text value) and 22P05
-/// (`untranslatable_character`: `\u0000` in a JSON value).
-fn is_unstorable_text(err: &sea_orm::DbErr) -> bool {
-    matches!(sql_state(err).as_deref(), Some("22021" | "22P05"))
-}
-
-/// SQLSTATE class 08 (connection exception) and 57P01-57P03 (the server is shutting
-/// down, crashed, or cannot accept connections yet).
-fn is_connection_lost(err: &sea_orm::DbErr) -> bool {
-    sql_state(err).is_some_and(|state| {
-        state.starts_with("08") || matches!(state.as_str(), "57P01" | "57P02" | "57P03")
-    })
-}
-
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.status, self.title)?;
@@ -321,17 +293,6 @@ impl From<domain::Error> for Problem {
                 tracing::warn!(error = %error_chain(cause), "database unavailable");
                 Problem::service_unavailable()
             }
-            // Text PostgreSQL cannot store (U+0000) that no validation caught: the
-            // caller's input, not our failure.
-            E::Database(ref db) if is_unstorable_text(db) => {
-                Problem::validation("text must not contain NUL characters (\\u0000)")
-            }
-            // A connection that died mid-statement (the server shut down or crashed):
-            // the database is unavailable, not broken.
-            E::Database(ref db) if is_connection_lost(db) => {
-                tracing::warn!(error = %error_chain(db), "database connection lost");
-                Problem::service_unavailable()
-            }
             E::Database(_) | E::Storage(_) | E::Internal(_) => Problem::internal(&err),
         }
     }
@@ -378,7 +339,6 @@ mod tests {
     #[test]
     fn database_errors_without_a_sqlstate_stay_internal() {
         let err = sea_orm::DbErr::Custom("SELECT secret FROM x".into());
-        assert!(!is_unstorable_text(&err) && !is_connection_lost(&err));
         let p = Problem::from(domain::Error::Database(err));
         assert_eq!(p.status, 500);
         assert!(!serde_json::to_string(&p).unwrap().contains("SELECT"));

@@ -2,7 +2,8 @@
 //! not a well-formed dataset. Memory stays bounded: one CSV record, one NDJSON line, or
 //! one JSON value's keys at a time, plus the set of distinct keys (capped).
 //!
-//! The code is synchronous; callers run it on `spawn_blocking` over a buffered file.
+//! The code is synchronous; callers run it on `spawn_blocking` over a buffered reader
+//! (the upload's chunks as they arrive, in `datasets::receive`).
 use std::collections::HashSet;
 use std::fmt;
 use std::io::{BufRead, Read};
@@ -87,11 +88,8 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 /// A file of zero bytes is refused in every format. An empty JSON array (`[]`) is
 /// accepted as 0 rows and 0 columns: it is well-formed and says "no records", just as a
 /// header-only CSV does.
-pub fn shape_of<R: BufRead>(format: Format, mut reader: R) -> Result<Shape> {
-    if reader.fill_buf()?.is_empty() {
-        return Err(Error::validation("empty file"));
-    }
-    skip_bom(&mut reader)?;
+pub fn shape_of<R: BufRead>(format: Format, reader: R) -> Result<Shape> {
+    let reader = skip_bom(reader)?;
     match format {
         Format::Csv => delimited(reader, b','),
         Format::Tsv => delimited(reader, b'\t'),
@@ -102,11 +100,26 @@ pub fn shape_of<R: BufRead>(format: Format, mut reader: R) -> Result<Shape> {
 
 /// A UTF-8 byte order mark is allowed and is not data. (csv-core also drops it, but only
 /// when it arrives in one read; doing it here makes it explicit and format-independent.)
-fn skip_bom<R: BufRead>(reader: &mut R) -> Result<()> {
-    if reader.fill_buf()?.starts_with(UTF8_BOM) {
-        reader.consume(UTF8_BOM.len());
+/// The first three bytes are read whatever sizes the reads come in, and put back in
+/// front of the rest when they are not a mark. An empty file is refused here.
+fn skip_bom<R: BufRead>(mut reader: R) -> Result<impl BufRead> {
+    let mut head = [0u8; UTF8_BOM.len()];
+    let mut filled = 0;
+    while filled < head.len() {
+        match reader.read(&mut head[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
     }
-    Ok(())
+    if filled == 0 {
+        return Err(Error::validation("empty file"));
+    }
+    let head = if head[..filled] == *UTF8_BOM {
+        Vec::new()
+    } else {
+        head[..filled].to_vec()
+    };
+    Ok(std::io::Cursor::new(head).chain(reader))
 }
 
 fn delimited<R: Read>(reader: R, delimiter: u8) -> Result<Shape> {
@@ -159,14 +172,15 @@ fn csv_error(err: csv::Error) -> Error {
 struct Keys(HashSet<String>);
 
 impl Keys {
-    fn add<E: serde::de::Error>(&mut self, key: String) -> std::result::Result<(), E> {
-        if !self.0.contains(&key) {
+    /// Allocates only for a key not seen before: rows repeat the same few keys.
+    fn add<E: serde::de::Error>(&mut self, key: &str) -> std::result::Result<(), E> {
+        if !self.0.contains(key) {
             if self.0.len() >= MAX_COLUMNS {
                 return Err(E::custom(format_args!(
                     "more than {MAX_COLUMNS} distinct keys"
                 )));
             }
-            self.0.insert(key);
+            self.0.insert(key.to_owned());
         }
         Ok(())
     }
@@ -198,13 +212,39 @@ impl<'de> Visitor<'de> for ObjectKeys<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
-        while let Some(key) = map.next_key::<String>()? {
-            self.0.add(key)?;
+        while map.next_key_seed(Key(&mut *self.0))?.is_some() {
             // serde_json skips an ignored value with a loop, not recursion: however deep
             // it nests, it cannot overflow the stack.
             map.next_value::<IgnoredAny>()?;
         }
         Ok(())
+    }
+}
+
+/// Deserializes one key of an object into [`Keys`], borrowing it from the input where
+/// the deserializer can (no escapes), copying it only when it is new.
+struct Key<'a>(&'a mut Keys);
+
+impl<'de> DeserializeSeed<'de> for Key<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> std::result::Result<(), D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> std::result::Result<(), E> {
+        self.0.add(key)
     }
 }
 
@@ -377,6 +417,37 @@ mod tests {
         let mut out = Vec::new();
         Utf8Checked::new(Trickle { data, step }).read_to_end(&mut out)?;
         Ok(out)
+    }
+
+    /// The same file in every format-relevant way, read 1, 2, 3... bytes at a time: the
+    /// byte order mark is dropped however the reads cut it.
+    #[test]
+    fn byte_order_mark_is_dropped_whatever_the_read_sizes() {
+        let ndjson = b"\xEF\xBB\xBF{\"a\": 1}\n{\"b\": 2}\n";
+        let csv = b"\xEF\xBB\xBFa,b\n1,2\n";
+        for step in 1..=4 {
+            let reader = |data| std::io::BufReader::with_capacity(step, Trickle { data, step });
+            assert_eq!(
+                shape_of(Format::Ndjson, reader(ndjson)).unwrap(),
+                Shape {
+                    rows: 2,
+                    columns: 2
+                },
+                "step {step}"
+            );
+            assert_eq!(
+                shape_of(Format::Csv, reader(csv)).unwrap(),
+                Shape {
+                    rows: 1,
+                    columns: 2
+                },
+                "step {step}"
+            );
+            assert!(matches!(
+                shape_of(Format::Csv, reader(b"")),
+                Err(Error::Validation(m)) if m == "empty file"
+            ));
+        }
     }
 
     #[test]

@@ -104,10 +104,10 @@ pub struct PublicDatasetDto {
 impl From<PublicView> for PublicReportDto {
     fn from(view: PublicView) -> Self {
         Self {
-            short_code: view.report.short_code,
-            view_count: view.report.view_count,
-            expires_at: view.report.expires_at.map(utc),
-            created_at: utc(view.report.created_at),
+            short_code: view.short_code,
+            view_count: view.view_count,
+            expires_at: view.expires_at.map(utc),
+            created_at: utc(view.created_at),
             analysis: PublicAnalysisDto {
                 name: view.analysis.name,
                 status: view.analysis.status.into(),
@@ -420,10 +420,10 @@ fn html_error(err: domain::Error, code: &str) -> HttpResponse {
 
 fn page_of(view: &PublicView) -> html::ReportPage<'_> {
     html::ReportPage {
-        short_code: &view.report.short_code,
-        view_count: view.report.view_count,
-        expires_at: view.report.expires_at.map(utc),
-        created_at: utc(view.report.created_at),
+        short_code: &view.short_code,
+        view_count: view.view_count,
+        expires_at: view.expires_at.map(utc),
+        created_at: utc(view.created_at),
         analysis_name: &view.analysis.name,
         analysis_status: status_text(view.analysis.status),
         analysis_updated_at: utc(view.analysis.updated_at),
