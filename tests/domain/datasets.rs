@@ -414,6 +414,20 @@ async fn failed_upload_leaves_nothing_body(db: TestDb) {
         assert_nothing_stored(&h, user).await;
     }
 
+    // A file that stops parsing at its second line is still read to its end (the client
+    // gets its answer on an intact exchange), and nothing of it is kept.
+    let mut bad_start = b"a,b\n1\n".to_vec();
+    bad_start.extend(std::iter::repeat_n(b"1,2\n", 300_000).flatten());
+    let mut body = std::io::Cursor::new(bad_start);
+    let result = h
+        .domain
+        .datasets
+        .upload(user, csv_file("bad-start.csv"), &mut body)
+        .await;
+    assert!(matches!(result, Err(Error::Validation(_))), "{result:?}");
+    assert_eq!(body.position() as usize, body.get_ref().len(), "drained");
+    assert_nothing_stored(&h, user).await;
+
     // Refused before the body is read: an unsupported type, a bad name.
     let unsupported = h
         .domain
@@ -512,6 +526,20 @@ async fn oversized_upload_is_refused_body(db: TestDb) {
         .domain
         .datasets
         .upload(user, csv_file("big.csv"), too_big.as_slice())
+        .await;
+    assert!(
+        matches!(result, Err(Error::PayloadTooLarge { max_bytes: 1_000 })),
+        "{result:?}"
+    );
+    assert_nothing_stored(&h, user).await;
+
+    // Too large is too large even when the file stopped parsing long before the limit.
+    let mut bad_and_big = b"n\n1,2\n".to_vec();
+    bad_and_big.extend(std::iter::repeat_n(b'x', 1_000));
+    let result = h
+        .domain
+        .datasets
+        .upload(user, csv_file("bad-big.csv"), bad_and_big.as_slice())
         .await;
     assert!(
         matches!(result, Err(Error::PayloadTooLarge { max_bytes: 1_000 })),

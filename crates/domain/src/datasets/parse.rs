@@ -168,25 +168,49 @@ fn csv_error(err: csv::Error) -> Error {
 }
 
 /// The distinct keys seen so far, refusing to grow past [`MAX_COLUMNS`].
+///
+/// Rows of a table repeat the same keys in the same order, so the keys of the previous
+/// object are kept by position: a key equal to the one at its position last time is known
+/// without hashing it (a short `memcmp`), and nothing is allocated in the steady state.
 #[derive(Default)]
-struct Keys(HashSet<String>);
+struct Keys {
+    distinct: HashSet<String>,
+    previous: Vec<String>,
+}
 
 impl Keys {
-    /// Allocates only for a key not seen before: rows repeat the same few keys.
-    fn add<E: serde::de::Error>(&mut self, key: &str) -> std::result::Result<(), E> {
-        if !self.0.contains(key) {
-            if self.0.len() >= MAX_COLUMNS {
+    /// Records `key`, the `position`-th key of the current object.
+    fn add<E: serde::de::Error>(
+        &mut self,
+        position: usize,
+        key: &str,
+    ) -> std::result::Result<(), E> {
+        if self.previous.get(position).is_some_and(|seen| seen == key) {
+            return Ok(());
+        }
+        if !self.distinct.contains(key) {
+            if self.distinct.len() >= MAX_COLUMNS {
                 return Err(E::custom(format_args!(
                     "more than {MAX_COLUMNS} distinct keys"
                 )));
             }
-            self.0.insert(key.to_owned());
+            self.distinct.insert(key.to_owned());
+        }
+        let remembered = self.previous.len();
+        match self.previous.get_mut(position) {
+            Some(seen) => {
+                seen.clear();
+                seen.push_str(key);
+            }
+            // Bounded even for an object that repeats one key endlessly.
+            None if remembered < MAX_COLUMNS => self.previous.push(key.to_owned()),
+            None => {}
         }
         Ok(())
     }
 
     fn count(&self) -> i64 {
-        self.0.len() as i64
+        self.distinct.len() as i64
     }
 }
 
@@ -212,7 +236,15 @@ impl<'de> Visitor<'de> for ObjectKeys<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
-        while map.next_key_seed(Key(&mut *self.0))?.is_some() {
+        let mut position = 0;
+        while map
+            .next_key_seed(Key {
+                keys: &mut *self.0,
+                position,
+            })?
+            .is_some()
+        {
+            position += 1;
             // serde_json skips an ignored value with a loop, not recursion: however deep
             // it nests, it cannot overflow the stack.
             map.next_value::<IgnoredAny>()?;
@@ -223,7 +255,10 @@ impl<'de> Visitor<'de> for ObjectKeys<'_> {
 
 /// Deserializes one key of an object into [`Keys`], borrowing it from the input where
 /// the deserializer can (no escapes), copying it only when it is new.
-struct Key<'a>(&'a mut Keys);
+struct Key<'a> {
+    keys: &'a mut Keys,
+    position: usize,
+}
 
 impl<'de> DeserializeSeed<'de> for Key<'_> {
     type Value = ();
@@ -244,7 +279,7 @@ impl<'de> Visitor<'de> for Key<'_> {
     }
 
     fn visit_str<E: serde::de::Error>(self, key: &str) -> std::result::Result<(), E> {
-        self.0.add(key)
+        self.keys.add(self.position, key)
     }
 }
 
@@ -448,6 +483,28 @@ mod tests {
                 Err(Error::Validation(m)) if m == "empty file"
             ));
         }
+    }
+
+    #[test]
+    fn json_keys_are_counted_whatever_their_order_and_repeats() {
+        let ndjson =
+            b"{\"a\":1,\"b\":2}\n{\"b\":1,\"a\":2}\n{\"a\":1,\"c\":3}\n{\"a\":1,\"a\":2}\n{}\n";
+        assert_eq!(
+            shape_of(Format::Ndjson, &ndjson[..]).unwrap(),
+            Shape {
+                rows: 5,
+                columns: 3
+            }
+        );
+        let json = br#"[{"x\u0041":1},{"xA":2,"y":{"z":1}},{"y":0,"xA":1}]"#;
+        assert_eq!(
+            shape_of(Format::Json, &json[..]).unwrap(),
+            Shape {
+                rows: 3,
+                columns: 2
+            },
+            "an escaped key is the same key"
+        );
     }
 
     #[test]
