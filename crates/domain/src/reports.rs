@@ -13,6 +13,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
     QuerySelect, SqlErr, Statement, TryInsertResult,
 };
+use serde_json::value::RawValue;
 
 use crate::db::direct::DirectPool;
 use crate::error::{Error, LimitKind, Result};
@@ -56,7 +57,7 @@ pub struct ReportChange {
 /// What the public sees of a report: exactly the fields its page shows, with `view_count`
 /// including the view that produced it. Nothing private (ids, owner, password hash) is in
 /// it, and nothing more is read from the database than this.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct PublicView {
     pub short_code: String,
     pub view_count: i32,
@@ -67,12 +68,15 @@ pub struct PublicView {
     pub dataset: Option<PublicDataset>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+/// `config` and `results` are the stored JSON text, checked but not decoded: the public
+/// view only passes them on, and decoding then re-encoding them was the largest part of
+/// a view's CPU time in the server (docs/performance.md).
+#[derive(Clone, Debug)]
 pub struct PublicAnalysis {
     pub name: String,
     pub status: analyses::Status,
-    pub config: Option<serde_json::Value>,
-    pub results: Option<serde_json::Value>,
+    pub config: Option<Box<RawValue>>,
+    pub results: Option<Box<RawValue>>,
     pub updated_at: NaiveDateTime,
 }
 
@@ -88,8 +92,14 @@ impl PublicView {
         report: reports::Model,
         analysis: analyses::Model,
         dataset: Option<datasets::Model>,
-    ) -> Self {
-        Self {
+    ) -> Result<Self> {
+        let raw = |value: Option<serde_json::Value>| {
+            value
+                .map(|v| serde_json::value::to_raw_value(&v))
+                .transpose()
+                .map_err(|e| Error::Internal(format!("re-encoding stored JSON: {e}")))
+        };
+        Ok(Self {
             short_code: report.short_code,
             view_count: report.view_count,
             expires_at: report.expires_at,
@@ -97,8 +107,8 @@ impl PublicView {
             analysis: PublicAnalysis {
                 name: analysis.name,
                 status: analysis.status,
-                config: analysis.config,
-                results: analysis.results,
+                config: raw(analysis.config)?,
+                results: raw(analysis.results)?,
                 updated_at: analysis.updated_at,
             },
             dataset: dataset.map(|d| PublicDataset {
@@ -106,7 +116,7 @@ impl PublicView {
                 row_count: d.row_count,
                 column_count: d.column_count,
             }),
-        }
+        })
     }
 }
 
@@ -119,8 +129,9 @@ struct PublicRow {
     created_at: NaiveDateTime,
     analysis_name: String,
     analysis_status: analyses::Status,
-    analysis_config: Option<serde_json::Value>,
-    analysis_results: Option<serde_json::Value>,
+    /// JSON text (`CAST(... AS text)`), see [`PublicAnalysis`].
+    analysis_config: Option<String>,
+    analysis_results: Option<String>,
     analysis_updated_at: NaiveDateTime,
     // NOT NULL in the table: `None` means the LEFT JOIN found no dataset.
     dataset_name: Option<String>,
@@ -128,9 +139,16 @@ struct PublicRow {
     dataset_column_count: Option<i32>,
 }
 
-impl From<PublicRow> for PublicView {
-    fn from(row: PublicRow) -> Self {
-        Self {
+impl TryFrom<PublicRow> for PublicView {
+    type Error = Error;
+
+    fn try_from(row: PublicRow) -> Result<Self> {
+        let raw = |text: Option<String>| {
+            text.map(RawValue::from_string)
+                .transpose()
+                .map_err(|e| Error::Internal(format!("stored JSON does not parse: {e}")))
+        };
+        Ok(Self {
             short_code: row.short_code,
             view_count: row.view_count,
             expires_at: row.expires_at,
@@ -138,8 +156,8 @@ impl From<PublicRow> for PublicView {
             analysis: PublicAnalysis {
                 name: row.analysis_name,
                 status: row.analysis_status,
-                config: row.analysis_config,
-                results: row.analysis_results,
+                config: raw(row.analysis_config)?,
+                results: raw(row.analysis_results)?,
                 updated_at: row.analysis_updated_at,
             },
             dataset: row.dataset_name.map(|name| PublicDataset {
@@ -147,7 +165,7 @@ impl From<PublicRow> for PublicView {
                 row_count: row.dataset_row_count,
                 column_count: row.dataset_column_count,
             }),
-        }
+        })
     }
 }
 
@@ -365,7 +383,7 @@ impl Reports {
         // impossible like a missing report rather than failing loudly on a public page.
         let analysis = analysis.ok_or(Error::NotFound)?;
         report.view_count = self.count_view(report.id).await?;
-        Ok(PublicView::of(report, analysis, dataset))
+        PublicView::of(report, analysis, dataset)
     }
 
     /// Trades a report's password for an access token that [`Reports::view`] accepts.
@@ -444,9 +462,10 @@ impl Reports {
             .bind(short_code)
             .bind(self.ctx.clock.now_naive());
         let row = direct.fetch_optional(query).await?;
-        row.map(|row| PublicRow::from_query_result(&row, "").map(PublicView::from))
-            .transpose()
-            .map_err(Error::from)
+        match row {
+            Some(row) => PublicView::try_from(PublicRow::from_query_result(&row, "")?).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// One atomic increment that also reads the new value, so concurrent views (in this
@@ -582,7 +601,8 @@ const VIEW_OPEN_REPORT_SQL: &str = "\
     ) \
     SELECT viewed.short_code, viewed.view_count, viewed.expires_at, viewed.created_at, \
            a.name AS analysis_name, a.status AS analysis_status, \
-           a.config AS analysis_config, a.results AS analysis_results, \
+           CAST(a.config AS text) AS analysis_config, \
+           CAST(a.results AS text) AS analysis_results, \
            a.updated_at AS analysis_updated_at, \
            d.name AS dataset_name, d.row_count AS dataset_row_count, \
            d.column_count AS dataset_column_count \

@@ -109,8 +109,9 @@ fn timestamp(at: DateTime<Utc>) -> String {
 }
 
 /// Pretty JSON of a config or results value, or a dash for none.
-fn json_block(value: Option<&serde_json::Value>) -> String {
-    match value {
+fn json_block(value: Option<&serde_json::value::RawValue>) -> String {
+    let value = value.and_then(|raw| serde_json::from_str::<serde_json::Value>(raw.get()).ok());
+    match value.as_ref() {
         None | Some(serde_json::Value::Null) => "<p class=\"muted\">None.</p>\n".to_owned(),
         Some(v) => {
             let text = serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string());
@@ -128,8 +129,8 @@ pub struct ReportPage<'a> {
     pub analysis_name: &'a str,
     pub analysis_status: &'a str,
     pub analysis_updated_at: DateTime<Utc>,
-    pub config: Option<&'a serde_json::Value>,
-    pub results: Option<&'a serde_json::Value>,
+    pub config: Option<&'a serde_json::value::RawValue>,
+    pub results: Option<&'a serde_json::value::RawValue>,
     /// Name, rows and columns of the dataset, if the analysis still has one.
     pub dataset: Option<(&'a str, Option<i32>, Option<i32>)>,
 }

@@ -88,9 +88,9 @@ pub struct PublicAnalysisDto {
     pub name: String,
     pub status: AnalysisStatus,
     #[schema(value_type = Option<Object>)]
-    pub config: Option<serde_json::Value>,
+    pub config: Option<Box<serde_json::value::RawValue>>,
     #[schema(value_type = Option<Object>)]
-    pub results: Option<serde_json::Value>,
+    pub results: Option<Box<serde_json::value::RawValue>>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -427,8 +427,8 @@ fn page_of(view: &PublicView) -> html::ReportPage<'_> {
         analysis_name: &view.analysis.name,
         analysis_status: status_text(view.analysis.status),
         analysis_updated_at: utc(view.analysis.updated_at),
-        config: view.analysis.config.as_ref(),
-        results: view.analysis.results.as_ref(),
+        config: view.analysis.config.as_deref(),
+        results: view.analysis.results.as_deref(),
         dataset: view
             .dataset
             .as_ref()
