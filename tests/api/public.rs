@@ -527,6 +527,41 @@ async fn concurrent_views_are_each_counted_body(db: TestDb) {
     assert_eq!(stored["view_count"], 200);
 }
 
+on_both!(
+    abandoned_views_leave_the_pool_usable,
+    abandoned_views_leave_the_pool_usable_body
+);
+/// Clients that hang up while their view is in flight (the server may be anywhere in the
+/// statement when that happens) must not leave a connection behind in an unknown state:
+/// every later view is served and counted.
+async fn abandoned_views_leave_the_pool_usable_body(db: TestDb) {
+    let app = spawn(db).await;
+    let (token, analysis) = owner_with_analysis(&app, "Abandoned").await;
+    let report = create_report(&app, &token, &analysis["id"], &json!({})).await;
+    let url = report["url"].as_str().unwrap().to_owned();
+
+    let quitters = (0..100u64).map(|i| {
+        let request = app
+            .request(Method::GET, &url, None)
+            .timeout(std::time::Duration::from_micros(100 + 40 * i));
+        async move {
+            let _ = request.send().await;
+        }
+    });
+    join_all(quitters).await;
+
+    let mut last = 0;
+    for _ in 0..24 {
+        let res = app.get(&url, None).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let count = res.json::<Value>().await.unwrap()["view_count"]
+            .as_i64()
+            .expect("view_count");
+        assert!(count > last, "{count} after {last}");
+        last = count;
+    }
+}
+
 on_both!(browsers_get_pages, browsers_get_pages_body);
 async fn browsers_get_pages_body(db: TestDb) {
     let app = spawn(db).await;
