@@ -93,29 +93,21 @@ impl PublicView {
         analysis: analyses::Model,
         dataset: Option<datasets::Model>,
     ) -> Result<Self> {
-        let raw = |value: Option<serde_json::Value>| {
-            value
-                .map(|v| serde_json::value::to_raw_value(&v))
-                .transpose()
-                .map_err(|e| Error::Internal(format!("re-encoding stored JSON: {e}")))
-        };
-        Ok(Self {
+        // The same shape as a row of the one-statement path, so that both paths build
+        // the view in one place.
+        PublicView::try_from(PublicRow {
             short_code: report.short_code,
             view_count: report.view_count,
             expires_at: report.expires_at,
             created_at: report.created_at,
-            analysis: PublicAnalysis {
-                name: analysis.name,
-                status: analysis.status,
-                config: raw(analysis.config)?,
-                results: raw(analysis.results)?,
-                updated_at: analysis.updated_at,
-            },
-            dataset: dataset.map(|d| PublicDataset {
-                name: d.name,
-                row_count: d.row_count,
-                column_count: d.column_count,
-            }),
+            analysis_name: analysis.name,
+            analysis_status: analysis.status,
+            analysis_config: analysis.config.map(|v| v.to_string()),
+            analysis_results: analysis.results.map(|v| v.to_string()),
+            analysis_updated_at: analysis.updated_at,
+            dataset_name: dataset.as_ref().map(|d| d.name.clone()),
+            dataset_row_count: dataset.as_ref().and_then(|d| d.row_count),
+            dataset_column_count: dataset.as_ref().and_then(|d| d.column_count),
         })
     }
 }
