@@ -1,32 +1,19 @@
 //! The browser face of public reports: small self-contained HTML pages (no scripts, no
 //! external assets) for every outcome of `/r/{short_code}`, with the same status codes as
-//! the JSON answers. Every value that reaches a page goes through [`escape`].
-use std::fmt::Write as _;
-
+//! the JSON answers.
+//!
+//! Pages are `maud` templates: the markup is checked when the crate compiles and every
+//! spliced value is escaped unless wrapped in `PreEscaped`, so a report's name or results
+//! (text its owner chose) cannot open a tag; only the constant style sheet is spliced raw.
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, SecondsFormat, Utc};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 /// Nothing may load from anywhere, inline styles excepted; forms post only back here; the
 /// page cannot be framed (clickjacking of the password form).
 pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
                        frame-ancestors 'none'; base-uri 'none'";
-
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            other => out.push(other),
-        }
-    }
-    out
-}
 
 /// Whether the caller prefers HTML to JSON, by its `Accept` header: a browser lists
 /// `text/html` first-class; an API client sends `application/json`, `*/*` or nothing,
@@ -67,16 +54,26 @@ pub enum FormNotice {
     Missing,
 }
 
-/// A page in the house style, with the security headers every public page carries.
-fn page(status: StatusCode, title: &str, body: &str) -> HttpResponse {
-    let html = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <meta name=\"referrer\" content=\"no-referrer\">\n<title>{title} · iOps</title>\n\
-         <style>{STYLE}</style>\n</head>\n<body>\n<main>\n{body}</main>\n\
-         <footer>Shared with iOps</footer>\n</body>\n</html>\n",
-        title = escape(title),
-    );
+/// A page in the house style, with the security headers every public page carries. The
+/// page differs by `Accept`, `Cookie` (an unlocked report) and `Authorization`, and may
+/// show a private report: hence `Vary` and `no-store`.
+fn page(status: StatusCode, title: &str, body: Markup) -> HttpResponse {
+    let html = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="referrer" content="no-referrer";
+                title { (title) " · iOps" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                main { (body) }
+                footer { "Shared with iOps" }
+            }
+        }
+    };
     HttpResponse::build(status)
         .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
         .insert_header((header::CONTENT_SECURITY_POLICY, CSP))
@@ -84,7 +81,7 @@ fn page(status: StatusCode, title: &str, body: &str) -> HttpResponse {
         .insert_header((header::REFERRER_POLICY, "no-referrer"))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::VARY, "Accept, Cookie, Authorization"))
-        .body(html)
+        .body(html.into_string())
 }
 
 const STYLE: &str = "body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;\
@@ -108,15 +105,25 @@ fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// Pretty JSON of a config or results value, or a dash for none.
-fn json_block(value: Option<&serde_json::value::RawValue>) -> String {
+/// Pretty JSON of a config or results value, or a note that there is none (stored JSON
+/// `null` included: the owner sees no difference).
+fn json_block(value: Option<&serde_json::value::RawValue>) -> Markup {
     let value = value.and_then(|raw| serde_json::from_str::<serde_json::Value>(raw.get()).ok());
     match value.as_ref() {
-        None | Some(serde_json::Value::Null) => "<p class=\"muted\">None.</p>\n".to_owned(),
+        None | Some(serde_json::Value::Null) => html! { p.muted { "None." } },
         Some(v) => {
             let text = serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string());
-            format!("<pre>{}</pre>\n", escape(&text))
+            html! { pre { (text) } }
         }
+    }
+}
+
+/// "1 row", "3 rows", or "unknown rows" for a dataset not yet counted.
+fn count(n: Option<i32>, what: &str) -> String {
+    match n {
+        Some(1) => format!("1 {what}"),
+        Some(n) => format!("{n} {what}s"),
+        None => format!("unknown {what}s"),
     }
 }
 
@@ -136,127 +143,206 @@ pub struct ReportPage<'a> {
 }
 
 pub fn report(view: &ReportPage<'_>) -> HttpResponse {
-    let mut body = String::new();
-    let _ = write!(
-        body,
-        "<h1>{}</h1>\n<p class=\"muted\">Report {} · status {} · updated {}</p>\n<dl>\n\
-         <dt>Views</dt><dd>{}</dd>\n<dt>Published</dt><dd>{}</dd>\n",
-        escape(view.analysis_name),
-        escape(view.short_code),
-        escape(view.analysis_status),
-        timestamp(view.analysis_updated_at),
-        view.view_count,
-        timestamp(view.created_at),
-    );
-    if let Some(at) = view.expires_at {
-        let _ = writeln!(body, "<dt>Expires</dt><dd>{}</dd>", timestamp(at));
-    }
-    match view.dataset {
-        Some((name, rows, columns)) => {
-            let count = |n: Option<i32>, what: &str| match n {
-                Some(1) => format!("1 {what}"),
-                Some(n) => format!("{n} {what}s"),
-                None => format!("unknown {what}s"),
-            };
-            let _ = writeln!(
-                body,
-                "<dt>Dataset</dt><dd>{} ({}, {})</dd>",
-                escape(name),
-                count(rows, "row"),
-                count(columns, "column"),
-            );
+    let body = html! {
+        h1 { (view.analysis_name) }
+        p.muted {
+            "Report " (view.short_code) " · status " (view.analysis_status)
+            " · updated " (timestamp(view.analysis_updated_at))
         }
-        None => body.push_str("<dt>Dataset</dt><dd class=\"muted\">none</dd>\n"),
-    }
-    body.push_str("</dl>\n<h2>Results</h2>\n");
-    body.push_str(&json_block(view.results));
-    body.push_str("<h2>Configuration</h2>\n");
-    body.push_str(&json_block(view.config));
-    page(StatusCode::OK, view.analysis_name, &body)
+        dl {
+            dt { "Views" } dd { (view.view_count) }
+            dt { "Published" } dd { (timestamp(view.created_at)) }
+            @if let Some(at) = view.expires_at {
+                dt { "Expires" } dd { (timestamp(at)) }
+            }
+            dt { "Dataset" }
+            @match view.dataset {
+                Some((name, rows, columns)) => {
+                    dd { (name) " (" (count(rows, "row")) ", " (count(columns, "column")) ")" }
+                }
+                None => dd.muted { "none" },
+            }
+        }
+        h2 { "Results" }
+        (json_block(view.results))
+        h2 { "Configuration" }
+        (json_block(view.config))
+    };
+    page(StatusCode::OK, view.analysis_name, body)
 }
 
 /// The password form, posting to the unlock endpoint: `401`, or `422` when the post
 /// carried no password.
 pub fn password_form(short_code: &str, notice: FormNotice) -> HttpResponse {
     let (status, notice) = match notice {
-        FormNotice::None => (StatusCode::UNAUTHORIZED, ""),
+        FormNotice::None => (StatusCode::UNAUTHORIZED, None),
         FormNotice::WrongPassword => (
             StatusCode::UNAUTHORIZED,
-            "<p class=\"error\" role=\"alert\">That password is not right. Try again.</p>\n",
+            Some("That password is not right. Try again."),
         ),
         FormNotice::Missing => (
             StatusCode::UNPROCESSABLE_ENTITY,
-            "<p class=\"error\" role=\"alert\">Enter the password.</p>\n",
+            Some("Enter the password."),
         ),
     };
-    let body = format!(
-        "<h1>This report is password-protected</h1>\n\
-         <p>Enter the password you were given to open it.</p>\n{notice}\
-         <form method=\"post\" action=\"/r/{code}/unlock\">\n\
-         <label for=\"password\" class=\"muted\">Password</label>\n\
-         <input type=\"password\" id=\"password\" name=\"password\" required \
-         autocomplete=\"current-password\" autofocus>\n\
-         <button type=\"submit\">Open report</button>\n</form>\n",
-        code = escape(short_code),
-    );
-    page(status, "Password required", &body)
+    let body = html! {
+        h1 { "This report is password-protected" }
+        p { "Enter the password you were given to open it." }
+        @if let Some(notice) = notice {
+            p.error role="alert" { (notice) }
+        }
+        form method="post" action=(format!("/r/{short_code}/unlock")) {
+            label for="password" class="muted" { "Password" }
+            input type="password" id="password" name="password" required
+                autocomplete="current-password" autofocus;
+            button type="submit" { "Open report" }
+        }
+    };
+    page(status, "Password required", body)
 }
 
 pub fn not_found() -> HttpResponse {
-    page(
-        StatusCode::NOT_FOUND,
-        "Report not found",
-        "<h1>Report not found</h1>\n<p>There is no report at this address. The link may be \
-         mistyped, or the report is no longer shared.</p>\n",
-    )
+    let body = html! {
+        h1 { "Report not found" }
+        p {
+            "There is no report at this address. The link may be mistyped, or the report \
+             is no longer shared."
+        }
+    };
+    page(StatusCode::NOT_FOUND, "Report not found", body)
 }
 
 pub fn gone() -> HttpResponse {
-    page(
-        StatusCode::GONE,
-        "Report expired",
-        "<h1>This report has expired</h1>\n<p>Its owner shared it for a limited time, and \
-         that time is over.</p>\n",
-    )
+    let body = html! {
+        h1 { "This report has expired" }
+        p { "Its owner shared it for a limited time, and that time is over." }
+    };
+    page(StatusCode::GONE, "Report expired", body)
 }
 
-/// 429 with `Retry-After`.
+/// 429 with `Retry-After`; the page rounds the wait up to whole minutes.
 pub fn rate_limited(retry_after_secs: u64) -> HttpResponse {
     let minutes = retry_after_secs.div_ceil(60).max(1);
-    let body = format!(
-        "<h1>Too many attempts</h1>\n<p>Too many wrong passwords were tried for this report. \
-         Try again in about {minutes} minute{s}.</p>\n",
-        s = if minutes == 1 { "" } else { "s" },
+    let body = html! {
+        h1 { "Too many attempts" }
+        p {
+            "Too many wrong passwords were tried for this report. Try again in about "
+            (minutes) " minute" @if minutes != 1 { "s" } "."
+        }
+    };
+    let mut res = page(StatusCode::TOO_MANY_REQUESTS, "Too many attempts", body);
+    res.headers_mut().insert(
+        header::RETRY_AFTER,
+        header::HeaderValue::from(retry_after_secs),
     );
-    let mut res = page(StatusCode::TOO_MANY_REQUESTS, "Too many attempts", &body);
-    if let Ok(value) = header::HeaderValue::from_str(&retry_after_secs.to_string()) {
-        res.headers_mut().insert(header::RETRY_AFTER, value);
-    }
     res
 }
 
 /// Any other failure (bad request, database down, internal): the status, and nothing of
-/// the cause.
+/// the cause, which could leak internals to whoever holds the link.
 pub fn error(status: StatusCode) -> HttpResponse {
     let title = status.canonical_reason().unwrap_or("Error");
-    let body = format!(
-        "<h1>{}</h1>\n<p>The report cannot be shown right now. Please try again later.</p>\n",
-        escape(title)
-    );
-    page(status, title, &body)
+    let body = html! {
+        h1 { (title) }
+        p { "The report cannot be shown right now. Please try again later." }
+    };
+    page(status, title, body)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use actix_web::body::MessageBody as _;
     use actix_web::test::TestRequest;
 
+    fn text(res: HttpResponse) -> String {
+        let bytes = res.into_body().try_into_bytes().expect("an in-memory body");
+        String::from_utf8(bytes.to_vec()).expect("UTF-8")
+    }
+
+    const HOSTILE: &str = r#"<script>alert("x&'y")</script>"#;
+    const ESCAPED: &str = "&lt;script&gt;alert(&quot;x&amp;'y&quot;)&lt;/script&gt;";
+
     #[test]
-    fn escapes_markup_and_quotes() {
-        assert_eq!(
-            escape(r#"<script>alert("x&'y")</script>"#),
-            "&lt;script&gt;alert(&quot;x&amp;&#x27;y&quot;)&lt;/script&gt;"
+    fn report_pages_escape_every_value() {
+        let results = serde_json::value::RawValue::from_string(
+            serde_json::json!({ "note": "</pre><img src=x onerror=alert(2)>" }).to_string(),
+        )
+        .unwrap();
+        let at = DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let res = report(&ReportPage {
+            short_code: "abcDEF123",
+            view_count: 3,
+            expires_at: Some(at),
+            created_at: at,
+            analysis_name: HOSTILE,
+            analysis_status: "completed",
+            analysis_updated_at: at,
+            config: None,
+            results: Some(&results),
+            dataset: Some((HOSTILE, Some(1), None)),
+        });
+        assert_eq!(res.status(), StatusCode::OK);
+        let page = text(res);
+        println!("{page}");
+        assert!(page.starts_with("<!DOCTYPE html>"), "{page}");
+        assert!(!page.contains("<script"), "{page}");
+        assert!(!page.contains("<img"), "{page}");
+        assert!(
+            page.contains(&format!("<title>{ESCAPED} · iOps</title>")),
+            "{page}"
         );
+        assert!(page.contains(&format!("<h1>{ESCAPED}</h1>")), "{page}");
+        assert!(
+            page.contains(&format!("<dd>{ESCAPED} (1 row, unknown columns)</dd>")),
+            "{page}"
+        );
+        assert!(
+            page.contains("&lt;/pre&gt;&lt;img src=x onerror=alert(2)&gt;"),
+            "{page}"
+        );
+        assert!(page.contains("<dt>Expires</dt><dd>2026-01-02T03:04:05Z</dd>"));
+        assert!(page.contains("<h2>Configuration</h2><p class=\"muted\">None.</p>"));
+    }
+
+    #[test]
+    fn password_pages_escape_the_code_in_the_form_action() {
+        let res = password_form(r#"x"><script>"#, FormNotice::WrongPassword);
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        let page = text(res);
+        println!("{page}");
+        assert!(!page.contains("<script"), "{page}");
+        assert!(
+            page.contains(r#"action="/r/x&quot;&gt;&lt;script&gt;/unlock""#),
+            "{page}"
+        );
+        assert!(page.contains("That password is not right. Try again."));
+        let missing = password_form("abc", FormNotice::Missing);
+        assert_eq!(missing.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    #[test]
+    fn every_page_carries_the_security_headers() {
+        for res in [
+            not_found(),
+            gone(),
+            rate_limited(61),
+            error(StatusCode::SERVICE_UNAVAILABLE),
+            password_form("abc", FormNotice::None),
+        ] {
+            let get = |name| res.headers().get(name).expect("header").to_str().unwrap();
+            assert_eq!(get(header::CONTENT_SECURITY_POLICY), CSP);
+            assert_eq!(get(header::X_CONTENT_TYPE_OPTIONS), "nosniff");
+            assert_eq!(get(header::REFERRER_POLICY), "no-referrer");
+            assert_eq!(get(header::CACHE_CONTROL), "no-store");
+            assert_eq!(get(header::VARY), "Accept, Cookie, Authorization");
+        }
+        let limited = rate_limited(61);
+        assert_eq!(limited.headers().get(header::RETRY_AFTER).unwrap(), "61");
+        assert!(text(limited).contains("Try again in about 2 minutes."));
+        assert!(text(rate_limited(1)).contains("Try again in about 1 minute."));
     }
 
     #[test]
