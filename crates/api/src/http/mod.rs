@@ -96,8 +96,10 @@ pub fn build_server(
             .configure(configure)
             .default_service(web::to(routes::not_found))
             .wrap(middleware::from_fn(extract::body_idle_timeout))
-            // Outermost last: the request id wraps everything, metrics see final statuses.
+            // Outermost last: the request id wraps everything, metrics see final statuses,
+            // and the request span covers all but the id's echo.
             .wrap(middleware::from_fn(metrics::middleware))
+            .wrap(request_id::logger())
             .wrap(middleware::from_fn(request_id::middleware))
     })
     .shutdown_timeout(options.shutdown_timeout.as_secs())
