@@ -1,17 +1,29 @@
 //! Prometheus metrics: request counts and durations by route pattern (never the raw path,
 //! which would give one series per id), database pool use, and table sizes.
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
+//!
+//! Series are kept and rendered by `metrics-exporter-prometheus`, whose recorder belongs
+//! to [`Metrics`] (in `AppState`) rather than being installed globally: a test process
+//! runs many apps, and each must count only its own requests.
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::web;
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 use super::AppState;
+
+const REQUESTS: &str = "iops_http_requests_total";
+const DURATIONS: &str = "iops_http_request_duration_seconds";
+const POOL: &str = "iops_db_pool_connections";
+const TABLE_ROWS: &str = "iops_table_rows";
 
 /// Upper bounds of the duration histogram, in seconds.
 const BUCKETS: [f64; 11] = [
@@ -31,127 +43,100 @@ const TABLES: [&str; 7] = [
 const TABLE_ROWS_TTL: Duration = Duration::from_secs(60);
 /// Route label of requests that matched no route.
 const UNMATCHED: &str = "unmatched";
+/// Durations wait in the recorder until folded into their histogram; with no exporter
+/// task to do that, it is done every this many requests (and at each scrape), so memory
+/// stays bounded when nobody scrapes.
+const UPKEEP_EVERY: u64 = 1024;
 
-#[derive(Default)]
-struct Histogram {
-    buckets: [u64; BUCKETS.len()],
-    sum: f64,
-    count: u64,
+/// The app's metrics: what the middleware observes and `/metrics` renders.
+pub struct Metrics {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+    observed: AtomicU64,
+    /// When the table row gauges were last set.
+    table_rows_at: Mutex<Option<Instant>>,
 }
 
-/// Row counts per table, and when they were taken.
-type TableRows = Option<(Instant, Vec<(&'static str, i64)>)>;
-
-#[derive(Default)]
-pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    durations: Mutex<BTreeMap<(String, String), Histogram>>,
-    table_rows: tokio::sync::Mutex<TableRows>,
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Metrics {
     pub fn new() -> Self {
-        Self::default()
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(DURATIONS.to_owned()), &BUCKETS)
+            .expect("the bucket list is not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            describe_counter!(REQUESTS, "HTTP requests answered, by route pattern.");
+            describe_histogram!(DURATIONS, "Time to answer, by route pattern.");
+            describe_gauge!(POOL, "Database pool connections by state.");
+            describe_gauge!(
+                TABLE_ROWS,
+                "Rows per table (refreshed at most once a minute)."
+            );
+        });
+        Self {
+            recorder,
+            handle,
+            observed: AtomicU64::new(0),
+            table_rows_at: Mutex::new(None),
+        }
     }
 
     pub fn observe(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
-        let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        *requests
-            .entry((method.to_owned(), route.to_owned(), status))
-            .or_default() += 1;
-        drop(requests);
-
-        let secs = elapsed.as_secs_f64();
-        let mut durations = self.durations.lock().unwrap_or_else(|e| e.into_inner());
-        let h = durations
-            .entry((method.to_owned(), route.to_owned()))
-            .or_default();
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                h.buckets[i] += 1;
-            }
-        }
-        h.sum += secs;
-        h.count += 1;
-    }
-
-    /// The text exposition format.
-    pub async fn render(&self, db: &DatabaseConnection) -> String {
-        let mut out = String::new();
-        self.render_requests(&mut out);
-        render_pool(&mut out, db);
-        self.render_table_rows(&mut out, db).await;
-        out
-    }
-
-    fn render_requests(&self, out: &mut String) {
-        out.push_str("# HELP iops_http_requests_total HTTP requests answered, by route pattern.\n");
-        out.push_str("# TYPE iops_http_requests_total counter\n");
-        let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        for ((method, route, status), n) in requests.iter() {
-            let _ = writeln!(
-                out,
-                "iops_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
-                escape(method),
-                escape(route)
-            );
-        }
-        drop(requests);
-
-        out.push_str(
-            "# HELP iops_http_request_duration_seconds Time to answer, by route pattern.\n",
-        );
-        out.push_str("# TYPE iops_http_request_duration_seconds histogram\n");
-        let durations = self.durations.lock().unwrap_or_else(|e| e.into_inner());
-        for ((method, route), h) in durations.iter() {
-            let labels = format!("method=\"{}\",route=\"{}\"", escape(method), escape(route));
-            for (bound, n) in BUCKETS.iter().zip(h.buckets.iter()) {
-                let _ = writeln!(
-                    out,
-                    "iops_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {n}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "iops_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "iops_http_request_duration_seconds_sum{{{labels}}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "iops_http_request_duration_seconds_count{{{labels}}} {}",
-                h.count
-            );
+        metrics::with_local_recorder(&self.recorder, || {
+            counter!(
+                REQUESTS,
+                "method" => method.to_owned(),
+                "route" => route.to_owned(),
+                "status" => status.to_string(),
+            )
+            .increment(1);
+            histogram!(DURATIONS, "method" => method.to_owned(), "route" => route.to_owned())
+                .record(elapsed);
+        });
+        if self.observed.fetch_add(1, Ordering::Relaxed) % UPKEEP_EVERY == UPKEEP_EVERY - 1 {
+            self.handle.run_upkeep();
         }
     }
 
-    async fn render_table_rows(&self, out: &mut String, db: &DatabaseConnection) {
-        let mut cache = self.table_rows.lock().await;
-        let stale = cache
-            .as_ref()
-            .is_none_or(|(at, _)| at.elapsed() >= TABLE_ROWS_TTL);
-        if stale {
-            // A failed count leaves the previous values (or none) rather than failing
-            // the scrape: the other metrics are still worth having.
-            if let Some(rows) = count_tables(db).await {
-                *cache = Some((Instant::now(), rows));
+    /// Whether the table row counts are old enough (or missing) to be taken again.
+    pub fn table_rows_stale(&self) -> bool {
+        let at = self.table_rows_at.lock().unwrap_or_else(|e| e.into_inner());
+        at.is_none_or(|at| at.elapsed() >= TABLE_ROWS_TTL)
+    }
+
+    /// The text exposition format. `table_rows` are fresh counts ([`count_tables`]), or
+    /// `None` to show the previous ones: a failed count should not fail the scrape, the
+    /// other metrics are still worth having.
+    pub fn render(
+        &self,
+        db: &DatabaseConnection,
+        table_rows: Option<&[(&'static str, i64)]>,
+    ) -> String {
+        let pool = pool_connections(db);
+        metrics::with_local_recorder(&self.recorder, || {
+            if let Some((idle, in_use)) = pool {
+                gauge!(POOL, "state" => "idle").set(idle as f64);
+                gauge!(POOL, "state" => "in_use").set(in_use as f64);
             }
-        }
-        out.push_str("# HELP iops_table_rows Rows per table (refreshed at most once a minute).\n");
-        out.push_str("# TYPE iops_table_rows gauge\n");
-        if let Some((_, rows)) = cache.as_ref() {
-            for (table, n) in rows {
-                let _ = writeln!(out, "iops_table_rows{{table=\"{table}\"}} {n}");
+            for (table, rows) in table_rows.unwrap_or_default() {
+                gauge!(TABLE_ROWS, "table" => *table).set(*rows as f64);
             }
+        });
+        if table_rows.is_some() {
+            *self.table_rows_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         }
+        self.handle.render()
     }
 }
 
-fn render_pool(out: &mut String, db: &DatabaseConnection) {
+/// Idle and in-use connections of the pool.
+fn pool_connections(db: &DatabaseConnection) -> Option<(u64, u64)> {
     let (size, idle) = match db.get_database_backend() {
         DbBackend::Postgres => {
             let pool = db.get_postgres_connection_pool();
@@ -161,17 +146,14 @@ fn render_pool(out: &mut String, db: &DatabaseConnection) {
             let pool = db.get_sqlite_connection_pool();
             (pool.size(), pool.num_idle())
         }
-        _ => return,
+        _ => return None,
     };
     let idle = idle as u64;
-    let in_use = u64::from(size).saturating_sub(idle);
-    out.push_str("# HELP iops_db_pool_connections Database pool connections by state.\n");
-    out.push_str("# TYPE iops_db_pool_connections gauge\n");
-    let _ = writeln!(out, "iops_db_pool_connections{{state=\"idle\"}} {idle}");
-    let _ = writeln!(out, "iops_db_pool_connections{{state=\"in_use\"}} {in_use}");
+    Some((idle, u64::from(size).saturating_sub(idle)))
 }
 
-async fn count_tables(db: &DatabaseConnection) -> Option<Vec<(&'static str, i64)>> {
+/// Rows per exported table, or `None` if any count failed (logged).
+pub async fn count_tables(db: &DatabaseConnection) -> Option<Vec<(&'static str, i64)>> {
     let backend = db.get_database_backend();
     let mut rows = Vec::with_capacity(TABLES.len());
     for table in TABLES {
@@ -188,13 +170,6 @@ async fn count_tables(db: &DatabaseConnection) -> Option<Vec<(&'static str, i64)
     Some(rows)
 }
 
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
 pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -202,14 +177,14 @@ pub async fn middleware(
     let metrics = req
         .app_data::<web::Data<AppState>>()
         .map(|s| s.metrics.clone());
-    let method = req.method().to_string();
+    let method = req.method().clone();
     let started = Instant::now();
     let res = match next.call(req).await {
         Ok(res) => res.map_into_boxed_body(),
         Err(err) => {
             if let Some(metrics) = metrics {
                 let status = err.as_response_error().status_code().as_u16();
-                metrics.observe(&method, UNMATCHED, status, started.elapsed());
+                metrics.observe(method.as_str(), UNMATCHED, status, started.elapsed());
             }
             return Err(err);
         }
@@ -217,7 +192,7 @@ pub async fn middleware(
     if let Some(metrics) = metrics {
         let route = res.request().match_pattern();
         metrics.observe(
-            &method,
+            method.as_str(),
             route.as_deref().unwrap_or(UNMATCHED),
             res.status().as_u16(),
             started.elapsed(),
@@ -245,21 +220,33 @@ mod tests {
             200,
             Duration::from_millis(300),
         );
-        let mut out = String::new();
-        m.render_requests(&mut out);
-        assert!(out.contains(
-            "iops_http_requests_total{method=\"GET\",route=\"/api/v1/datasets/{id}\",status=\"200\"} 2"
-        ));
-        assert!(out.contains(
-            "iops_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/datasets/{id}\",le=\"0.005\"} 1"
-        ));
-        assert!(out.contains(
-            "iops_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/datasets/{id}\",le=\"+Inf\"} 2"
-        ));
+        let out = m.handle.render();
+        for needle in [
+            "# HELP iops_http_requests_total HTTP requests answered, by route pattern.",
+            "# TYPE iops_http_requests_total counter",
+            "iops_http_requests_total{method=\"GET\",route=\"/api/v1/datasets/{id}\",status=\"200\"} 2",
+            "# TYPE iops_http_request_duration_seconds histogram",
+            "iops_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/datasets/{id}\",le=\"0.005\"} 1",
+            "iops_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/datasets/{id}\",le=\"+Inf\"} 2",
+            "iops_http_request_duration_seconds_count{method=\"GET\",route=\"/api/v1/datasets/{id}\"} 2",
+        ] {
+            assert!(out.contains(needle), "missing {needle} in:\n{out}");
+        }
+    }
+
+    #[test]
+    fn each_app_counts_only_its_own_requests() {
+        let (a, b) = (Metrics::new(), Metrics::new());
+        a.observe("GET", "/a", 200, Duration::from_millis(1));
+        assert!(a.handle.render().contains("route=\"/a\""));
+        assert!(!b.handle.render().contains("route=\"/a\""));
     }
 
     #[test]
     fn label_values_are_escaped() {
-        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        let m = Metrics::new();
+        m.observe("GET", "a\"b\nc", 200, Duration::from_millis(1));
+        let out = m.handle.render();
+        assert!(out.contains(r#"route="a\"b\nc""#), "{out}");
     }
 }

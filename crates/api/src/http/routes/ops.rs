@@ -87,7 +87,13 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain; version=0.0.4", body = String))
 )]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let text = state.metrics.render(&state.domain.ctx.db).await;
+    let db = &state.domain.ctx.db;
+    let table_rows = if state.metrics.table_rows_stale() {
+        crate::http::metrics::count_tables(db).await
+    } else {
+        None
+    };
+    let text = state.metrics.render(db, table_rows.as_deref());
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(text)
