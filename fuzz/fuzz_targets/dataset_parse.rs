@@ -8,7 +8,7 @@
 
 use std::io::BufReader;
 
-use domain::datasets::parse::{Format, Shape, shape_of};
+use domain::{Format, Shape, shape_of};
 use libfuzzer_sys::fuzz_target;
 
 fn shape(format: Format, file: &[u8], buffer: usize) -> Option<Shape> {

@@ -11,6 +11,7 @@ mod adopt;
 mod m001_core_tables;
 mod m002_reports;
 mod m003_tokens_and_limits;
+pub mod schema;
 
 pub use adopt::adopt_alembic;
 

@@ -141,7 +141,7 @@ async fn register_refusals_body(db: TestDb) {
         .unwrap();
     assert_problem(no_type, 400, "bad-request").await;
 
-    assert_eq!(count(&app.domain.ctx.db, "users").await, 1);
+    assert_eq!(count(app.domain.database().connection(), "users").await, 1);
 }
 
 on_both!(oversized_json_is_413, oversized_json_is_413_body);
@@ -156,7 +156,7 @@ async fn oversized_json_is_413_body(db: TestDb) {
         )
         .await;
     assert_problem(res, 413, "payload-too-large").await;
-    assert_eq!(count(&app.domain.ctx.db, "users").await, 0);
+    assert_eq!(count(app.domain.database().connection(), "users").await, 0);
 }
 
 on_both!(
@@ -418,7 +418,7 @@ async fn delete_me_removes_the_account_body(db: TestDb) {
         )
         .await;
     assert_problem(login, 401, "unauthorized").await;
-    assert_eq!(count(&app.domain.ctx.db, "users").await, 1);
+    assert_eq!(count(app.domain.database().connection(), "users").await, 1);
     // The address is free again.
     app.register("ada@example.com").await;
 }
@@ -446,7 +446,11 @@ async fn usage_reports_the_month_body(db: TestDb) {
 
     app.domain
         .accounts
-        .set_tier_by_email("ada@example.com", entity::users::Tier::Pro)
+        .set_tier_by_email(
+            &domain::Admin::local_operator(),
+            "ada@example.com",
+            domain::Tier::Pro,
+        )
         .await
         .unwrap();
     let pro: Value = app

@@ -60,7 +60,11 @@ async fn admins_list_users_by_tier_body(db: TestDb) {
     }
     app.domain
         .accounts
-        .set_tier_by_email("user1@example.com", entity::users::Tier::Pro)
+        .set_tier_by_email(
+            &domain::Admin::local_operator(),
+            "user1@example.com",
+            domain::Tier::Pro,
+        )
         .await
         .unwrap();
 

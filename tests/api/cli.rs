@@ -425,9 +425,11 @@ async fn tables(conn: &DatabaseConnection) -> Vec<String> {
 
 async fn open_sqlite(path: &Path) -> DatabaseConnection {
     assert!(path.exists(), "{} missing", path.display());
-    domain::db::connect(&format!("sqlite://{}", path.display()), 1)
+    domain::Database::connect(&format!("sqlite://{}", path.display()), 1)
         .await
         .expect("open backup")
+        .connection()
+        .clone()
 }
 
 async fn insert_user(conn: &DatabaseConnection, email: &str) {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use domain::storage::{LocalStore, Store};
-use domain::{Context, Domain, FixedClock, Settings};
+use domain::{Domain, FixedClock, Settings};
 use iops_tests::{TestDb, count};
 use reqwest::multipart::{Form, Part};
 use reqwest::{Client, StatusCode};
@@ -363,12 +363,12 @@ async fn readiness_reports_a_store_that_does_not_answer() {
     )
     .await
     .unwrap();
-    let domain = Domain::new(Context {
-        db: conn,
-        clock: Arc::new(FixedClock::new(Utc::now())),
-        store: Arc::new(store),
-        settings: Settings::default(),
-    });
+    let domain = iops_tests::domain(
+        conn,
+        Arc::new(FixedClock::new(Utc::now())),
+        Arc::new(store),
+        Settings::default(),
+    );
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let server = api::http::build_server(
@@ -405,12 +405,12 @@ async fn storage_commands_collect_garbage_and_move_files_to_a_bucket() {
     let conn = db.migrated().await;
     // Files in the default folder, as a single-machine deployment has them.
     let local = LocalStore::open(data.join("datasets")).await.unwrap();
-    let domain = Domain::new(Context {
-        db: conn.clone(),
-        clock: Arc::new(FixedClock::new(Utc::now())),
-        store: Arc::new(local.clone()),
-        settings: Settings::default(),
-    });
+    let domain = iops_tests::domain(
+        conn.clone(),
+        Arc::new(FixedClock::new(Utc::now())),
+        Arc::new(local.clone()),
+        Settings::default(),
+    );
     let user = insert_user(&domain).await;
     let mut kept = Vec::new();
     for name in ["a.csv", "b.csv"] {
@@ -418,7 +418,7 @@ async fn storage_commands_collect_garbage_and_move_files_to_a_bucket() {
             .datasets
             .upload(
                 user,
-                domain::datasets::NewDataset {
+                domain::NewDataset {
                     name: None,
                     file_name: name.to_owned(),
                     content_type: None,
@@ -544,7 +544,7 @@ async fn insert_user(domain: &Domain) -> domain::Id {
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(&domain.ctx.db)
+    .insert(domain.database().connection())
     .await
     .expect("insert user");
     id

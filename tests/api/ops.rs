@@ -23,7 +23,13 @@ on_both!(
 );
 async fn ready_is_503_when_the_database_is_gone_body(db: TestDb) {
     let app = spawn(db).await;
-    app.domain.ctx.db.clone().close().await.unwrap();
+    app.domain
+        .database()
+        .connection()
+        .clone()
+        .close()
+        .await
+        .unwrap();
     let ready = app.get("/health/ready", None).await;
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = ready.json().await.unwrap();

@@ -23,7 +23,11 @@ async fn owner_with_analysis(app: &TestApp, name: &str) -> (String, Value) {
     let (_, token) = app.user("owner@example.com").await;
     app.domain
         .accounts
-        .set_tier_by_email("owner@example.com", entity::users::Tier::Pro)
+        .set_tier_by_email(
+            &domain::Admin::local_operator(),
+            "owner@example.com",
+            domain::Tier::Pro,
+        )
         .await
         .unwrap();
     let analysis = create_analysis(app, &token, &json!({"name": name})).await;

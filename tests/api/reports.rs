@@ -29,7 +29,11 @@ async fn publish_with_defaults_and_options_body(db: TestDb) {
     let (_, token) = app.user("ada@example.com").await;
     app.domain
         .accounts
-        .set_tier_by_email("ada@example.com", entity::users::Tier::Pro)
+        .set_tier_by_email(
+            &domain::Admin::local_operator(),
+            "ada@example.com",
+            domain::Tier::Pro,
+        )
         .await
         .unwrap();
     let analysis = create_analysis(&app, &token, &json!({"name": "A"})).await;

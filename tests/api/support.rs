@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use domain::storage::LocalStore;
-use domain::{Context, Domain, FixedClock, Settings};
+use domain::{Domain, FixedClock, Settings};
 use iops_tests::TestDb;
 use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
@@ -46,27 +46,13 @@ pub async fn spawn_with(db: TestDb, settings: Settings) -> TestApp {
     let store = LocalStore::open(db.data_dir().join("datasets"))
         .await
         .expect("open dataset store");
-    let domain = Domain::new(Context {
-        db: conn,
-        clock: clock.clone(),
-        store: Arc::new(store.clone()),
-        settings,
-    });
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    let base = format!("http://{}", listener.local_addr().expect("local addr"));
+    let domain = iops_tests::domain(conn, clock.clone(), Arc::new(store.clone()), settings);
     let options = api::http::ServerOptions {
         workers: Some(2),
         ..Default::default()
     };
-    let server = api::http::build_server(
-        api::http::AppState::new(domain.clone()),
-        listener,
-        &options,
-        None,
-    )
-    .expect("build server");
-    let handle = server.handle();
-    tokio::spawn(server);
+    let (addr, handle) = iops_tests::serve(domain.clone(), &options);
+    let base = format!("http://{addr}");
     TestApp {
         base,
         client: client(),
@@ -177,7 +163,7 @@ impl TestApp {
         self.register(email).await;
         self.domain
             .accounts
-            .set_admin_by_email(email, true)
+            .set_admin_by_email(&domain::Admin::local_operator(), email, true)
             .await
             .expect("make admin");
         let token = self.login(email, PASSWORD).await;

@@ -2,11 +2,11 @@
 use std::sync::Arc;
 
 use chrono::Duration;
-use domain::accounts::{NewAccount, ProfileChange};
-use domain::pagination::PageRequest;
+use domain::PageRequest;
+use domain::Tier;
 use domain::storage::{DatasetStore, LocalStore};
-use domain::{Clock, Context, Domain, Error, FixedClock, Id, Settings};
-use entity::users::Tier;
+use domain::{Clock, Domain, Error, FixedClock, Id, Settings};
+use domain::{NewAccount, ProfileChange};
 use entity::{access_tokens, datasets, users};
 use iops_tests::{TestDb, count, on_both};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
@@ -23,19 +23,26 @@ fn new_account(email: &str, password: &str) -> NewAccount {
     }
 }
 
-async fn register(d: &Domain, email: &str) -> users::Model {
+async fn register(d: &Domain, email: &str) -> domain::User {
     d.accounts
         .register(new_account(email, PASSWORD))
         .await
         .expect("register")
 }
 
-async fn stored_user(d: &Domain, id: Id) -> users::Model {
+/// The user as stored, through the domain's own read.
+async fn stored_user(d: &Domain, id: Id) -> domain::User {
+    d.accounts.get(id).await.expect("user row")
+}
+
+/// The stored password hash (never part of what the domain hands out).
+async fn stored_hash(d: &Domain, id: Id) -> String {
     users::Entity::find_by_id(id)
-        .one(&d.ctx.db)
+        .one(d.database().connection())
         .await
         .unwrap()
         .expect("user row")
+        .password_hash
 }
 
 on_both!(register_normalizes_and_refuses_duplicates, register_cases);
@@ -55,12 +62,9 @@ async fn register_cases(db: TestDb) {
     assert_eq!(user.full_name.as_deref(), Some("Alice A."));
     assert_eq!(user.tier, Tier::Free);
     assert!(!user.is_admin);
-    assert_eq!(user.created_at, h.clock.now_naive());
-    assert!(
-        user.password_hash.starts_with("$argon2id$"),
-        "{}",
-        user.password_hash
-    );
+    assert_eq!(user.created_at, h.clock.now_naive().and_utc());
+    let hash = stored_hash(d, user.id).await;
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
     assert_eq!(stored_user(d, user.id).await, user);
 
     for duplicate in [
@@ -126,7 +130,7 @@ async fn register_cases(db: TestDb) {
         .register(new_account("carol@example.com", "12345678"))
         .await
         .unwrap();
-    assert_eq!(count(&d.ctx.db, "users").await, 3);
+    assert_eq!(count(d.database().connection(), "users").await, 3);
 }
 
 on_both!(
@@ -161,7 +165,7 @@ async fn concurrent_registrations(db: TestDb) {
         }
     }
     assert_eq!(won, 1);
-    assert_eq!(count(&h.domain.ctx.db, "users").await, 1);
+    assert_eq!(count(h.domain.database().connection(), "users").await, 1);
 }
 
 on_both!(login_checks_the_password, login_cases);
@@ -178,7 +182,7 @@ async fn login_cases(db: TestDb) {
     assert_eq!(session.user.id, user.id);
     assert_eq!(
         session.token.expires_at,
-        default_now() + d.ctx.settings.session_ttl
+        default_now() + d.settings().session_ttl
     );
     assert_eq!(session.token.secret.len(), 43);
     assert_eq!(
@@ -186,20 +190,22 @@ async fn login_cases(db: TestDb) {
             .authenticate(&session.token.secret)
             .await
             .unwrap()
-            .id,
+            .id(),
         user.id
     );
 
     // Only the SHA-256 of the secret is stored.
     let row = access_tokens::Entity::find()
         .filter(access_tokens::Column::UserId.eq(user.id))
-        .one(&d.ctx.db)
+        .one(d.database().connection())
         .await
         .unwrap()
         .unwrap();
     assert_eq!(
         row.token_hash,
-        domain::tokens::hash_secret(&session.token.secret)
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+            session.token.secret.as_bytes()
+        ))
     );
     assert_ne!(row.token_hash, session.token.secret);
     assert_eq!(row.token_hash.len(), 64);
@@ -209,19 +215,19 @@ async fn login_cases(db: TestDb) {
         .login("alice@example.com", "not the password", "10.0.0.1")
         .await
         .unwrap_err();
-    assert!(matches!(wrong, Error::Unauthorized), "{wrong:?}");
+    assert!(matches!(wrong, Error::Unauthorized(_)), "{wrong:?}");
     let unknown = d
         .accounts
         .login("nobody@example.com", PASSWORD, "10.0.0.1")
         .await
         .unwrap_err();
-    assert!(matches!(unknown, Error::Unauthorized), "{unknown:?}");
+    assert!(matches!(unknown, Error::Unauthorized(_)), "{unknown:?}");
     let malformed = d
         .accounts
         .login(&"x".repeat(400), PASSWORD, &"c".repeat(100))
         .await
         .unwrap_err();
-    assert!(matches!(malformed, Error::Unauthorized), "{malformed:?}");
+    assert!(matches!(malformed, Error::Unauthorized(_)), "{malformed:?}");
 
     for garbage in [
         "",
@@ -232,7 +238,7 @@ async fn login_cases(db: TestDb) {
     ] {
         assert!(matches!(
             d.tokens.authenticate(garbage).await,
-            Err(Error::Unauthorized)
+            Err(Error::Unauthorized(_))
         ));
     }
 }
@@ -256,7 +262,7 @@ async fn logout_cases(db: TestDb) {
     d.accounts.logout(&one.token.secret).await.unwrap();
     assert!(matches!(
         d.tokens.authenticate(&one.token.secret).await,
-        Err(Error::Unauthorized)
+        Err(Error::Unauthorized(_))
     ));
     // Other sessions are unaffected, and a second logout is harmless.
     assert!(d.tokens.authenticate(&two.token.secret).await.is_ok());
@@ -282,13 +288,13 @@ async fn cross_process_tokens(db: TestDb) {
             .authenticate(&here.token.secret)
             .await
             .unwrap()
-            .id,
+            .id(),
         user.id
     );
     d.accounts.logout(&here.token.secret).await.unwrap();
     assert!(matches!(
         other.tokens.authenticate(&here.token.secret).await,
-        Err(Error::Unauthorized)
+        Err(Error::Unauthorized(_))
     ));
 
     let there = other
@@ -297,13 +303,17 @@ async fn cross_process_tokens(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(
-        d.tokens.authenticate(&there.token.secret).await.unwrap().id,
+        d.tokens
+            .authenticate(&there.token.secret)
+            .await
+            .unwrap()
+            .id(),
         user.id
     );
     other.accounts.logout(&there.token.secret).await.unwrap();
     assert!(matches!(
         d.tokens.authenticate(&there.token.secret).await,
-        Err(Error::Unauthorized)
+        Err(Error::Unauthorized(_))
     ));
 }
 
@@ -338,7 +348,7 @@ async fn change_password_cases(db: TestDb) {
         )
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Unauthorized), "{err:?}");
+    assert!(matches!(err, Error::Unauthorized(_)), "{err:?}");
     let err = d
         .accounts
         .change_password(user.id, PASSWORD, "short", &current.token.secret)
@@ -359,19 +369,19 @@ async fn change_password_cases(db: TestDb) {
     assert!(d.tokens.authenticate(&current.token.secret).await.is_ok());
     assert!(matches!(
         d.tokens.authenticate(&elsewhere.token.secret).await,
-        Err(Error::Unauthorized)
+        Err(Error::Unauthorized(_))
     ));
     assert!(matches!(
         other.tokens.authenticate(&elsewhere.token.secret).await,
-        Err(Error::Unauthorized)
+        Err(Error::Unauthorized(_))
     ));
     let changed = stored_user(d, user.id).await;
     assert!(changed.updated_at > user.updated_at);
-    assert!(changed.password_hash.starts_with("$argon2id$"));
+    assert!(stored_hash(d, changed.id).await.starts_with("$argon2id$"));
 
     assert!(matches!(
         d.accounts.login("alice@example.com", PASSWORD, "c").await,
-        Err(Error::Unauthorized)
+        Err(Error::Unauthorized(_))
     ));
     d.accounts
         .login("alice@example.com", "brand new password", "c")
@@ -397,19 +407,19 @@ async fn expiry_cases(db: TestDb) {
     d.accounts.logout(&revoked.token.secret).await.unwrap();
 
     h.clock
-        .advance(d.ctx.settings.session_ttl - Duration::seconds(1));
+        .advance(d.settings().session_ttl - Duration::seconds(1));
     assert!(d.tokens.authenticate(&session.token.secret).await.is_ok());
     h.clock.advance(Duration::seconds(1));
     assert!(matches!(
         d.tokens.authenticate(&session.token.secret).await,
-        Err(Error::Unauthorized)
+        Err(Error::Unauthorized(_))
     ));
 
     // Housekeeping keeps a day of grace, then deletes both the expired and the revoked.
     assert_eq!(d.tokens.purge_expired().await.unwrap(), 1);
     h.clock.advance(Duration::days(1) + Duration::seconds(1));
     assert_eq!(d.tokens.purge_expired().await.unwrap(), 1);
-    assert_eq!(count(&d.ctx.db, "access_tokens").await, 0);
+    assert_eq!(count(d.database().connection(), "access_tokens").await, 0);
 }
 
 on_both!(role_changes_apply_to_existing_tokens, role_change_cases);
@@ -427,7 +437,12 @@ async fn role_change_cases(db: TestDb) {
 
     let updated = d
         .accounts
-        .admin_update(user.id, Some(Tier::Pro), None)
+        .admin_update(
+            &domain::Admin::local_operator(),
+            user.id,
+            Some(Tier::Pro),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(updated.tier, Tier::Pro);
@@ -438,26 +453,31 @@ async fn role_change_cases(db: TestDb) {
             .authenticate(&session.token.secret)
             .await
             .unwrap()
+            .user()
             .tier,
         Tier::Pro
     );
 
     other
         .accounts
-        .set_tier_by_email(" Alice@Example.com", Tier::Enterprise)
+        .set_tier_by_email(
+            &domain::Admin::local_operator(),
+            " Alice@Example.com",
+            Tier::Enterprise,
+        )
         .await
         .unwrap();
     other
         .accounts
-        .set_admin_by_email("alice@example.com", true)
+        .set_admin_by_email(&domain::Admin::local_operator(), "alice@example.com", true)
         .await
         .unwrap();
     let seen = d.tokens.authenticate(&session.token.secret).await.unwrap();
-    assert_eq!(seen.tier, Tier::Enterprise);
-    assert!(seen.is_admin);
+    assert_eq!(seen.user().tier, Tier::Enterprise);
+    assert!(seen.user().is_admin);
     let revoked = d
         .accounts
-        .set_admin_by_email("alice@example.com", false)
+        .set_admin_by_email(&domain::Admin::local_operator(), "alice@example.com", false)
         .await
         .unwrap();
     assert!(!revoked.is_admin);
@@ -465,19 +485,28 @@ async fn role_change_cases(db: TestDb) {
 
     assert!(matches!(
         d.accounts
-            .set_tier_by_email("nobody@example.com", Tier::Pro)
+            .set_tier_by_email(
+                &domain::Admin::local_operator(),
+                "nobody@example.com",
+                Tier::Pro
+            )
             .await,
         Err(Error::NotFound)
     ));
     assert!(matches!(
         d.accounts
-            .set_admin_by_email("nobody@example.com", true)
+            .set_admin_by_email(&domain::Admin::local_operator(), "nobody@example.com", true)
             .await,
         Err(Error::NotFound)
     ));
     assert!(matches!(
         d.accounts
-            .admin_update(Id(uuid::Uuid::new_v4()), Some(Tier::Pro), None)
+            .admin_update(
+                &domain::Admin::local_operator(),
+                Id(uuid::Uuid::new_v4()),
+                Some(Tier::Pro),
+                None
+            )
             .await,
         Err(Error::NotFound)
     ));
@@ -598,13 +627,22 @@ async fn list_cases(db: TestDb) {
         h.clock.advance(Duration::seconds(1));
     }
     d.accounts
-        .admin_update(ids[1], Some(Tier::Pro), None)
+        .admin_update(
+            &domain::Admin::local_operator(),
+            ids[1],
+            Some(Tier::Pro),
+            None,
+        )
         .await
         .unwrap();
 
     let first = d
         .accounts
-        .list(None, &PageRequest::new(Some(2), None).unwrap())
+        .list(
+            &domain::Admin::local_operator(),
+            None,
+            &PageRequest::new(Some(2), None).unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -614,7 +652,11 @@ async fn list_cases(db: TestDb) {
     let cursor = first.next_cursor.expect("a second page");
     let second = d
         .accounts
-        .list(None, &PageRequest::new(Some(2), Some(&cursor)).unwrap())
+        .list(
+            &domain::Admin::local_operator(),
+            None,
+            &PageRequest::new(Some(2), Some(&cursor)).unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -625,7 +667,11 @@ async fn list_cases(db: TestDb) {
 
     let pro = d
         .accounts
-        .list(Some(Tier::Pro), &PageRequest::new(None, None).unwrap())
+        .list(
+            &domain::Admin::local_operator(),
+            Some(Tier::Pro),
+            &PageRequest::new(None, None).unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(pro.items.iter().map(|u| u.id).collect::<Vec<_>>(), [ids[1]]);
@@ -639,7 +685,7 @@ async fn fail_ten_times(d: &Domain, client: &str) {
             .login("alice@example.com", "wrong password", client)
             .await
             .unwrap_err();
-        assert!(matches!(err, Error::Unauthorized), "{err:?}");
+        assert!(matches!(err, Error::Unauthorized(_)), "{err:?}");
     }
 }
 
@@ -699,7 +745,7 @@ async fn throttle_cases(db: TestDb) {
         .login("alice@example.com", PASSWORD, "10.0.0.1")
         .await
         .unwrap();
-    assert_eq!(count(&d.ctx.db, "attempt_limits").await, 0);
+    assert_eq!(count(d.database().connection(), "attempt_limits").await, 0);
 
     // A success resets the count: nine failures, a success, nine more are all checked.
     for _ in 0..9 {
@@ -707,7 +753,7 @@ async fn throttle_cases(db: TestDb) {
             d.accounts
                 .login("bob@example.com", "wrong password", "c")
                 .await,
-            Err(Error::Unauthorized)
+            Err(Error::Unauthorized(_))
         ));
     }
     d.accounts
@@ -719,7 +765,7 @@ async fn throttle_cases(db: TestDb) {
             d.accounts
                 .login("bob@example.com", "wrong password", "c")
                 .await,
-            Err(Error::Unauthorized)
+            Err(Error::Unauthorized(_))
         ));
     }
 }
@@ -748,7 +794,7 @@ async fn concurrent_guesses(db: TestDb) {
     let (mut unauthorized, mut limited) = (0, 0);
     for task in tasks {
         match task.await.unwrap() {
-            Err(Error::Unauthorized) => unauthorized += 1,
+            Err(Error::Unauthorized(_)) => unauthorized += 1,
             Err(Error::RateLimited { retry_after_secs }) => {
                 assert!((1..=900).contains(&retry_after_secs));
                 limited += 1;
@@ -768,25 +814,25 @@ async fn legacy_login(empty: TestDb) {
     let store = LocalStore::open(db.data_dir().join("datasets"))
         .await
         .unwrap();
-    let d = Domain::new(Context {
-        db: conn,
-        clock: Arc::new(FixedClock::new(default_now())),
-        store: Arc::new(store),
-        settings: Settings::default(),
-    });
+    let d = iops_tests::domain(
+        conn,
+        Arc::new(FixedClock::new(default_now())),
+        Arc::new(store),
+        Settings::default(),
+    );
     let before = users::Entity::find()
         .filter(users::Column::Email.eq("alice@example.com"))
-        .one(&d.ctx.db)
+        .one(d.database().connection())
         .await
         .unwrap()
         .expect("alice in the fixture");
-    assert!(before.password_hash.starts_with("$2b$"));
+    assert!(stored_hash(&d, before.id).await.starts_with("$2b$"));
 
     assert!(matches!(
         d.accounts
             .login("alice@example.com", "wrong-pass", "c")
             .await,
-        Err(Error::Unauthorized)
+        Err(Error::Unauthorized(_))
     ));
     let session = d
         .accounts
@@ -794,12 +840,16 @@ async fn legacy_login(empty: TestDb) {
         .await
         .unwrap();
     assert_eq!(session.user.id, before.id);
-    assert!(session.user.password_hash.starts_with("$argon2id$"));
+    assert!(
+        stored_hash(&d, session.user.id)
+            .await
+            .starts_with("$argon2id$")
+    );
     let after = stored_user(&d, before.id).await;
     assert!(
-        after.password_hash.starts_with("$argon2id$"),
+        stored_hash(&d, after.id).await.starts_with("$argon2id$"),
         "{}",
-        after.password_hash
+        stored_hash(&d, after.id).await
     );
     assert_eq!(after.tier, Tier::Free);
 
@@ -812,7 +862,7 @@ async fn legacy_login(empty: TestDb) {
             .authenticate(&session.token.secret)
             .await
             .unwrap()
-            .id,
+            .id(),
         before.id
     );
     // Existing accounts of the fixture still count as taken.
@@ -839,7 +889,7 @@ async fn delete_cases(db: TestDb) {
         d.accounts
             .login("alice@example.com", "wrong password", "c")
             .await,
-        Err(Error::Unauthorized)
+        Err(Error::Unauthorized(_))
     ));
 
     let alice_key = dataset_with_file(&h.store, d, alice.id).await;
@@ -855,10 +905,10 @@ async fn delete_cases(db: TestDb) {
     ));
     assert!(matches!(
         d.tokens.authenticate(&session.token.secret).await,
-        Err(Error::Unauthorized)
+        Err(Error::Unauthorized(_))
     ));
     let owned = |user: Id| {
-        let db = d.ctx.db.clone();
+        let db = d.database().connection().clone();
         async move {
             let data = datasets::Entity::find()
                 .filter(datasets::Column::UserId.eq(user))
@@ -875,8 +925,8 @@ async fn delete_cases(db: TestDb) {
     };
     assert_eq!(owned(alice.id).await, (0, 0));
     assert_eq!(owned(bob.id).await, (1, 0));
-    assert_eq!(count(&d.ctx.db, "users").await, 1);
-    assert_eq!(count(&d.ctx.db, "attempt_limits").await, 0);
+    assert_eq!(count(d.database().connection(), "users").await, 1);
+    assert_eq!(count(d.database().connection(), "attempt_limits").await, 0);
 
     assert!(matches!(
         d.accounts.delete(alice.id).await,
@@ -893,7 +943,7 @@ async fn dataset_with_file(store: &LocalStore, d: &Domain, user: Id) -> String {
     let staged = store.stage().await.unwrap();
     tokio::fs::write(&staged, b"a,b\n1,2\n").await.unwrap();
     store.publish(&staged, &key).await.unwrap();
-    let now = d.ctx.clock.now_naive();
+    let now = d.now().naive_utc();
     datasets::Entity::insert(datasets::ActiveModel {
         id: Set(id),
         user_id: Set(user),
@@ -906,7 +956,7 @@ async fn dataset_with_file(store: &LocalStore, d: &Domain, user: Id) -> String {
         created_at: Set(now),
         updated_at: Set(now),
     })
-    .exec_without_returning(&d.ctx.db)
+    .exec_without_returning(d.database().connection())
     .await
     .unwrap();
     key
@@ -919,7 +969,7 @@ async fn report_tokens(empty: TestDb) {
     let h = harness(db).await;
     let d = &h.domain;
     let reports = entity::reports::Entity::find()
-        .all(&d.ctx.db)
+        .all(d.database().connection())
         .await
         .unwrap();
     let protected = reports
@@ -933,12 +983,8 @@ async fn report_tokens(empty: TestDb) {
         .unwrap()
         .id;
 
-    let issued = d
-        .tokens
-        .issue_for_report(&d.ctx.db, protected)
-        .await
-        .unwrap();
-    assert_eq!(issued.expires_at, default_now() + d.ctx.settings.unlock_ttl);
+    let issued = d.tokens.issue_unlock(protected).await.unwrap();
+    assert_eq!(issued.expires_at, default_now() + d.settings().unlock_ttl);
     assert!(
         d.tokens
             .grants_report(&issued.secret, protected)
@@ -955,7 +1001,7 @@ async fn report_tokens(empty: TestDb) {
     // An unlock token is not a login.
     assert!(matches!(
         d.tokens.authenticate(&issued.secret).await,
-        Err(Error::Unauthorized)
+        Err(Error::Unauthorized(_))
     ));
     let other = h.second_process().await;
     assert!(
@@ -966,7 +1012,7 @@ async fn report_tokens(empty: TestDb) {
             .unwrap()
     );
 
-    h.clock.advance(d.ctx.settings.unlock_ttl);
+    h.clock.advance(d.settings().unlock_ttl);
     assert!(
         !d.tokens
             .grants_report(&issued.secret, protected)
@@ -974,11 +1020,7 @@ async fn report_tokens(empty: TestDb) {
             .unwrap()
     );
 
-    let revoked = d
-        .tokens
-        .issue_for_report(&d.ctx.db, protected)
-        .await
-        .unwrap();
+    let revoked = d.tokens.issue_unlock(protected).await.unwrap();
     assert!(
         d.tokens
             .grants_report(&revoked.secret, protected)
@@ -992,49 +1034,4 @@ async fn report_tokens(empty: TestDb) {
             .await
             .unwrap()
     );
-}
-
-on_both!(
-    unlock_attempts_are_throttled_per_report_and_client,
-    unlock_throttle
-);
-async fn unlock_throttle(db: TestDb) {
-    use domain::throttle::{self, MAX_FAILURES, Scope};
-    let h = harness(db).await;
-    let conn = &h.domain.ctx.db;
-    let now = h.clock.now_naive();
-    let report = uuid::Uuid::new_v4().to_string();
-    // Clients longer than the column are counted under their first 64 characters.
-    let client = format!("{}-a", "x".repeat(64));
-    let same_prefix = format!("{}-b", "x".repeat(64));
-
-    for _ in 0..MAX_FAILURES {
-        throttle::reserve(conn, now, Scope::Unlock, &report, &client)
-            .await
-            .unwrap();
-    }
-    let refused = throttle::reserve(conn, now, Scope::Unlock, &report, &same_prefix).await;
-    assert!(
-        matches!(
-            refused,
-            Err(Error::RateLimited {
-                retry_after_secs: 900
-            })
-        ),
-        "{refused:?}"
-    );
-    // The same subject under the other scope, and another report, have their own windows.
-    throttle::reserve(conn, now, Scope::Login, &report, &client)
-        .await
-        .unwrap();
-    throttle::reserve(conn, now, Scope::Unlock, "another report", &client)
-        .await
-        .unwrap();
-
-    throttle::clear(conn, Scope::Unlock, &report, &client)
-        .await
-        .unwrap();
-    throttle::reserve(conn, now, Scope::Unlock, &report, &client)
-        .await
-        .unwrap();
 }

@@ -1,11 +1,11 @@
 //! Domain tests: analyses.
 use chrono::Duration;
-use domain::analyses::{AnalysisChange, NewAnalysis};
-use domain::pagination::PageRequest;
-use domain::reports::NewReport;
+use domain::NewReport;
+use domain::PageRequest;
+use domain::Status;
+use domain::Tier;
+use domain::{AnalysisChange, NewAnalysis};
 use domain::{Error, Id};
-use entity::analyses::Status;
-use entity::users::Tier;
 use iops_tests::{TestDb, count, on_both};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseConnection};
 use serde_json::json;
@@ -21,7 +21,7 @@ pub async fn insert_user(db: &DatabaseConnection, tier: Tier) -> Id {
         email: Set(format!("{}@example.com", id.0.simple())),
         password_hash: Set("not-a-real-hash".to_owned()),
         full_name: Set(None),
-        tier: Set(tier),
+        tier: Set(tier.into()),
         stripe_customer_id: Set(None),
         stripe_subscription_id: Set(None),
         is_admin: Set(false),
@@ -67,7 +67,7 @@ pub fn named(name: &str) -> NewAnalysis {
 on_both!(crud_round_trip, crud_round_trip_body);
 async fn crud_round_trip_body(db: TestDb) {
     let h = harness(db).await;
-    let conn = &h.domain.ctx.db;
+    let conn = h.domain.database().connection();
     let user = insert_user(conn, Tier::Free).await;
     let dataset = insert_dataset(conn, user, "sales.csv").await;
     let analyses = &h.domain.analyses;
@@ -158,7 +158,7 @@ async fn crud_round_trip_body(db: TestDb) {
 on_both!(validation, validation_body);
 async fn validation_body(db: TestDb) {
     let h = harness(db).await;
-    let conn = &h.domain.ctx.db;
+    let conn = h.domain.database().connection();
     let user = insert_user(conn, Tier::Free).await;
     let analyses = &h.domain.analyses;
 
@@ -251,7 +251,7 @@ async fn validation_body(db: TestDb) {
 on_both!(ownership, ownership_body);
 async fn ownership_body(db: TestDb) {
     let h = harness(db).await;
-    let conn = &h.domain.ctx.db;
+    let conn = h.domain.database().connection();
     let alice = insert_user(conn, Tier::Free).await;
     let mallory = insert_user(conn, Tier::Free).await;
     let alice_dataset = insert_dataset(conn, alice, "alice.csv").await;
@@ -339,7 +339,7 @@ async fn ownership_body(db: TestDb) {
 on_both!(list_filters_and_pages, list_filters_and_pages_body);
 async fn list_filters_and_pages_body(db: TestDb) {
     let h = harness(db).await;
-    let conn = &h.domain.ctx.db;
+    let conn = h.domain.database().connection();
     let user = insert_user(conn, Tier::Free).await;
     let other = insert_user(conn, Tier::Free).await;
     let analyses = &h.domain.analyses;
@@ -414,7 +414,7 @@ async fn list_filters_and_pages_body(db: TestDb) {
 on_both!(delete_takes_reports_along, delete_takes_reports_along_body);
 async fn delete_takes_reports_along_body(db: TestDb) {
     let h = harness(db).await;
-    let conn = &h.domain.ctx.db;
+    let conn = h.domain.database().connection();
     let user = insert_user(conn, Tier::Pro).await;
     let keep = h.domain.analyses.create(user, named("keep")).await.unwrap();
     let doomed = h
@@ -453,7 +453,7 @@ on_both!(extreme_floats_round_trip, extreme_floats_round_trip_body);
 /// (serde_json's `float_roundtrip`), and never make the owner's reads fail.
 async fn extreme_floats_round_trip_body(db: TestDb) {
     let h = harness(db).await;
-    let user = insert_user(&h.domain.ctx.db, Tier::Free).await;
+    let user = insert_user(h.domain.database().connection(), Tier::Free).await;
     let config =
         json!({"max": 1.7976931348623157e308, "odd": 1.3127743122137546e127, "tiny": 5e-324});
     let created = h

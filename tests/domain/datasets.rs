@@ -4,11 +4,11 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
-use domain::datasets::NewDataset;
-use domain::datasets::parse::{Format, Shape, shape_of};
-use domain::pagination::PageRequest;
+use domain::NewDataset;
+use domain::PageRequest;
+use domain::Tier;
 use domain::{Clock, Error, Id, LimitKind, Settings};
-use entity::users::Tier;
+use domain::{Format, Shape, shape_of};
 use iops_tests::{TestDb, count, on_both};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
 
@@ -198,7 +198,7 @@ fn ndjson_is_one_object_per_line() {
 #[test]
 fn distinct_keys_are_capped() {
     let mut many = String::new();
-    for i in 0..=domain::datasets::parse::MAX_COLUMNS {
+    for i in 0..=domain::MAX_COLUMNS {
         many.push_str(&format!("{{\"k{i}\": 1}}\n"));
     }
     refused(Format::Ndjson, many.as_bytes());
@@ -253,7 +253,7 @@ fn staging_files(h: &Harness) -> Vec<PathBuf> {
 }
 
 async fn datasets_count(h: &Harness, user: Id) -> i32 {
-    usage_row(&h.domain.ctx.db, user, "2026-03")
+    usage_row(h.domain.database().connection(), user, "2026-03")
         .await
         .map_or(0, |row| row.datasets_count)
 }
@@ -262,7 +262,7 @@ async fn datasets_count(h: &Harness, user: Id) -> i32 {
 async fn assert_nothing_stored(h: &Harness, user: Id) {
     assert_eq!(stored_files(h), Vec::<String>::new());
     assert_eq!(staging_files(h), Vec::<PathBuf>::new());
-    assert_eq!(count(&h.domain.ctx.db, "datasets").await, 0);
+    assert_eq!(count(h.domain.database().connection(), "datasets").await, 0);
     assert_eq!(datasets_count(h, user).await, 0);
 }
 
@@ -285,7 +285,7 @@ on_both!(
 );
 async fn upload_stores_file_unmodified_body(db: TestDb) {
     let h = harness(db).await;
-    let user = new_user(&h.domain.ctx.db, Tier::Free).await;
+    let user = new_user(h.domain.database().connection(), Tier::Free).await;
     let bytes = b"\xEF\xBB\xBFregion,notes,revenue\r\nNorth,\"multi\nline, quoted\",125000.5\r\nSouth,,98231.25\r\n";
 
     let dataset = h
@@ -300,7 +300,7 @@ async fn upload_stores_file_unmodified_body(db: TestDb) {
     assert_eq!(dataset.column_count, Some(3));
     assert_eq!(dataset.size_bytes, Some(bytes.len() as i64));
     assert_eq!(dataset.connection_id, None);
-    assert_eq!(dataset.created_at, h.clock.now().naive_utc());
+    assert_eq!(dataset.created_at, h.clock.now());
     assert_eq!(dataset.updated_at, dataset.created_at);
     let key = format!("{user}/{}.csv", dataset.id);
     assert_eq!(dataset.file_path.as_deref(), Some(key.as_str()));
@@ -388,7 +388,7 @@ on_both!(
 );
 async fn failed_upload_leaves_nothing_body(db: TestDb) {
     let h = harness(db).await;
-    let user = new_user(&h.domain.ctx.db, Tier::Free).await;
+    let user = new_user(h.domain.database().connection(), Tier::Free).await;
     let bad: [(&str, &[u8]); 9] = [
         ("empty.csv", b""),
         ("ragged.csv", b"a,b\n1,2\n3\n"),
@@ -515,7 +515,7 @@ async fn oversized_upload_is_refused_body(db: TestDb) {
         },
     )
     .await;
-    let user = new_user(&h.domain.ctx.db, Tier::Free).await;
+    let user = new_user(h.domain.database().connection(), Tier::Free).await;
     let mut body = b"n\n".to_vec();
     body.extend(std::iter::repeat_n(b"1\n", 499).flatten());
     assert_eq!(body.len(), 1_000);
@@ -565,7 +565,7 @@ on_both!(
 async fn concurrent_uploads_body(db: TestDb) {
     let h = harness(db).await;
     let second = h.second_process().await;
-    let user = new_user(&h.domain.ctx.db, Tier::Free).await;
+    let user = new_user(h.domain.database().connection(), Tier::Free).await;
     let tasks: Vec<_> = (0..50)
         .map(|i| {
             let domain = if i % 2 == 0 {
@@ -596,7 +596,7 @@ async fn concurrent_uploads_body(db: TestDb) {
         }
     }
     assert_eq!(created.len(), 5);
-    assert_eq!(count(&h.domain.ctx.db, "datasets").await, 5);
+    assert_eq!(count(h.domain.database().connection(), "datasets").await, 5);
     assert_eq!(datasets_count(&h, user).await, 5);
     let mut keys: Vec<String> = created
         .iter()
@@ -610,8 +610,8 @@ async fn concurrent_uploads_body(db: TestDb) {
 on_both!(other_users_datasets_are_not_found, other_users_body);
 async fn other_users_body(db: TestDb) {
     let h = harness(db).await;
-    let owner = new_user(&h.domain.ctx.db, Tier::Free).await;
-    let intruder = new_user(&h.domain.ctx.db, Tier::Pro).await;
+    let owner = new_user(h.domain.database().connection(), Tier::Free).await;
+    let intruder = new_user(h.domain.database().connection(), Tier::Pro).await;
     let datasets = &h.domain.datasets;
     let dataset = datasets
         .upload(owner, csv_file("mine.csv"), &b"a\n1\n"[..])
@@ -656,7 +656,7 @@ async fn other_users_body(db: TestDb) {
 on_both!(rename_changes_name_only, rename_body);
 async fn rename_body(db: TestDb) {
     let h = harness(db).await;
-    let user = new_user(&h.domain.ctx.db, Tier::Free).await;
+    let user = new_user(h.domain.database().connection(), Tier::Free).await;
     let datasets = &h.domain.datasets;
     let dataset = datasets
         .upload(user, csv_file("raw.csv"), &b"a,b\n1,2\n"[..])
@@ -669,9 +669,9 @@ async fn rename_body(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(renamed.name, "Cleaned sales");
-    assert_eq!(renamed.updated_at, h.clock.now().naive_utc());
+    assert_eq!(renamed.updated_at, h.clock.now());
     assert_eq!(
-        entity::datasets::Model {
+        domain::Dataset {
             name: dataset.name.clone(),
             updated_at: dataset.updated_at,
             ..renamed.clone()
@@ -692,7 +692,7 @@ async fn rename_body(db: TestDb) {
 on_both!(delete_removes_file_and_unlinks_analyses, delete_body);
 async fn delete_body(db: TestDb) {
     let h = harness(db).await;
-    let conn = &h.domain.ctx.db;
+    let conn = h.domain.database().connection();
     let user = new_user(conn, Tier::Free).await;
     let datasets = &h.domain.datasets;
     let doomed = datasets
@@ -771,8 +771,8 @@ async fn delete_body(db: TestDb) {
 on_both!(list_pages_newest_first, list_body);
 async fn list_body(db: TestDb) {
     let h = harness(db).await;
-    let user = new_user(&h.domain.ctx.db, Tier::Pro).await;
-    let other = new_user(&h.domain.ctx.db, Tier::Pro).await;
+    let user = new_user(h.domain.database().connection(), Tier::Pro).await;
+    let other = new_user(h.domain.database().connection(), Tier::Pro).await;
     let datasets = &h.domain.datasets;
     let mut uploaded = Vec::new();
     for i in 0..25 {

@@ -2,10 +2,10 @@
 use std::collections::HashSet;
 
 use chrono::Duration;
-use domain::pagination::PageRequest;
-use domain::reports::{NewReport, ReportChange};
+use domain::PageRequest;
+use domain::Tier;
 use domain::{Clock, Domain, Error, Id, LimitKind};
-use entity::users::Tier;
+use domain::{NewReport, ReportChange};
 use iops_tests::{TestDb, count, on_both};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
@@ -14,13 +14,13 @@ use crate::support::harness;
 
 /// A user of `tier` with one analysis (on a dataset of theirs).
 async fn owner_with_analysis(d: &Domain, tier: Tier) -> (Id, Id) {
-    let user = insert_user(&d.ctx.db, tier).await;
-    let dataset = insert_dataset(&d.ctx.db, user, "data.csv").await;
+    let user = insert_user(d.database().connection(), tier).await;
+    let dataset = insert_dataset(d.database().connection(), user, "data.csv").await;
     let analysis = d
         .analyses
         .create(
             user,
-            domain::analyses::NewAnalysis {
+            domain::NewAnalysis {
                 dataset_id: Some(dataset),
                 ..named("shared analysis")
             },
@@ -64,7 +64,7 @@ async fn crud_and_ownership_body(db: TestDb) {
         .await
         .unwrap();
     assert!(report.is_public, "public by default");
-    assert_eq!(report.password_hash, None);
+    assert!(!report.has_password);
     assert_eq!(report.expires_at, None);
     assert_eq!(report.view_count, 0);
     assert_eq!(report.analysis_id, analysis);
@@ -104,7 +104,7 @@ async fn crud_and_ownership_body(db: TestDb) {
             Err(Error::NotFound)
         ));
     }
-    assert_eq!(count(&d.ctx.db, "reports").await, 1);
+    assert_eq!(count(d.database().connection(), "reports").await, 1);
 
     // Another user's report is missing for every owner operation.
     assert!(matches!(
@@ -155,14 +155,15 @@ async fn crud_and_ownership_body(db: TestDb) {
         .await
         .unwrap();
     assert!(!changed.is_public);
+    assert!(changed.has_password);
     assert!(
-        changed
+        stored(d.database().connection(), &changed.short_code)
+            .await
             .password_hash
-            .as_deref()
             .unwrap()
             .starts_with("$argon2id$")
     );
-    assert_eq!(changed.expires_at, Some(expiry.naive_utc()));
+    assert_eq!(changed.expires_at, Some(expiry));
     assert_eq!(changed.updated_at, report.updated_at + Duration::minutes(1));
     assert_eq!(changed.short_code, report.short_code);
     assert_eq!(d.reports.get(user, report.id).await.unwrap(), changed);
@@ -180,7 +181,7 @@ async fn crud_and_ownership_body(db: TestDb) {
         )
         .await
         .unwrap();
-    assert_eq!(cleared.password_hash, None);
+    assert!(!cleared.has_password);
     assert_eq!(cleared.expires_at, None);
     assert!(!cleared.is_public, "absent field unchanged");
     for change in [
@@ -239,7 +240,7 @@ async fn crud_and_ownership_body(db: TestDb) {
         d.reports.delete(user, report.id).await,
         Err(Error::NotFound)
     ));
-    assert_eq!(count(&d.ctx.db, "reports").await, 4);
+    assert_eq!(count(d.database().connection(), "reports").await, 4);
 }
 
 on_both!(free_tier_limit, free_tier_limit_body);
@@ -279,7 +280,7 @@ async fn free_tier_limit_body(db: TestDb) {
             other => panic!("expected LimitExceeded, got {other:?}"),
         }
     }
-    assert_eq!(count(&d.ctx.db, "reports").await, 3);
+    assert_eq!(count(d.database().connection(), "reports").await, 3);
 
     // Deleting does not give the allowance back; a new month does.
     let page = d.reports.list(user, &first_page()).await.unwrap();
@@ -293,7 +294,7 @@ async fn free_tier_limit_body(db: TestDb) {
         .create(user, analysis, NewReport::default())
         .await
         .unwrap();
-    assert_eq!(count(&d.ctx.db, "reports").await, 3);
+    assert_eq!(count(d.database().connection(), "reports").await, 3);
 }
 
 on_both!(
@@ -324,7 +325,7 @@ async fn concurrent_creates_body(db: TestDb) {
     }
     assert_eq!(created.len(), 3);
     assert_eq!(refused, 47);
-    assert_eq!(count(&d.ctx.db, "reports").await, 3);
+    assert_eq!(count(d.database().connection(), "reports").await, 3);
     let codes: HashSet<_> = created.iter().map(|r| r.short_code.clone()).collect();
     assert_eq!(codes.len(), 3);
 }
@@ -342,7 +343,12 @@ async fn short_codes_body(db: TestDb) {
             .await
             .unwrap();
         assert!(is_short_code(&report.short_code), "{}", report.short_code);
-        assert_eq!(stored(&d.ctx.db, &report.short_code).await.id, report.id);
+        assert_eq!(
+            stored(d.database().connection(), &report.short_code)
+                .await
+                .id,
+            report.id
+        );
         assert!(codes.insert(report.short_code));
     }
 }
@@ -440,7 +446,7 @@ async fn view_rules_body(db: TestDb) {
     ));
     assert!(matches!(
         d.reports.unlock(&open.short_code, "anything-1", "c").await,
-        Err(Error::Validation(_))
+        Err(Error::NothingToUnlock)
     ));
 
     let token = d
@@ -448,7 +454,7 @@ async fn view_rules_body(db: TestDb) {
         .unlock(&locked.short_code, "locked-pass-1", "c")
         .await
         .unwrap();
-    assert_eq!(token.expires_at, h.clock.now() + d.ctx.settings.unlock_ttl);
+    assert_eq!(token.expires_at, h.clock.now() + d.settings().unlock_ttl);
     let other_token = d
         .reports
         .unlock(&other_locked.short_code, "other-pass-2", "c")
@@ -519,7 +525,7 @@ async fn view_rules_body(db: TestDb) {
     ));
     // The token stops working past its lifetime too.
     h.clock
-        .advance(d.ctx.settings.unlock_ttl + Duration::seconds(1));
+        .advance(d.settings().unlock_ttl + Duration::seconds(1));
     assert!(matches!(
         d.reports
             .view(&other_locked.short_code, Some(&other_token.secret))
@@ -621,7 +627,7 @@ async fn unlock_throttle_body(db: TestDb) {
             d.reports
                 .unlock(code, "wrong-password", "198.51.100.7")
                 .await,
-            Err(Error::Unauthorized)
+            Err(Error::Unauthorized(_))
         ));
     }
     match d
@@ -645,7 +651,7 @@ async fn unlock_throttle_body(db: TestDb) {
         d.reports
             .unlock(&bystander.short_code, "wrong-password", "198.51.100.7")
             .await,
-        Err(Error::Unauthorized)
+        Err(Error::Unauthorized(_))
     ));
     assert!(
         d.reports
@@ -671,7 +677,7 @@ async fn legacy_reports_body(db: TestDb) {
     drop(db);
     let d = &h.domain;
 
-    let before = stored(&d.ctx.db, "p7RtZ3wB").await;
+    let before = stored(d.database().connection(), "p7RtZ3wB").await;
     assert!(before.password_hash.as_deref().unwrap().starts_with("$2b$"));
     assert!(matches!(
         d.reports.view("p7RtZ3wB", None).await,
@@ -681,14 +687,14 @@ async fn legacy_reports_body(db: TestDb) {
         d.reports
             .unlock("p7RtZ3wB", "report-secret-41", "client")
             .await,
-        Err(Error::Unauthorized)
+        Err(Error::Unauthorized(_))
     ));
     let token = d
         .reports
         .unlock("p7RtZ3wB", "report-secret-42", "client")
         .await
         .unwrap();
-    let after = stored(&d.ctx.db, "p7RtZ3wB").await;
+    let after = stored(d.database().connection(), "p7RtZ3wB").await;
     assert!(
         after
             .password_hash
@@ -704,7 +710,7 @@ async fn legacy_reports_body(db: TestDb) {
         .unwrap();
     assert_eq!(view.view_count, 6);
     let analysis = entity::analyses::Entity::find_by_id(before.analysis_id)
-        .one(&d.ctx.db)
+        .one(d.database().connection())
         .await
         .unwrap()
         .unwrap();
@@ -727,7 +733,12 @@ async fn legacy_reports_body(db: TestDb) {
             .await,
         Err(Error::Gone)
     ));
-    assert_eq!(stored(&d.ctx.db, "e4VnQ8sD0").await.view_count, 17);
+    assert_eq!(
+        stored(d.database().connection(), "e4VnQ8sD0")
+            .await
+            .view_count,
+        17
+    );
 
     let view = d.reports.view("Xk9Lm2Qa", None).await.unwrap();
     assert_eq!(view.view_count, 43);
@@ -735,5 +746,5 @@ async fn legacy_reports_body(db: TestDb) {
         view.dataset.is_some(),
         "the completed analysis is on a dataset"
     );
-    assert_eq!(view.analysis.status, entity::analyses::Status::Completed);
+    assert_eq!(view.analysis.status, domain::Status::Completed);
 }

@@ -7,10 +7,10 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use chrono::Utc;
-use domain::datasets::NewDataset;
+use domain::NewDataset;
+use domain::Tier;
 use domain::storage::{DatasetStore, Location, STALE_STAGING, Store};
-use domain::{Context, Domain, Error, FixedClock, Id, LimitKind, Settings};
-use entity::users::Tier;
+use domain::{Domain, Error, FixedClock, Id, LimitKind, Settings};
 use iops_tests::{TestDb, count};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set};
 
@@ -72,12 +72,12 @@ impl Env {
     async fn with_settings(db: TestDb, kind: Kind, settings: Settings) -> Self {
         let conn = db.migrated().await;
         let store = new_store(&db, kind).await;
-        let domain = Domain::new(Context {
-            db: conn,
-            clock: Arc::new(FixedClock::new(default_now())),
-            store: Arc::new(store.clone()),
+        let domain = iops_tests::domain(
+            conn,
+            Arc::new(FixedClock::new(default_now())),
+            Arc::new(store.clone()),
             settings,
-        });
+        );
         Self {
             domain,
             store,
@@ -87,7 +87,7 @@ impl Env {
     }
 
     fn conn(&self) -> &sea_orm::DatabaseConnection {
-        &self.domain.ctx.db
+        self.domain.database().connection()
     }
 
     /// Every dataset object in the store, sorted.
@@ -445,10 +445,7 @@ async fn failing_store_body(db: TestDb, kind: Kind) {
             env.store.clone()
         }
     };
-    let domain = Domain::new(Context {
-        store: Arc::new(broken.clone()),
-        ..env.domain.ctx.clone()
-    });
+    let domain = env.domain.with_store(Arc::new(broken.clone()));
 
     let result = domain
         .datasets
@@ -536,7 +533,7 @@ async fn gc_body(db: TestDb, kind: Kind) {
     // Now: everything is younger than an hour, so nothing goes.
     let report = env
         .store
-        .collect_garbage(env.conn(), Utc::now(), STALE_STAGING, false)
+        .collect_garbage(env.domain.database(), Utc::now(), STALE_STAGING, false)
         .await
         .unwrap();
     assert_eq!(report.examined, 3);
@@ -550,7 +547,7 @@ async fn gc_body(db: TestDb, kind: Kind) {
     expected.sort();
     let mut report = env
         .store
-        .collect_garbage(env.conn(), later, STALE_STAGING, true)
+        .collect_garbage(env.domain.database(), later, STALE_STAGING, true)
         .await
         .unwrap();
     report.removed.sort();
@@ -560,7 +557,7 @@ async fn gc_body(db: TestDb, kind: Kind) {
     // The real run removes exactly them.
     let mut report = env
         .store
-        .collect_garbage(env.conn(), later, STALE_STAGING, false)
+        .collect_garbage(env.domain.database(), later, STALE_STAGING, false)
         .await
         .unwrap();
     report.removed.sort();
@@ -615,7 +612,11 @@ async fn migration_body(db: TestDb, kind: Kind) {
     )
     .await;
 
-    let report = env.store.migrate_to(env.conn(), &target).await.unwrap();
+    let report = env
+        .store
+        .migrate_to(env.domain.database(), &target)
+        .await
+        .unwrap();
     assert_eq!(report.copied, 4);
     assert_eq!(report.already_there, 0);
     assert_eq!(report.missing, vec![lost.clone()]);
@@ -629,22 +630,27 @@ async fn migration_body(db: TestDb, kind: Kind) {
     }
 
     // Idempotent: a second run copies nothing.
-    let again = env.store.migrate_to(env.conn(), &target).await.unwrap();
+    let again = env
+        .store
+        .migrate_to(env.domain.database(), &target)
+        .await
+        .unwrap();
     assert_eq!((again.copied, again.already_there), (0, 4));
 
     // Resumable: what an interrupted run left out (or left wrong) is copied on the next.
     let small = referenced.iter().find(|k| **k != big_key).unwrap();
     target.remove(small).await.unwrap();
     put(&target, &big_key, b"truncated").await;
-    let resumed = env.store.migrate_to(env.conn(), &target).await.unwrap();
+    let resumed = env
+        .store
+        .migrate_to(env.domain.database(), &target)
+        .await
+        .unwrap();
     assert_eq!((resumed.copied, resumed.already_there), (2, 2));
     assert!(target.read(&big_key).await.unwrap() == big);
 
     // The same database now works over the target: deleting through it leaves nothing.
-    let moved = Domain::new(Context {
-        store: Arc::new(target.clone()),
-        ..env.domain.ctx.clone()
-    });
+    let moved = env.domain.with_store(Arc::new(target.clone()));
     moved.accounts.delete(user).await.unwrap();
     assert_eq!(keys_of(&target).await, Vec::<String>::new());
     assert_eq!(count(env.conn(), "datasets").await, 0);

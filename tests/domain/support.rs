@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use domain::storage::LocalStore;
-use domain::{Context, Domain, FixedClock, Settings};
+use domain::{Domain, FixedClock, Settings};
 use iops_tests::TestDb;
 
 pub struct Harness {
@@ -28,12 +28,7 @@ pub async fn harness_with(db: TestDb, settings: Settings) -> Harness {
     let store = LocalStore::open(db.data_dir().join("datasets"))
         .await
         .expect("open store");
-    let domain = Domain::new(Context {
-        db: conn,
-        clock: clock.clone(),
-        store: Arc::new(store.clone()),
-        settings,
-    });
+    let domain = iops_tests::domain(conn, clock.clone(), Arc::new(store.clone()), settings);
     Harness {
         db,
         domain,
@@ -46,11 +41,11 @@ impl Harness {
     /// A second, independent domain on the same database: a stand-in for a second process.
     pub async fn second_process(&self) -> Domain {
         let conn = self.db.connect().await;
-        Domain::new(Context {
-            db: conn,
-            clock: self.clock.clone(),
-            store: Arc::new(self.store.clone()),
-            settings: self.domain.ctx.settings.clone(),
-        })
+        iops_tests::domain(
+            conn,
+            self.clock.clone(),
+            Arc::new(self.store.clone()),
+            self.domain.settings().clone(),
+        )
     }
 }

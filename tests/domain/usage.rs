@@ -1,8 +1,8 @@
 //! Domain tests: usage.
 use chrono::{DateTime, TimeZone, Utc};
-use domain::usage::{self, Counter, limit_for, month_of, resets_at};
+use domain::Tier;
+use domain::{Counter, limit_for, month_of, resets_at};
 use domain::{Domain, Error, Id, LimitKind};
-use entity::users::Tier;
 use iops_tests::{TestDb, on_both};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
@@ -24,7 +24,7 @@ pub async fn new_user(db: &DatabaseConnection, tier: Tier) -> Id {
         email: Set(format!("{}@example.com", id.0.simple())),
         password_hash: Set("not-a-real-hash".to_owned()),
         full_name: Set(None),
-        tier: Set(tier),
+        tier: Set(tier.into()),
         stripe_customer_id: Set(None),
         stripe_subscription_id: Set(None),
         is_admin: Set(false),
@@ -53,10 +53,7 @@ pub async fn usage_row(
 
 /// One `consume` in a write transaction of its own, committed when it succeeds.
 async fn consume_once(domain: &Domain, user: Id, kind: LimitKind) -> domain::Result<i64> {
-    let txn = domain::db::begin_write(&domain.ctx.db).await?;
-    let used = usage::consume(&txn, domain.ctx.clock.now(), user, kind).await?;
-    txn.commit().await?;
-    Ok(used)
+    domain.usage.consume(user, kind).await
 }
 
 #[test]
@@ -103,7 +100,7 @@ fn limit_table_matches_the_spec() {
 on_both!(concurrent_consume_stops_at_limit, concurrent_consume_body);
 async fn concurrent_consume_body(db: TestDb) {
     let h = harness(db).await;
-    let user = new_user(&h.domain.ctx.db, Tier::Free).await;
+    let user = new_user(h.domain.database().connection(), Tier::Free).await;
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let domain = h.domain.clone();
@@ -127,7 +124,9 @@ async fn concurrent_consume_body(db: TestDb) {
     }
     granted.sort();
     assert_eq!(granted, vec![1, 2, 3, 4, 5]);
-    let row = usage_row(&h.domain.ctx.db, user, "2026-03").await.unwrap();
+    let row = usage_row(h.domain.database().connection(), user, "2026-03")
+        .await
+        .unwrap();
     assert_eq!(
         (row.datasets_count, row.ai_messages_count, row.reports_count),
         (5, 0, 0)
@@ -141,7 +140,7 @@ on_both!(
 async fn concurrent_consume_across_processes_body(db: TestDb) {
     let h = harness(db).await;
     let second = h.second_process().await;
-    let user = new_user(&h.domain.ctx.db, Tier::Free).await;
+    let user = new_user(h.domain.database().connection(), Tier::Free).await;
     let tasks: Vec<_> = (0..50)
         .map(|i| {
             let domain = if i % 2 == 0 {
@@ -161,7 +160,9 @@ async fn concurrent_consume_across_processes_body(db: TestDb) {
         }
     }
     assert_eq!(ok, 3);
-    let row = usage_row(&h.domain.ctx.db, user, "2026-03").await.unwrap();
+    let row = usage_row(h.domain.database().connection(), user, "2026-03")
+        .await
+        .unwrap();
     assert_eq!(row.reports_count, 3);
 }
 
@@ -169,7 +170,7 @@ on_both!(paid_tiers_are_unlimited, paid_tiers_are_unlimited_body);
 async fn paid_tiers_are_unlimited_body(db: TestDb) {
     let h = harness(db).await;
     for tier in [Tier::Pro, Tier::Team, Tier::Enterprise] {
-        let user = new_user(&h.domain.ctx.db, tier).await;
+        let user = new_user(h.domain.database().connection(), tier).await;
         for expected in 1..=12 {
             assert_eq!(
                 consume_once(&h.domain, user, LimitKind::Datasets)
@@ -203,7 +204,7 @@ on_both!(
 );
 async fn limits_reset_with_the_month_body(db: TestDb) {
     let h = harness(db).await;
-    let user = new_user(&h.domain.ctx.db, Tier::Free).await;
+    let user = new_user(h.domain.database().connection(), Tier::Free).await;
     for _ in 0..5 {
         consume_once(&h.domain, user, LimitKind::Datasets)
             .await
@@ -238,7 +239,9 @@ async fn limits_reset_with_the_month_body(db: TestDb) {
         }
     );
     // March is kept as it was.
-    let march = usage_row(&h.domain.ctx.db, user, "2026-03").await.unwrap();
+    let march = usage_row(h.domain.database().connection(), user, "2026-03")
+        .await
+        .unwrap();
     assert_eq!(march.datasets_count, 5);
 }
 
@@ -248,7 +251,7 @@ on_both!(
 );
 async fn tier_change_applies_at_once_body(db: TestDb) {
     let h = harness(db).await;
-    let conn = &h.domain.ctx.db;
+    let conn = h.domain.database().connection();
     let user = new_user(conn, Tier::Free).await;
     for _ in 0..3 {
         consume_once(&h.domain, user, LimitKind::Reports)
@@ -262,7 +265,10 @@ async fn tier_change_applies_at_once_body(db: TestDb) {
 
     let set_tier = |tier: Tier| {
         entity::users::Entity::update_many()
-            .col_expr(entity::users::Column::Tier, Expr::val(tier))
+            .col_expr(
+                entity::users::Column::Tier,
+                Expr::val(entity::users::Tier::from(tier)),
+            )
             .filter(entity::users::Column::Id.eq(user))
             .exec(conn)
     };
@@ -288,7 +294,7 @@ async fn tier_change_applies_at_once_body(db: TestDb) {
 on_both!(ai_messages_are_limited, ai_messages_are_limited_body);
 async fn ai_messages_are_limited_body(db: TestDb) {
     let h = harness(db).await;
-    let user = new_user(&h.domain.ctx.db, Tier::Free).await;
+    let user = new_user(h.domain.database().connection(), Tier::Free).await;
 
     let fresh = h.domain.usage.report(user).await.unwrap();
     assert_eq!(fresh.month, "2026-03");
@@ -311,13 +317,19 @@ async fn ai_messages_are_limited_body(db: TestDb) {
             }
         )
     );
-    assert!(usage_row(&h.domain.ctx.db, user, "2026-03").await.is_none());
+    assert!(
+        usage_row(h.domain.database().connection(), user, "2026-03")
+            .await
+            .is_none()
+    );
 
     for n in 1..=50 {
         let report = h.domain.usage.consume_ai_message(user).await.unwrap();
         assert_eq!(report.ai_messages.used, n);
     }
-    let before = usage_row(&h.domain.ctx.db, user, "2026-03").await.unwrap();
+    let before = usage_row(h.domain.database().connection(), user, "2026-03")
+        .await
+        .unwrap();
     h.clock.advance(chrono::Duration::minutes(5));
     match h.domain.usage.consume_ai_message(user).await {
         Err(Error::LimitExceeded {
@@ -333,7 +345,9 @@ async fn ai_messages_are_limited_body(db: TestDb) {
         other => panic!("expected LimitExceeded, got {other:?}"),
     }
     // A refused attempt changes nothing, not even updated_at.
-    let after = usage_row(&h.domain.ctx.db, user, "2026-03").await.unwrap();
+    let after = usage_row(h.domain.database().connection(), user, "2026-03")
+        .await
+        .unwrap();
     assert_eq!(before, after);
     let report = h.domain.usage.report(user).await.unwrap();
     assert_eq!(
@@ -359,7 +373,7 @@ async fn unknown_user_is_not_found_body(db: TestDb) {
         Err(Error::NotFound)
     ));
     assert_eq!(
-        iops_tests::count(&h.domain.ctx.db, "usage_tracking").await,
+        iops_tests::count(h.domain.database().connection(), "usage_tracking").await,
         0
     );
 }

@@ -21,7 +21,7 @@ fn migration_cli(db: &TestDb, args: &[&str]) -> String {
 
 async fn applied(db: &TestDb) -> Vec<String> {
     let conn = db.connect().await;
-    domain::schema::history(&conn)
+    migration::schema::history(&conn)
         .await
         .unwrap()
         .into_iter()
@@ -38,7 +38,7 @@ async fn one_history_for_both_tools(db: TestDb) {
         "applied by sea-orm-migration, seen by iops"
     );
 
-    domain::schema::upgrade(&db.connect().await, None)
+    migration::schema::upgrade(&db.connect().await, None)
         .await
         .unwrap();
     let status = migration_cli(&db, &["status"]);

@@ -27,15 +27,15 @@ async fn legacy(db: TestDb) -> (TestDb, sea_orm::DatabaseConnection) {
 async fn takeover_records_history_and_keeps_rows(db: TestDb) {
     let (_db, conn) = legacy(db).await;
     // Reading the state already adopts: 001 and 002 are applied, 003 pending.
-    let history = domain::schema::history(&conn).await.unwrap();
+    let history = migration::schema::history(&conn).await.unwrap();
     let states: Vec<(&str, bool)> = history.iter().map(|r| (r.id.as_str(), r.applied)).collect();
     assert_eq!(states, [("001", true), ("002", true), ("003", false)]);
     assert_eq!(
-        domain::schema::current(&conn).await.unwrap().as_deref(),
+        migration::schema::current(&conn).await.unwrap().as_deref(),
         Some("002")
     );
 
-    let applied = domain::schema::upgrade(&conn, None).await.unwrap();
+    let applied = migration::schema::upgrade(&conn, None).await.unwrap();
     assert_eq!(applied, ["003"]);
     for (table, rows) in [
         ("users", 3),
@@ -48,7 +48,7 @@ async fn takeover_records_history_and_keeps_rows(db: TestDb) {
         assert_eq!(count(&conn, table).await, rows, "{table}");
     }
     // The Alembic table is gone once recorded: one history only.
-    let again = domain::schema::history(&conn).await.unwrap();
+    let again = migration::schema::history(&conn).await.unwrap();
     assert!(again.iter().all(|r| r.applied));
 }
 on_both!(
@@ -58,7 +58,7 @@ on_both!(
 
 async fn entities_read_every_fixture_row(db: TestDb) {
     let (_db, conn) = legacy(db).await;
-    domain::schema::upgrade(&conn, None).await.unwrap();
+    migration::schema::upgrade(&conn, None).await.unwrap();
 
     let alice = users::Entity::find_by_id(id("b97510ed-224c-423f-b817-306cd3abfcdd"))
         .one(&conn)
@@ -187,7 +187,7 @@ on_both!(
 /// New rows written next to the Python-era ones look like them: text ids on SQLite.
 async fn new_rows_match_legacy_storage(db: TestDb) {
     let (db, conn) = legacy(db).await;
-    domain::schema::upgrade(&conn, None).await.unwrap();
+    migration::schema::upgrade(&conn, None).await.unwrap();
     let new_id = Id(uuid::Uuid::new_v4());
     let now = chrono::Utc::now().naive_utc();
     users::ActiveModel {

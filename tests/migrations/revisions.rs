@@ -5,7 +5,7 @@ use iops_tests::{TestDb, count, on_both};
 use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, ModelTrait, Set};
 
 async fn state(db: &DatabaseConnection) -> Vec<(String, bool)> {
-    domain::schema::history(db)
+    migration::schema::history(db)
         .await
         .unwrap()
         .into_iter()
@@ -41,59 +41,63 @@ async fn table_exists(db: &DatabaseConnection, table: &str) -> bool {
 
 async fn round_trips(db: TestDb) {
     let conn = db.connect().await;
-    assert_eq!(domain::schema::current(&conn).await.unwrap(), None);
+    assert_eq!(migration::schema::current(&conn).await.unwrap(), None);
     assert_eq!(state(&conn).await, expect(&[false, false, false]));
 
     assert_eq!(
-        domain::schema::upgrade(&conn, Some("001")).await.unwrap(),
+        migration::schema::upgrade(&conn, Some("001"))
+            .await
+            .unwrap(),
         ["001"]
     );
     assert_eq!(
-        domain::schema::current(&conn).await.unwrap().as_deref(),
+        migration::schema::current(&conn).await.unwrap().as_deref(),
         Some("001")
     );
     assert!(table_exists(&conn, "users").await && !table_exists(&conn, "reports").await);
 
     assert_eq!(
-        domain::schema::upgrade(&conn, None).await.unwrap(),
+        migration::schema::upgrade(&conn, None).await.unwrap(),
         ["002", "003"]
     );
     assert_eq!(state(&conn).await, expect(&[true, true, true]));
     // Nothing pending: a second upgrade is a no-op.
     assert!(
-        domain::schema::upgrade(&conn, None)
+        migration::schema::upgrade(&conn, None)
             .await
             .unwrap()
             .is_empty()
     );
 
     assert_eq!(
-        domain::schema::downgrade(&conn, None).await.unwrap(),
+        migration::schema::downgrade(&conn, None).await.unwrap(),
         ["003"]
     );
     assert_eq!(
-        domain::schema::current(&conn).await.unwrap().as_deref(),
+        migration::schema::current(&conn).await.unwrap().as_deref(),
         Some("002")
     );
     assert!(!table_exists(&conn, "access_tokens").await);
 
-    domain::schema::upgrade(&conn, None).await.unwrap();
+    migration::schema::upgrade(&conn, None).await.unwrap();
     assert_eq!(
-        domain::schema::downgrade(&conn, Some("001")).await.unwrap(),
+        migration::schema::downgrade(&conn, Some("001"))
+            .await
+            .unwrap(),
         ["003", "002"]
     );
     assert_eq!(state(&conn).await, expect(&[true, false, false]));
     assert!(table_exists(&conn, "analyses").await && !table_exists(&conn, "reports").await);
 
     assert_eq!(
-        domain::schema::downgrade(&conn, None).await.unwrap(),
+        migration::schema::downgrade(&conn, None).await.unwrap(),
         ["001"]
     );
-    assert_eq!(domain::schema::current(&conn).await.unwrap(), None);
+    assert_eq!(migration::schema::current(&conn).await.unwrap(), None);
     assert!(!table_exists(&conn, "users").await);
 
     assert_eq!(
-        domain::schema::upgrade(&conn, None).await.unwrap(),
+        migration::schema::upgrade(&conn, None).await.unwrap(),
         ["001", "002", "003"]
     );
     assert_eq!(state(&conn).await, expect(&[true, true, true]));
@@ -102,13 +106,21 @@ on_both!(round_trips, round_trips);
 
 async fn unknown_revision_changes_nothing(db: TestDb) {
     let conn = db.connect().await;
-    domain::schema::upgrade(&conn, Some("001")).await.unwrap();
+    migration::schema::upgrade(&conn, Some("001"))
+        .await
+        .unwrap();
     for bad in ["004", "1", "abc", ""] {
-        let err = domain::schema::upgrade(&conn, Some(bad)).await.unwrap_err();
+        let err = migration::schema::upgrade(&conn, Some(bad))
+            .await
+            .unwrap_err();
         let message = err.to_string();
         assert!(message.contains("001, 002, 003"), "{message}");
-        assert!(matches!(err, domain::Error::Validation(_)));
-        assert!(domain::schema::downgrade(&conn, Some(bad)).await.is_err());
+        assert!(matches!(err, migration::schema::Error::UnknownRevision(_)));
+        assert!(
+            migration::schema::downgrade(&conn, Some(bad))
+                .await
+                .is_err()
+        );
     }
     assert_eq!(state(&conn).await, expect(&[true, false, false]));
 }

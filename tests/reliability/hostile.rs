@@ -144,7 +144,11 @@ async fn hostile_input_body(db: TestDb) {
     server
         .domain
         .accounts
-        .set_tier_by_email("ada@example.com", entity::users::Tier::Pro)
+        .set_tier_by_email(
+            &domain::Admin::local_operator(),
+            "ada@example.com",
+            domain::Tier::Pro,
+        )
         .await
         .unwrap();
     let token = login(&client, &server.base, "ada@example.com").await;
@@ -219,7 +223,7 @@ async fn hostile_input_body(db: TestDb) {
     assert_eq!(slug(&body), "password-required");
 
     // Item 8: exactly the rows of the valid requests, nothing more, nothing lost.
-    let db = &target.server.domain.ctx.db;
+    let db = target.server.domain.database().connection();
     assert_eq!(count(db, "users").await, 1);
     assert_eq!(count(db, "datasets").await, 1 + valid.datasets);
     assert_eq!(count(db, "analyses").await, 1 + valid.analyses);
@@ -850,7 +854,13 @@ async fn multipart_garbage(t: &Target, valid: &mut Valid) {
         assert!(allowed.contains(&status), "{case}: {status} {body}");
     }
     // See "dataset rename with NUL": stored on SQLite, a clean 422 on PostgreSQL.
-    let on_sqlite = t.server.domain.ctx.db.get_database_backend() == DbBackend::Sqlite;
+    let on_sqlite = t
+        .server
+        .domain
+        .database()
+        .connection()
+        .get_database_backend()
+        == DbBackend::Sqlite;
     let lenient: &[u16] = if on_sqlite { &[201, 422] } else { &[422] };
     // A name part after the file is applied once the file is stored; should that fail,
     // the upload stands under its file name. Either way: no 5xx, rows counted.

@@ -62,8 +62,14 @@ async fn database_outage_is_503_then_recovers() {
             .await
             .expect("start a private PostgreSQL"),
     );
-    let conn = domain::db::connect(&pg.url, 16).await.expect("connect");
-    domain::schema::upgrade(&conn, None).await.expect("migrate");
+    let conn = domain::Database::connect(&pg.url, 16)
+        .await
+        .expect("connect")
+        .connection()
+        .clone();
+    migration::schema::upgrade(&conn, None)
+        .await
+        .expect("migrate");
     let data = tempfile::tempdir().unwrap();
     let server = Arc::new(
         Server::start(
@@ -162,7 +168,7 @@ async fn database_outage_is_503_then_recovers() {
 
     // A statement in flight when the database dies (a long one, so that it surely is).
     let in_flight = {
-        let db = server.domain.ctx.db.clone();
+        let db = server.domain.database().connection().clone();
         tokio::spawn(async move {
             db.query_one_raw(Statement::from_string(
                 DbBackend::Postgres,
@@ -273,7 +279,7 @@ async fn database_outage_is_503_then_recovers() {
         .iter()
         .filter(|o| o.kind == "create analysis" && o.status == 503)
         .count() as i64;
-    let rows = count(&server.domain.ctx.db, "analyses").await;
+    let rows = count(server.domain.database().connection(), "analyses").await;
     // The set-up's one, the loops' and the one just above.
     assert!(
         (created + 2..=created + 2 + unsure).contains(&rows),

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use domain::storage::LocalStore;
-use domain::{Clock, Context, Domain, FixedClock, Settings};
+use domain::{Clock, Domain, FixedClock, Settings};
 use reqwest::{Client, Response};
 use sea_orm::DatabaseConnection;
 use serde_json::{Value, json};
@@ -155,23 +155,8 @@ impl Server {
         settings: Settings,
         options: api::http::ServerOptions,
     ) -> Server {
-        let domain = Domain::new(Context {
-            db,
-            clock,
-            store: open_store(data_dir).await,
-            settings,
-        });
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local addr");
-        let server = api::http::build_server(
-            api::http::AppState::new(domain.clone()),
-            listener,
-            &options,
-            None,
-        )
-        .expect("build server");
-        let handle = server.handle();
-        tokio::spawn(server);
+        let domain = iops_tests::domain(db, clock, open_store(data_dir).await, settings);
+        let (addr, handle) = iops_tests::serve(domain.clone(), &options);
         Server {
             base: format!("http://{addr}"),
             addr,

@@ -131,7 +131,12 @@ impl TestDb {
 
     /// A plain connection (the same options as `iops serve`).
     pub async fn connect(&self) -> DatabaseConnection {
-        domain::db::connect(&self.url, 16)
+        self.database().await.connection().clone()
+    }
+
+    /// The database as the domain takes it (its pools, the same options as `iops serve`).
+    pub async fn database(&self) -> domain::Database {
+        domain::Database::connect(&self.url, 16)
             .await
             .expect("connect to test database")
     }
@@ -139,7 +144,9 @@ impl TestDb {
     /// A connection to a database migrated to the newest revision.
     pub async fn migrated(&self) -> DatabaseConnection {
         let db = self.connect().await;
-        domain::schema::upgrade(&db, None).await.expect("migrate");
+        migration::schema::upgrade(&db, None)
+            .await
+            .expect("migrate");
         db
     }
 
@@ -211,4 +218,36 @@ pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
     let status = build.status().expect("run cargo build");
     assert!(status.success(), "building {package}/{bin} failed");
     profile_dir.join(bin)
+}
+
+/// The domain over a test connection, assembled by the application's own
+/// [`api::app::assemble`] (what `iops serve` runs, with the test's clock and store).
+pub fn domain(
+    conn: DatabaseConnection,
+    clock: std::sync::Arc<dyn domain::Clock>,
+    store: std::sync::Arc<dyn domain::storage::DatasetStore>,
+    settings: domain::Settings,
+) -> domain::Domain {
+    api::app::assemble(
+        domain::Database::from_connection(conn),
+        clock,
+        Some(store),
+        settings,
+        4,
+    )
+}
+
+/// An in-process server over `domain` on 127.0.0.1:0, built by the application's own
+/// `build_server`: its base URL and handle. THE one way tests start a server in-process.
+pub fn serve(
+    domain: domain::Domain,
+    options: &api::http::ServerOptions,
+) -> (std::net::SocketAddr, actix_web::dev::ServerHandle) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr");
+    let server = api::http::build_server(api::http::AppState::new(domain), listener, options, None)
+        .expect("build server");
+    let handle = server.handle();
+    tokio::spawn(server);
+    (addr, handle)
 }

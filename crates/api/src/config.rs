@@ -31,12 +31,36 @@ pub struct Config {
     /// flight on another server; a deployment with a single `iops serve` can set 0, so
     /// that a restart after a crash clears the crash's leftovers at once.
     pub storage_grace: std::time::Duration,
+    /// `IOPS_HASH_CONCURRENCY`, default twice the cores: password hashes run at once.
+    pub hash_concurrency: usize,
+    /// S3 client settings from the standard AWS variables (`AWS_ENDPOINT_URL`,
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ALLOW_HTTP`, ...).
+    pub s3: S3Settings,
+}
+
+/// The S3 client settings read from the environment; never printed (they hold a secret).
+#[derive(Clone)]
+pub struct S3Settings(domain::storage::object_store::aws::AmazonS3Builder);
+
+impl S3Settings {
+    /// A client builder carrying these settings.
+    pub fn builder(&self) -> domain::storage::object_store::aws::AmazonS3Builder {
+        self.0.clone()
+    }
+}
+
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("S3Settings(<redacted>)")
+    }
 }
 
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self> {
-        Self::from_lookup(|key| std::env::var(key).ok())
+        let mut config = Self::from_lookup(|key| std::env::var(key).ok())?;
+        config.s3 = S3Settings(domain::storage::object_store::aws::AmazonS3Builder::from_env());
+        Ok(config)
     }
 
     /// Reads from any key-value source (tests pass a map).
@@ -88,7 +112,22 @@ impl Config {
             },
         };
 
+        let hash_concurrency = match set("IOPS_HASH_CONCURRENCY") {
+            None => std::thread::available_parallelism().map_or(2, |n| n.get()) * 2,
+            Some(raw) => match raw.trim().parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    return Err(Error::config(format!(
+                        "IOPS_HASH_CONCURRENCY must be a positive whole number, got '{raw}'"
+                    )));
+                }
+            },
+        };
+
         Ok(Self {
+            hash_concurrency,
+            // Only `from_env` reads the AWS variables, all at once.
+            s3: S3Settings(domain::storage::object_store::aws::AmazonS3Builder::new()),
             database_url,
             database_url_is_default,
             data_dir,

@@ -9,9 +9,6 @@ pub enum Error {
     /// A domain operation failed (database, validation, unknown user...).
     #[error(transparent)]
     Domain(#[from] domain::Error),
-    /// The database could not be opened (bad URL, unreachable server, unreadable file).
-    #[error("cannot connect to the database")]
-    Connect(#[source] sea_orm::DbErr),
     /// `VACUUM INTO` failed.
     #[error("backup to {path} failed")]
     Backup {
@@ -19,6 +16,9 @@ pub enum Error {
         #[source]
         source: sea_orm::DbErr,
     },
+    /// A schema revision could not be applied or rolled back.
+    #[error(transparent)]
+    Schema(#[from] migration::schema::Error),
     /// A database operation outside the domain services failed.
     #[error("database error: {0}")]
     Database(#[from] sea_orm::DbErr),

@@ -2,6 +2,7 @@
 //!
 //! The HTTP layer is thin: it turns requests into domain calls and [`domain::Error`] into
 //! RFC 9457 problems in one place ([`http::problem`]); no rule lives only here.
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod error;

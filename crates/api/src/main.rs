@@ -31,6 +31,11 @@ fn main() -> ExitCode {
         eprintln!("iops: internal error: {}", message.replace('\n', " "));
     }));
 
+    // The S3 client brings rustls's aws-lc-rs provider next to the ring one the database
+    // driver uses, and rustls refuses to guess between two: code that asks for "the
+    // default" (sqlx's `sslmode=verify-ca`) would panic. One provider, once, before any
+    // connection.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = api::cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

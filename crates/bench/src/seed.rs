@@ -24,10 +24,12 @@ pub fn short_code(i: usize) -> String {
 /// Inserts one owner, [`ANALYSES`] analyses with datasets and `count` public reports
 /// (codes `short_code(1..=count)`), and writes the codes, one a line, to `codes_file`.
 pub async fn seed(url: &str, count: usize, codes_file: &Path) -> Result<()> {
-    let db = domain::db::connect(url, 2).await?;
+    let database = domain::Database::connect(url, 2).await?;
+    let db = database.connection();
     let now = chrono::Utc::now().naive_utc();
     let owner = Id::new_v4();
-    let txn = domain::db::begin_write(&db).await?;
+    // A bulk seed of a fresh database: a plain transaction is enough.
+    let txn = sea_orm::TransactionTrait::begin(db).await?;
     users::Entity::insert(users::ActiveModel {
         id: Set(owner),
         email: Set("bench-owner@example.com".to_owned()),
@@ -112,7 +114,7 @@ pub async fn seed(url: &str, count: usize, codes_file: &Path) -> Result<()> {
     }
     codes.flush()?;
     txn.commit().await?;
-    db.close().await?;
+    database.close().await;
     Ok(())
 }
 

@@ -209,7 +209,10 @@ pub async fn raw_sqlite(
     connections: usize,
     duration: Duration,
 ) -> Result<RawViews> {
-    let db = domain::db::connect(url, connections as u32).await?;
+    let db = domain::Database::connect(url, connections as u32)
+        .await?
+        .connection()
+        .clone();
     let done = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));

@@ -17,6 +17,7 @@ use crate::pagination::{Page, PageRequest, page_from};
 use crate::passwords::{self, Verified};
 use crate::throttle::{self, Scope};
 use crate::tokens::{IssuedToken, Tokens};
+use crate::{Admin, Tier as DomainTier, Unauthenticated, User};
 use crate::{Context, Id, db};
 
 /// Longest stored email and full name (both columns are `VARCHAR(255)`).
@@ -28,25 +29,44 @@ const MAX_FULL_NAME_CHARS: usize = 255;
 /// owner out of logging in from their own address.
 const PASSWORD_CHANGE_CLIENT: &str = "password-change";
 
-#[derive(Clone, Debug)]
+/// What registration needs.
+#[derive(Clone)]
 pub struct NewAccount {
+    /// Normalized (trimmed, lower-cased) and checked before it is stored.
     pub email: String,
+    /// 8 characters to 1024 bytes.
     pub password: String,
+    /// Optional display name, at most 255 characters.
     pub full_name: Option<String>,
+}
+
+/// Never prints the password.
+impl std::fmt::Debug for NewAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewAccount")
+            .field("email", &self.email)
+            .field("password", &"<redacted>")
+            .field("full_name", &self.full_name)
+            .finish()
+    }
 }
 
 /// A profile edit: `None` leaves a field unchanged, `Some(None)` sets it to null.
 #[derive(Clone, Debug, Default)]
 pub struct ProfileChange {
+    /// New display name (`Some(None)` clears it).
     pub full_name: Option<Option<String>>,
+    /// New email, normalized and checked like a registration's.
     pub email: Option<String>,
 }
 
 /// A successful login.
 #[derive(Clone, Debug)]
 pub struct Session {
+    /// The bearer token, shown to its owner once.
     pub token: IssuedToken,
-    pub user: users::Model,
+    /// The account logged in.
+    pub user: User,
 }
 
 /// Trims, lower-cases and checks an email address as new accounts store it.
@@ -137,6 +157,7 @@ fn update_error(err: DbErr) -> Error {
     }
 }
 
+/// Accounts: registration, login, profile, password, deletion, and admin operations.
 #[derive(Clone)]
 pub struct Accounts {
     ctx: Context,
@@ -144,7 +165,7 @@ pub struct Accounts {
 }
 
 impl Accounts {
-    pub fn new(ctx: Context) -> Self {
+    pub(crate) fn new(ctx: Context) -> Self {
         Self {
             tokens: Tokens::new(ctx.clone()),
             ctx,
@@ -152,7 +173,7 @@ impl Accounts {
     }
 
     /// Creates a `free`, non-admin account.
-    pub async fn register(&self, new: NewAccount) -> Result<users::Model> {
+    pub async fn register(&self, new: NewAccount) -> Result<User> {
         let email = normalize_email(&new.email)?;
         passwords::validate(&new.password)?;
         validate_full_name(new.full_name.as_deref())?;
@@ -161,7 +182,7 @@ impl Accounts {
         if find_by_email(&self.ctx.db, &email).await?.is_some() {
             return Err(email_taken());
         }
-        let password_hash = passwords::hash(new.password).await?;
+        let password_hash = self.ctx.hasher.hash(new.password).await?;
         let now = self.ctx.clock.now_naive();
         let row = users::ActiveModel {
             id: Set(Id(uuid::Uuid::new_v4())),
@@ -179,7 +200,7 @@ impl Accounts {
             .exec_with_returning(&self.ctx.db)
             .await
         {
-            Ok(user) => Ok(user),
+            Ok(user) => Ok(user.into()),
             Err(e) if Error::is_unique_violation(&e) => Err(email_taken()),
             Err(e) => Err(e.into()),
         }
@@ -198,9 +219,9 @@ impl Accounts {
 
         let user = find_by_email(&self.ctx.db, &key).await?;
         let stored = user.as_ref().map(|u| u.password_hash.clone());
-        let verified = passwords::verify(password.to_owned(), stored).await?;
+        let verified = self.ctx.hasher.verify(password.to_owned(), stored).await?;
         let Some(mut user) = user.filter(|_| verified.ok()) else {
-            return Err(Error::Unauthorized);
+            return Err(Error::Unauthorized(Unauthenticated::Credentials));
         };
 
         throttle::clear(&self.ctx.db, Scope::Login, &key, client).await?;
@@ -208,13 +229,16 @@ impl Accounts {
             user.password_hash = self.rehash(&user, password).await?;
         }
         let token = self.tokens.issue_for_user(&self.ctx.db, user.id).await?;
-        Ok(Session { token, user })
+        Ok(Session {
+            token,
+            user: user.into(),
+        })
     }
 
     /// Replaces a legacy (bcrypt) or weak hash with a current Argon2id one; returns the
     /// hash the row now holds.
     async fn rehash(&self, user: &users::Model, password: &str) -> Result<String> {
-        let fresh = passwords::hash(password.to_owned()).await?;
+        let fresh = self.ctx.hasher.hash(password.to_owned()).await?;
         // Conditional on the old hash: a password change that won a race keeps its hash.
         let result = users::Entity::update_many()
             .col_expr(users::Column::PasswordHash, Expr::value(fresh.clone()))
@@ -234,7 +258,12 @@ impl Accounts {
         self.tokens.revoke(secret).await
     }
 
-    pub async fn get(&self, user_id: Id) -> Result<users::Model> {
+    /// The account `user_id`.
+    pub async fn get(&self, user_id: Id) -> Result<User> {
+        self.row(user_id).await.map(User::from)
+    }
+
+    async fn row(&self, user_id: Id) -> Result<users::Model> {
         users::Entity::find_by_id(user_id)
             .one(&self.ctx.db)
             .await?
@@ -242,7 +271,7 @@ impl Accounts {
     }
 
     /// Applies a profile edit; a new email is normalized and must be free.
-    pub async fn update_profile(&self, user_id: Id, change: ProfileChange) -> Result<users::Model> {
+    pub async fn update_profile(&self, user_id: Id, change: ProfileChange) -> Result<User> {
         let mut row = users::ActiveModel {
             id: Unchanged(user_id),
             ..Default::default()
@@ -266,7 +295,10 @@ impl Accounts {
             return self.get(user_id).await;
         }
         row.updated_at = Set(self.ctx.clock.now_naive());
-        row.update(&self.ctx.db).await.map_err(update_error)
+        row.update(&self.ctx.db)
+            .await
+            .map(User::from)
+            .map_err(update_error)
     }
 
     /// Changes the password after checking the current one, and ends every other
@@ -279,7 +311,7 @@ impl Accounts {
         current_token: &str,
     ) -> Result<()> {
         passwords::validate(new)?;
-        let user = self.get(user_id).await?;
+        let user = self.row(user_id).await?;
         let key = lookup_key(&user.email);
         let now = self.ctx.clock.now_naive();
         throttle::reserve(
@@ -290,13 +322,17 @@ impl Accounts {
             PASSWORD_CHANGE_CLIENT,
         )
         .await?;
-        let verified = passwords::verify(current.to_owned(), Some(user.password_hash)).await?;
+        let verified = self
+            .ctx
+            .hasher
+            .verify(current.to_owned(), Some(user.password_hash))
+            .await?;
         if !verified.ok() {
-            return Err(Error::Unauthorized);
+            return Err(Error::Unauthorized(Unauthenticated::CurrentPassword));
         }
         throttle::clear(&self.ctx.db, Scope::Login, &key, PASSWORD_CHANGE_CLIENT).await?;
 
-        let fresh = passwords::hash(new.to_owned()).await?;
+        let fresh = self.ctx.hasher.hash(new.to_owned()).await?;
         let txn = db::begin_write(&self.ctx.db).await?;
         let updated = users::Entity::update_many()
             .col_expr(users::Column::PasswordHash, Expr::value(fresh))
@@ -346,19 +382,30 @@ impl Accounts {
 
         // After the commit: a file removed for a rolled-back deletion could not be undone,
         // while a file left behind by a failure here is only wasted space.
-        for key in keys.into_iter().flatten() {
-            if let Err(e) = self.ctx.store.remove(&key).await {
+        let keys: Vec<String> = keys.into_iter().flatten().collect();
+        let store = match self.ctx.store() {
+            Ok(store) => store,
+            Err(_) if keys.is_empty() => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for key in keys {
+            if let Err(e) = store.remove(&key).await {
                 tracing::warn!(%user_id, key, error = %e, "could not remove a deleted account's dataset file");
             }
         }
         Ok(())
     }
 
-    /// Users, newest first, optionally of one tier (admin).
-    pub async fn list(&self, tier: Option<Tier>, page: &PageRequest) -> Result<Page<users::Model>> {
+    /// Users, newest first, optionally of one tier.
+    pub async fn list(
+        &self,
+        _admin: &Admin,
+        tier: Option<DomainTier>,
+        page: &PageRequest,
+    ) -> Result<Page<User>> {
         let mut query = users::Entity::find();
         if let Some(tier) = tier {
-            query = query.filter(users::Column::Tier.eq(tier));
+            query = query.filter(users::Column::Tier.eq(Tier::from(tier)));
         }
         if let Some(after) = &page.after {
             query = query.filter(after.older_than(users::Column::CreatedAt, users::Column::Id));
@@ -369,17 +416,18 @@ impl Accounts {
             .limit(page.limit + 1)
             .all(&self.ctx.db)
             .await?;
-        Ok(page_from(rows, page.limit, |u| (u.created_at, u.id)))
+        Ok(page_from(rows, page.limit, |u| (u.created_at, u.id)).map(User::from))
     }
 
-    /// Sets a user's tier and/or admin flag (admin). Takes effect on the user's existing
-    /// tokens at once, since authentication reads the current row.
+    /// Sets a user's tier and/or admin flag. Takes effect on the user's existing tokens
+    /// at once, since authentication reads the current row.
     pub async fn admin_update(
         &self,
+        _admin: &Admin,
         user_id: Id,
-        tier: Option<Tier>,
+        tier: Option<DomainTier>,
         is_admin: Option<bool>,
-    ) -> Result<users::Model> {
+    ) -> Result<User> {
         if tier.is_none() && is_admin.is_none() {
             return self.get(user_id).await;
         }
@@ -389,24 +437,40 @@ impl Accounts {
             ..Default::default()
         };
         if let Some(tier) = tier {
-            row.tier = Set(tier);
+            row.tier = Set(tier.into());
         }
         if let Some(is_admin) = is_admin {
             row.is_admin = Set(is_admin);
         }
-        row.update(&self.ctx.db).await.map_err(update_error)
+        row.update(&self.ctx.db)
+            .await
+            .map(User::from)
+            .map_err(update_error)
     }
 
-    /// `iops users set-tier`: [`Error::NotFound`] for an unknown email.
-    pub async fn set_tier_by_email(&self, email: &str, tier: Tier) -> Result<users::Model> {
+    /// Sets the tier of the account registered under `email`; [`Error::NotFound`] for an
+    /// unknown email.
+    pub async fn set_tier_by_email(
+        &self,
+        admin: &Admin,
+        email: &str,
+        tier: DomainTier,
+    ) -> Result<User> {
         let user = self.by_email(email).await?;
-        self.admin_update(user.id, Some(tier), None).await
+        self.admin_update(admin, user.id, Some(tier), None).await
     }
 
-    /// `iops users set-admin`: [`Error::NotFound`] for an unknown email.
-    pub async fn set_admin_by_email(&self, email: &str, is_admin: bool) -> Result<users::Model> {
+    /// Grants or withdraws admin rights of the account registered under `email`;
+    /// [`Error::NotFound`] for an unknown email.
+    pub async fn set_admin_by_email(
+        &self,
+        admin: &Admin,
+        email: &str,
+        is_admin: bool,
+    ) -> Result<User> {
         let user = self.by_email(email).await?;
-        self.admin_update(user.id, None, Some(is_admin)).await
+        self.admin_update(admin, user.id, None, Some(is_admin))
+            .await
     }
 
     async fn by_email(&self, email: &str) -> Result<users::Model> {

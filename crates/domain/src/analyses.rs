@@ -3,7 +3,7 @@
 //! Every statement carries `user_id = caller` in its own WHERE clause, so another user's
 //! analysis is indistinguishable from a missing one (both are [`Error::NotFound`]) and no
 //! read-then-check window exists between finding a row and using it.
-use entity::analyses::{self, Status};
+use entity::analyses;
 use entity::datasets;
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -14,43 +14,51 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::pagination::{Page, PageRequest, page_from};
-use crate::{Context, Id};
+use crate::{Analysis, Context, Id, Status};
 
-/// Longest accepted name, in characters (the column is `VARCHAR(255)`).
-pub const MAX_NAME_CHARS: usize = 255;
 /// Largest accepted `config` or `results`, as serialized JSON bytes. Bounds what one
 /// request can make every later read (and every public report view) carry.
-pub const MAX_JSON_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_JSON_BYTES: usize = 1024 * 1024;
 
 /// What a caller gives to create an analysis.
 #[derive(Clone, Debug, Default)]
 pub struct NewAnalysis {
+    /// 1 to 255 characters, stored trimmed.
     pub name: String,
+    /// One of the caller's datasets.
     pub dataset_id: Option<Id>,
+    /// A JSON object (or null), at most 1 MiB serialized.
     pub config: Option<Value>,
 }
 
 /// A partial update: the outer `None` leaves a field unchanged, `Some(None)` sets it NULL.
 #[derive(Clone, Debug, Default)]
 pub struct AnalysisChange {
+    /// New name.
     pub name: Option<String>,
+    /// New dataset (one of the caller's), or none.
     pub dataset_id: Option<Option<Id>>,
+    /// New configuration: a JSON object, or none.
     pub config: Option<Option<Value>>,
+    /// New results: a JSON object, or none.
     pub results: Option<Option<Value>>,
+    /// New status.
     pub status: Option<Status>,
 }
 
+/// Analyses of a user.
 #[derive(Clone)]
 pub struct Analyses {
     ctx: Context,
 }
 
 impl Analyses {
-    pub fn new(ctx: Context) -> Self {
+    pub(crate) fn new(ctx: Context) -> Self {
         Self { ctx }
     }
 
-    pub async fn create(&self, user_id: Id, new: NewAnalysis) -> Result<analyses::Model> {
+    /// Creates a draft analysis of `user_id`.
+    pub async fn create(&self, user_id: Id, new: NewAnalysis) -> Result<Analysis> {
         let name = validate_name(&new.name)?;
         let config = validate_json("config", new.config)?;
         if let Some(dataset_id) = new.dataset_id {
@@ -64,7 +72,7 @@ impl Analyses {
             dataset_id: new.dataset_id,
             config,
             results: None,
-            status: Status::Draft,
+            status: analyses::Status::Draft,
             created_at: now,
             updated_at: now,
         };
@@ -83,15 +91,17 @@ impl Analyses {
             .exec_without_returning(&self.ctx.db)
             .await
             .map_err(dataset_race)?;
-        Ok(model)
+        Ok(model.into())
     }
 
-    pub async fn get(&self, user_id: Id, id: Id) -> Result<analyses::Model> {
+    /// The analysis `id` of `user_id`.
+    pub async fn get(&self, user_id: Id, id: Id) -> Result<Analysis> {
         analyses::Entity::find()
             .filter(analyses::Column::Id.eq(id))
             .filter(analyses::Column::UserId.eq(user_id))
             .one(&self.ctx.db)
             .await?
+            .map(Analysis::from)
             .ok_or(Error::NotFound)
     }
 
@@ -101,10 +111,10 @@ impl Analyses {
         user_id: Id,
         status: Option<Status>,
         page: &PageRequest,
-    ) -> Result<Page<analyses::Model>> {
+    ) -> Result<Page<Analysis>> {
         let mut query = analyses::Entity::find().filter(analyses::Column::UserId.eq(user_id));
         if let Some(status) = status {
-            query = query.filter(analyses::Column::Status.eq(status));
+            query = query.filter(analyses::Column::Status.eq(analyses::Status::from(status)));
         }
         if let Some(after) = &page.after {
             query =
@@ -116,17 +126,12 @@ impl Analyses {
             .limit(page.limit + 1)
             .all(&self.ctx.db)
             .await?;
-        Ok(page_from(rows, page.limit, |a| (a.created_at, a.id)))
+        Ok(page_from(rows, page.limit, |a| (a.created_at, a.id)).map(Analysis::from))
     }
 
     /// Applies `change` and bumps `updated_at`, in one `UPDATE ... RETURNING` scoped to
     /// the owner.
-    pub async fn update(
-        &self,
-        user_id: Id,
-        id: Id,
-        change: AnalysisChange,
-    ) -> Result<analyses::Model> {
+    pub async fn update(&self, user_id: Id, id: Id, change: AnalysisChange) -> Result<Analysis> {
         let mut active = analyses::ActiveModel {
             id: NotSet,
             user_id: NotSet,
@@ -148,7 +153,7 @@ impl Analyses {
             active.results = Set(validate_json("results", results)?);
         }
         if let Some(status) = change.status {
-            active.status = Set(status);
+            active.status = Set(status.into());
         }
         if let Some(dataset_id) = change.dataset_id {
             if let Some(dataset_id) = dataset_id {
@@ -163,7 +168,11 @@ impl Analyses {
             .exec_with_returning(&self.ctx.db)
             .await
             .map_err(dataset_race)?;
-        updated.into_iter().next().ok_or(Error::NotFound)
+        updated
+            .into_iter()
+            .next()
+            .map(Analysis::from)
+            .ok_or(Error::NotFound)
     }
 
     /// Deletes the analysis; its reports (and their unlock tokens) go with it through the
@@ -208,21 +217,7 @@ pub(crate) async fn owned<C: ConnectionTrait>(
 }
 
 fn validate_name(name: &str) -> Result<String> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(Error::validation("name must not be empty"));
-    }
-    if name.chars().count() > MAX_NAME_CHARS {
-        return Err(Error::validation(format!(
-            "name must be at most {MAX_NAME_CHARS} characters"
-        )));
-    }
-    // PostgreSQL text cannot hold U+0000 (the write would fail as a database error), and
-    // SQLite would store it: refused on both, so both behave the same.
-    if name.contains('\0') {
-        return Err(Error::validation("name must not contain NUL characters"));
-    }
-    Ok(name.to_owned())
+    crate::text::validate_name(name.to_owned(), true)
 }
 
 /// `config` and `results` are JSON objects or null; anything else, or more than

@@ -3,7 +3,10 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
+/// Where the services get the time from: [`SystemClock`] in production, [`FixedClock`]
+/// in tests and simulations.
 pub trait Clock: Send + Sync {
+    /// The current instant.
     fn now(&self) -> DateTime<Utc>;
 
     /// The same instant as the database stores it: naive UTC, microsecond precision
@@ -41,14 +44,17 @@ impl Clock for SystemClock {
 pub struct FixedClock(Mutex<DateTime<Utc>>);
 
 impl FixedClock {
+    /// A clock standing at `at`.
     pub fn new(at: DateTime<Utc>) -> Self {
         Self(Mutex::new(at))
     }
 
+    /// Moves the clock to `at`.
     pub fn set(&self, at: DateTime<Utc>) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = at;
     }
 
+    /// Moves the clock forward by `by`.
     pub fn advance(&self, by: chrono::Duration) {
         let mut now = self.0.lock().unwrap_or_else(|e| e.into_inner());
         *now += by;

@@ -24,14 +24,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use crate::db::begin_write;
 use crate::pagination::{Page, PageRequest, page_from};
 use crate::storage::DatasetStore;
-use crate::{Context, Error, Id, LimitKind, Result, usage};
+use crate::{Context, Dataset, Error, Id, LimitKind, Result, usage};
 
-pub mod parse;
+pub(crate) mod parse;
 
-pub use parse::{Format, Shape};
-
-/// Longest accepted name, in characters (the column is `VARCHAR(255)`).
-pub const MAX_NAME_CHARS: usize = 255;
+use parse::{Format, Shape};
 
 /// Size of the buffer that streams an upload to disk and to the parser.
 const CHUNK: usize = 64 * 1024;
@@ -39,7 +36,7 @@ const CHUNK: usize = 64 * 1024;
 /// this only absorbs jitter, and bounds the memory of an upload to a few hundred KiB.
 const PARSE_QUEUE: usize = 8;
 
-/// What a caller knows about an upload besides its bytes.
+/// What a caller knows about an upload besides its bytes, before the bytes.
 #[derive(Clone, Debug, Default)]
 pub struct NewDataset {
     /// Display name; defaults to `file_name`.
@@ -50,14 +47,31 @@ pub struct NewDataset {
     pub content_type: Option<String>,
 }
 
+/// What follows the file in an upload whose parts come in any order: `Ok(Some(name))` for
+/// a name given after the file, `Ok(None)` for none, or the reason the rest of the upload
+/// is refused (the upload then stores nothing). See [`Datasets::upload_with_rest`].
+pub type UploadPart = Result<Option<String>>;
+
+/// Datasets of a user: upload, read, rename, delete.
 #[derive(Clone)]
 pub struct Datasets {
     ctx: Context,
 }
 
 impl Datasets {
-    pub fn new(ctx: Context) -> Self {
+    pub(crate) fn new(ctx: Context) -> Self {
         Self { ctx }
+    }
+
+    /// Refuses, before any byte is read, an upload whose file is known to be at least
+    /// `file_bytes` long and larger than `settings.max_upload_bytes` (a declared length).
+    /// The same limit is enforced again on the bytes as they arrive.
+    pub fn check_declared_size(&self, file_bytes: u64) -> Result<()> {
+        let max_bytes = self.ctx.settings.max_upload_bytes;
+        if file_bytes > max_bytes {
+            return Err(Error::PayloadTooLarge { max_bytes });
+        }
+        Ok(())
     }
 
     /// Stores `body` as a new dataset of `user_id` and returns it.
@@ -66,19 +80,54 @@ impl Datasets {
     /// does not parse; [`Error::PayloadTooLarge`] past `settings.max_upload_bytes`;
     /// [`Error::LimitExceeded`] when the month's datasets are used up; [`Error::NotFound`]
     /// for an unknown user. In every error case nothing is stored and nothing counted.
-    pub async fn upload<R>(&self, user_id: Id, meta: NewDataset, body: R) -> Result<datasets::Model>
+    pub async fn upload<R>(&self, user_id: Id, meta: NewDataset, body: R) -> Result<Dataset>
     where
         R: AsyncRead + Unpin + Send,
     {
+        self.upload_with_rest(user_id, meta, body, std::future::ready(Ok(None)))
+            .await
+    }
+
+    /// [`Datasets::upload`] for a form whose name may come after the file: `rest` resolves
+    /// once the rest of the form has been read, to a late name (used when `meta.name` is
+    /// `None`) or to a refusal. The name rule and the size limit are checked here, and the
+    /// upload commits once, under its final name, only when both the file and `rest` are
+    /// good; the file's bytes are received while `rest` is still pending.
+    pub async fn upload_with_rest<R, F>(
+        &self,
+        user_id: Id,
+        meta: NewDataset,
+        body: R,
+        rest: F,
+    ) -> Result<Dataset>
+    where
+        R: AsyncRead + Unpin + Send,
+        F: std::future::Future<Output = UploadPart>,
+    {
         // Everything that can be refused without the bytes is refused before reading them.
         let format = Format::detect(&meta.file_name, meta.content_type.as_deref())?;
-        let name = validate_name(meta.name.unwrap_or(meta.file_name))?;
+        let early_name = meta.name.map(validate_name).transpose()?;
 
-        let staged = self.ctx.store.stage().await?;
-        let guard = StagedGuard::new(self.ctx.store.clone(), staged.clone());
+        let store = self.ctx.store()?.clone();
+        let staged = store.stage().await?;
+        let guard = StagedGuard::new(store, staged.clone());
         let max_bytes = self.ctx.settings.max_upload_bytes;
-        let (size, shape) = match receive(&staged, body, max_bytes, format).await {
-            Ok(received) => received,
+        let (received, rest) = tokio::join!(receive(&staged, body, max_bytes, format), rest);
+        // The rest's refusal explains a read error the receiver saw (it was told to stop).
+        let outcome = match (received, rest) {
+            (Err(Error::Storage(_)), Err(refused)) => Err(refused),
+            (Err(e), _) => Err(e),
+            (Ok(_), Err(refused)) => Err(refused),
+            (Ok(received), Ok(late)) => {
+                let name = match early_name {
+                    Some(name) => Ok(name),
+                    None => validate_name(late.unwrap_or(meta.file_name)),
+                };
+                name.map(|name| (received, name))
+            }
+        };
+        let ((size, shape), name) = match outcome {
+            Ok(accepted) => accepted,
             Err(err) => {
                 guard.discard().await;
                 return Err(err);
@@ -98,17 +147,19 @@ impl Datasets {
             .map_err(|e| Error::Internal(format!("dataset upload task failed: {e}")))?
     }
 
-    pub async fn get(&self, user_id: Id, id: Id) -> Result<datasets::Model> {
+    /// The dataset `id` of `user_id`.
+    pub async fn get(&self, user_id: Id, id: Id) -> Result<Dataset> {
         datasets::Entity::find()
             .filter(datasets::Column::Id.eq(id))
             .filter(datasets::Column::UserId.eq(user_id))
             .one(&self.ctx.db)
             .await?
+            .map(Dataset::from)
             .ok_or(Error::NotFound)
     }
 
     /// The caller's datasets, newest first.
-    pub async fn list(&self, user_id: Id, page: &PageRequest) -> Result<Page<datasets::Model>> {
+    pub async fn list(&self, user_id: Id, page: &PageRequest) -> Result<Page<Dataset>> {
         let mut query = datasets::Entity::find().filter(datasets::Column::UserId.eq(user_id));
         if let Some(after) = &page.after {
             query =
@@ -120,12 +171,12 @@ impl Datasets {
             .limit(page.limit + 1)
             .all(&self.ctx.db)
             .await?;
-        Ok(page_from(rows, page.limit, |d| (d.created_at, d.id)))
+        Ok(page_from(rows, page.limit, |d| (d.created_at, d.id)).map(Dataset::from))
     }
 
     /// Renames the dataset and bumps `updated_at`, in one `UPDATE ... RETURNING` scoped to
     /// the owner.
-    pub async fn rename(&self, user_id: Id, id: Id, name: String) -> Result<datasets::Model> {
+    pub async fn rename(&self, user_id: Id, id: Id, name: String) -> Result<Dataset> {
         let name = validate_name(name)?;
         let change = datasets::ActiveModel {
             id: NotSet,
@@ -147,6 +198,7 @@ impl Datasets {
             .await?
             .into_iter()
             .next()
+            .map(Dataset::from)
             .ok_or(Error::NotFound)
     }
 
@@ -183,7 +235,7 @@ async fn delete_dataset(ctx: Context, user_id: Id, id: Id) -> Result<()> {
         return Err(Error::NotFound);
     }
     if let Some(key) = dataset.file_path {
-        match ctx.store.remove(&key).await {
+        match ctx.store()?.remove(&key).await {
             Ok(()) => {}
             // Not a key of this store (a machine path from another era): nothing here to
             // remove, and the row is already gone.
@@ -197,19 +249,7 @@ async fn delete_dataset(ctx: Context, user_id: Id, id: Id) -> Result<()> {
 }
 
 fn validate_name(name: String) -> Result<String> {
-    if name.trim().is_empty() {
-        return Err(Error::validation("name must not be empty"));
-    }
-    if name.chars().count() > MAX_NAME_CHARS {
-        return Err(Error::validation(format!(
-            "name must be at most {MAX_NAME_CHARS} characters"
-        )));
-    }
-    // PostgreSQL text cannot hold NUL and SQLite would: refuse it on both alike.
-    if name.contains('\0') {
-        return Err(Error::validation("name must not contain NUL characters"));
-    }
-    Ok(name)
+    crate::text::validate_name(name, false)
 }
 
 /// Streams `body` into the staged file at `path` and, at the same time, through the
@@ -338,15 +378,13 @@ struct Staged {
 
 /// Parses, counts, inserts and publishes a received upload; the staged file is gone
 /// afterwards whatever the outcome.
-async fn finish_upload(
-    ctx: Context,
-    user_id: Id,
-    name: String,
-    upload: Staged,
-) -> Result<datasets::Model> {
+async fn finish_upload(ctx: Context, user_id: Id, name: String, upload: Staged) -> Result<Dataset> {
     let result = store_upload(&ctx, user_id, name, &upload).await;
     // After a success the file has moved to its key and this finds nothing to remove.
-    if let Err(e) = ctx.store.discard(&upload.path).await {
+    let Ok(store) = ctx.store() else {
+        return result;
+    };
+    if let Err(e) = store.discard(&upload.path).await {
         tracing::warn!(error = %e, "discarding a staged upload failed");
     }
     result
@@ -357,7 +395,7 @@ async fn store_upload(
     user_id: Id,
     name: String,
     upload: &Staged,
-) -> Result<datasets::Model> {
+) -> Result<Dataset> {
     let shape = upload.shape;
     let row_count = i32::try_from(shape.rows)
         .map_err(|_| Error::validation("too many rows for one dataset"))?;
@@ -388,14 +426,15 @@ async fn store_upload(
     // transaction (nor its connection, nor SQLite's write lock) waits on a network upload.
     // Any failure from here on takes the file back; a crash leaves it unreferenced, for
     // `Store::collect_garbage`.
-    ctx.store.publish(&upload.path, &key).await?;
+    let store = ctx.store()?;
+    store.publish(&upload.path, &key).await?;
     if let Err(err) = insert_counted(ctx, now, &model).await {
-        if let Err(e) = ctx.store.remove(&key).await {
+        if let Err(e) = store.remove(&key).await {
             tracing::warn!(error = %e, key, "removing the file of a failed upload failed");
         }
         return Err(err);
     }
-    Ok(model)
+    Ok(model.into())
 }
 
 /// Counts the upload against the month and inserts its row, in one write transaction.
@@ -488,7 +527,7 @@ mod tests {
                 "{bad:?}"
             );
         }
-        assert!(validate_name("é".repeat(MAX_NAME_CHARS)).is_ok());
-        assert!(validate_name("é".repeat(MAX_NAME_CHARS + 1)).is_err());
+        assert!(validate_name("é".repeat(crate::MAX_NAME_CHARS)).is_ok());
+        assert!(validate_name("é".repeat(crate::MAX_NAME_CHARS + 1)).is_err());
     }
 }

@@ -1,12 +1,12 @@
 //! Connecting to the database, and the few helpers raw SQL needs on two backends.
-pub mod direct;
+mod direct;
 
 use std::time::Duration;
 
 use entity::Id;
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    TransactionOptions, TransactionTrait, Value,
+    ConnectOptions, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, TransactionOptions,
+    TransactionTrait, Value,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 
@@ -23,12 +23,72 @@ pub(crate) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// *every* checkout: one more round trip per statement for connections in steady use.
 pub(crate) const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
-/// Opens a pool on `url` (`postgres://...` or `sqlite://...`).
-///
-/// SQLite connections get, on every pooled connection: `foreign_keys=ON` (without it the
-/// schema's cascades silently do nothing), WAL (readers never block the writer, and a
-/// second process can share the file) and a busy timeout.
-pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
+pub(crate) use direct::DirectPool;
+
+/// The database: the one owner of its connection pools (sea-orm's, and on PostgreSQL the
+/// small hot-path pool that answers the public view in one round trip). Cheap to clone;
+/// clones share the pools.
+#[derive(Clone)]
+pub struct Database {
+    conn: DatabaseConnection,
+    direct: Option<DirectPool>,
+}
+
+impl Database {
+    /// Opens pools on `url` (`postgres://...` or `sqlite://...`) with at most
+    /// `max_connections` connections in the main pool.
+    ///
+    /// SQLite connections get, on every pooled connection: `foreign_keys=ON` (without it
+    /// the schema's cascades silently do nothing), WAL (readers never block the writer, and
+    /// a second process can share the file) and a busy timeout.
+    pub async fn connect(url: &str, max_connections: u32) -> crate::Result<Self> {
+        let conn = connect(url, max_connections)
+            .await
+            .map_err(crate::Error::Connect)?;
+        Ok(Self::from_connection(conn))
+    }
+
+    /// Wraps a connection opened elsewhere (it should carry the settings of
+    /// [`Database::connect`]).
+    pub fn from_connection(conn: DatabaseConnection) -> Self {
+        let direct = DirectPool::for_postgres(&conn);
+        Self { conn, direct }
+    }
+
+    /// The sea-orm connection, for the schema tooling (`migration::schema`) and for
+    /// programs that read the tables directly.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    /// `postgres` or `sqlite`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.conn.get_database_backend() {
+            DbBackend::Postgres => "postgres",
+            DbBackend::MySql => "mysql",
+            _ => "sqlite",
+        }
+    }
+
+    pub(crate) fn direct(&self) -> Option<&DirectPool> {
+        self.direct.as_ref()
+    }
+
+    /// Whether the database answers a trivial query (readiness).
+    pub async fn ping(&self) -> bool {
+        self.conn.ping().await.is_ok()
+    }
+
+    /// Closes the pools; in-flight statements finish first.
+    pub async fn close(self) {
+        if let Some(direct) = &self.direct {
+            direct.close();
+        }
+        let _ = self.conn.close().await;
+    }
+}
+
+async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .max_connections(max_connections)
@@ -44,12 +104,12 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
                 .create_if_missing(true)
         });
-    Database::connect(options).await
+    sea_orm::Database::connect(options).await
 }
 
 /// An id as a parameter of hand-written SQL: a native `uuid` on PostgreSQL, the
 /// 36-character text on SQLite (what the columns hold on each; see `entity`).
-pub fn id_value(backend: DbBackend, id: Id) -> Value {
+pub(crate) fn id_value(backend: DbBackend, id: Id) -> Value {
     match backend {
         DbBackend::Postgres => Value::Uuid(Some(id.0)),
         _ => Value::String(Some(id.0.hyphenated().to_string())),
@@ -59,7 +119,7 @@ pub fn id_value(backend: DbBackend, id: Id) -> Value {
 /// Starts a transaction that will write. On SQLite it is `BEGIN IMMEDIATE`: it takes the
 /// write lock up front (waiting on the busy timeout), instead of failing with
 /// `database is locked` when a deferred reader later tries to upgrade.
-pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+pub(crate) async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
     match db.get_database_backend() {
         DbBackend::Sqlite => {
             db.begin_with_options(TransactionOptions {
@@ -70,9 +130,4 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
         }
         _ => db.begin().await,
     }
-}
-
-/// Whether the database answers a trivial query (readiness).
-pub async fn ping(db: &DatabaseConnection) -> bool {
-    db.ping().await.is_ok()
 }

@@ -1,20 +1,26 @@
 //! The one error type of the domain. Each variant is one kind of outcome a caller must
-//! tell apart; `crates/api` maps each to exactly one problem type.
+//! tell apart, and carries what the caller needs to act on it; `crates/api` maps each to
+//! exactly one problem type and one HTML page.
 use chrono::{DateTime, Utc};
 use sea_orm::DbErr;
 
+/// Result of the domain's operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Which monthly counter a [`Error::LimitExceeded`] is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LimitKind {
+    /// Dataset uploads.
     Datasets,
+    /// Messages to the AI assistant.
     AiMessages,
+    /// Published reports.
     Reports,
 }
 
 impl LimitKind {
+    /// The name the API shows (`"datasets"`, `"ai_messages"`, `"reports"`).
     pub fn as_str(self) -> &'static str {
         match self {
             LimitKind::Datasets => "datasets",
@@ -24,23 +30,56 @@ impl LimitKind {
     }
 }
 
+/// Which credential an [`Error::Unauthorized`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unauthenticated {
+    /// A login's email and password do not match (or the email is unknown: the same).
+    Credentials,
+    /// A bearer token that is unknown, expired, revoked, or not a login token.
+    Token,
+    /// The current password given to change it is wrong.
+    CurrentPassword,
+    /// A report's password is wrong.
+    ReportPassword,
+}
+
+impl Unauthenticated {
+    /// What the caller is told.
+    pub fn message(self) -> &'static str {
+        match self {
+            Unauthenticated::Credentials | Unauthenticated::ReportPassword => "invalid credentials",
+            Unauthenticated::Token => "the token is invalid, expired or revoked",
+            Unauthenticated::CurrentPassword => "the current password is wrong",
+        }
+    }
+}
+
+/// Every way a domain operation can fail.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The input breaks a rule (bad email, short password, bad value, past expiry...).
     #[error("{0}")]
     Validation(String),
+    /// The request itself is malformed (a broken upload form), as opposed to a
+    /// well-formed request with a bad value ([`Error::Validation`]).
+    #[error("{0}")]
+    BadRequest(String),
     /// Missing, or owned by someone else: the two are deliberately the same.
     #[error("not found")]
     NotFound,
     /// Unique value already taken (an email already registered).
     #[error("{0}")]
     Conflict(String),
-    /// Wrong credentials, or a missing, expired or revoked token.
-    #[error("invalid credentials")]
-    Unauthorized,
-    /// The caller is authenticated but lacks the role (admin routes).
-    #[error("forbidden")]
+    /// Wrong credentials, or an unknown, expired or revoked token; the reason says which.
+    #[error("{}", .0.message())]
+    Unauthorized(Unauthenticated),
+    /// The caller is authenticated but lacks the role (admin operations).
+    #[error("this needs an administrator")]
     Forbidden,
+    /// An unlock of a report that has no password: nothing to unlock, the report opens as
+    /// it is.
+    #[error("this report has no password")]
+    NothingToUnlock,
     /// A password-protected report was asked for without a valid unlock token.
     #[error("this report needs its password")]
     PasswordRequired,
@@ -50,17 +89,30 @@ pub enum Error {
     /// The month's allowance of a tier is used up.
     #[error("monthly {} limit reached", limit.as_str())]
     LimitExceeded {
+        /// Which counter.
         limit: LimitKind,
+        /// The tier's allowance.
         allowed: i64,
+        /// Used so far this month.
         used: i64,
+        /// When the counter goes back to zero.
         resets_at: DateTime<Utc>,
     },
     /// Too many failed attempts; retry after that many seconds.
     #[error("too many attempts")]
-    RateLimited { retry_after_secs: u64 },
+    RateLimited {
+        /// Seconds until the window frees an attempt.
+        retry_after_secs: u64,
+    },
     /// An upload larger than the configured limit.
     #[error("upload larger than {max_bytes} bytes")]
-    PayloadTooLarge { max_bytes: u64 },
+    PayloadTooLarge {
+        /// The limit in force.
+        max_bytes: u64,
+    },
+    /// The database could not be opened (bad URL, unreachable server, unreadable file).
+    #[error("cannot connect to the database")]
+    Connect(#[source] DbErr),
     /// The database does not answer (pool timeout, connection refused).
     #[error("database unavailable")]
     Unavailable(#[source] DbErr),
@@ -147,12 +199,13 @@ fn is_connection_failure(err: &sea_orm::RuntimeErr) -> bool {
 }
 
 impl Error {
+    /// A [`Error::Validation`] with this message.
     pub fn validation(message: impl Into<String>) -> Self {
         Error::Validation(message.into())
     }
 
     /// True when a unique constraint refused the write (two backends, two messages).
-    pub fn is_unique_violation(err: &DbErr) -> bool {
+    pub(crate) fn is_unique_violation(err: &DbErr) -> bool {
         matches!(
             err.sql_err(),
             Some(sea_orm::SqlErr::UniqueConstraintViolation(_))

@@ -1,32 +1,76 @@
 //! The rules of iOps as a library: accounts and tokens, tier limits and usage, datasets,
-//! analyses and reports. It works over a sea-orm connection on SQLite or PostgreSQL and
-//! knows nothing of HTTP; `crates/api` maps it to REST, and any other Rust program can
-//! import it and behave the same.
+//! analyses and reports. It works over SQLite or PostgreSQL and knows nothing of HTTP;
+//! `crates/api` maps it to REST, and any other Rust program can import it and behave the
+//! same.
 //!
-//! Entry point: build a [`Context`] (connection, clock, dataset store, settings) and hand it
-//! to [`Domain::new`]; every service hangs off the returned [`Domain`].
+//! # Using it
+//! 1. Open the database with [`Database::connect`] (`sqlite://...` or `postgres://...`).
+//! 2. Bring the schema up. This crate does not own the schema revisions: add the workspace's
+//!    `migration` crate and call `migration::schema::upgrade(db.connection(), None)`, or run
+//!    `iops migrate upgrade`, or `sea-orm-cli migrate up`.
+//! 3. Build a [`Context`] with [`Context::new`] (database, clock, password hasher) and, if
+//!    datasets are used, [`Context::with_store`]; hand it to [`Domain::new`]. Every service
+//!    hangs off the returned [`Domain`].
+//!
+//! `examples/first_steps.rs` does all of this and walks through registering, hitting a
+//! tier limit and publishing a report.
+//!
+//! # Who may do what
+//! Owner-scoped operations take the caller's user id and answer [`Error::NotFound`] for
+//! anything the caller does not own. Admin operations take an [`Admin`] proof, which only
+//! [`Caller::admin`] (an authenticated admin account) or [`Admin::local_operator`] (a
+//! program that holds the database credentials anyway, such as the `iops` command line)
+//! can produce.
+//!
+//! # Performance note
+//! Password hashing is Argon2id and deliberately expensive. In an unoptimized (debug)
+//! build it is some 30 times slower; a program that depends on this crate should add
+//! `[profile.dev.package.argon2] opt-level = 3` (and the same for `blake2`) to its own
+//! `Cargo.toml`, as this workspace does.
+#![warn(missing_docs)]
 
-pub mod accounts;
-pub mod analyses;
-pub mod clock;
-pub mod datasets;
-pub mod db;
-pub mod error;
-pub mod pagination;
-pub mod passwords;
-pub mod reports;
-pub mod schema;
+mod access;
+mod accounts;
+mod analyses;
+mod clock;
+mod datasets;
+mod db;
+mod error;
+mod model;
+mod pagination;
+mod passwords;
+mod reports;
+mod stats;
 pub mod storage;
-pub mod text;
-pub mod throttle;
-pub mod tokens;
-pub mod usage;
+mod text;
+mod throttle;
+mod tokens;
+mod usage;
 
 use std::sync::Arc;
 
+pub use access::{Admin, Caller};
+pub use accounts::{Accounts, NewAccount, ProfileChange, Session, normalize_email};
+pub use analyses::{Analyses, AnalysisChange, NewAnalysis};
 pub use clock::{Clock, FixedClock, SystemClock};
+pub use datasets::parse::{Format, MAX_COLUMNS, Shape, shape_of};
+pub use datasets::{Datasets, NewDataset, UploadPart};
+pub use db::Database;
 pub use entity::Id;
-pub use error::{Error, LimitKind, Result};
+pub use error::{Error, LimitKind, Result, Unauthenticated};
+pub use model::{Analysis, Dataset, Report, Status, Tier, User};
+pub use pagination::{DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest};
+pub use passwords::Hasher;
+pub use reports::{NewReport, PublicAnalysis, PublicDataset, PublicView, ReportChange, Reports};
+pub use stats::{Stats, TableCount};
+pub use text::json_contains_nul;
+pub use throttle::{MAX_FAILURES, WINDOW as FAILURE_WINDOW};
+pub use tokens::{IssuedToken, Tokens};
+pub use usage::{Counter, Usage, UsageReport, limit_for, month_of, resets_at};
+
+/// Longest accepted name of a dataset or an analysis, in characters (the columns are
+/// `VARCHAR(255)`).
+pub const MAX_NAME_CHARS: usize = 255;
 
 /// Tunables of the rules, read once by the caller and passed down.
 #[derive(Clone, Debug)]
@@ -49,37 +93,110 @@ impl Default for Settings {
     }
 }
 
-/// What every service needs: the database, the time, where dataset files live, settings.
+/// What every service needs: the database, the time, the password hasher, where dataset
+/// files live, and the settings. Cheap to clone (everything inside is shared).
 #[derive(Clone)]
 pub struct Context {
-    pub db: sea_orm::DatabaseConnection,
-    pub clock: Arc<dyn Clock>,
-    pub store: Arc<dyn storage::DatasetStore>,
-    pub settings: Settings,
+    database: Database,
+    /// The main pool of `database`, for the services' statements.
+    db: sea_orm::DatabaseConnection,
+    clock: Arc<dyn Clock>,
+    hasher: Hasher,
+    store: Option<Arc<dyn storage::DatasetStore>>,
+    settings: Settings,
+}
+
+impl Context {
+    /// A context without a dataset store (dataset uploads and deletions then fail with
+    /// [`Error::Internal`]) and with default [`Settings`].
+    pub fn new(database: Database, clock: Arc<dyn Clock>, hasher: Hasher) -> Self {
+        Self {
+            db: database.connection().clone(),
+            database,
+            clock,
+            hasher,
+            store: None,
+            settings: Settings::default(),
+        }
+    }
+
+    /// Where dataset files live.
+    pub fn with_store(mut self, store: Arc<dyn storage::DatasetStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Replaces the settings.
+    pub fn with_settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn store(&self) -> Result<&Arc<dyn storage::DatasetStore>> {
+        self.store
+            .as_ref()
+            .ok_or_else(|| Error::Internal("no dataset store is configured".to_owned()))
+    }
 }
 
 /// All services of the domain, sharing one [`Context`].
 #[derive(Clone)]
 pub struct Domain {
-    pub ctx: Context,
-    pub accounts: accounts::Accounts,
-    pub tokens: tokens::Tokens,
-    pub usage: usage::Usage,
-    pub datasets: datasets::Datasets,
-    pub analyses: analyses::Analyses,
-    pub reports: reports::Reports,
+    ctx: Context,
+    /// Registration, login, profiles, account deletion, admin operations on users.
+    pub accounts: Accounts,
+    /// Login tokens: authenticate and revoke.
+    pub tokens: Tokens,
+    /// Monthly usage against tier limits.
+    pub usage: Usage,
+    /// Dataset upload and management.
+    pub datasets: Datasets,
+    /// Analyses.
+    pub analyses: Analyses,
+    /// Reports and their public view.
+    pub reports: Reports,
+    /// Row counts and readiness, for operators.
+    pub stats: Stats,
 }
 
 impl Domain {
+    /// Every service over `ctx`.
     pub fn new(ctx: Context) -> Self {
         Self {
-            accounts: accounts::Accounts::new(ctx.clone()),
-            tokens: tokens::Tokens::new(ctx.clone()),
-            usage: usage::Usage::new(ctx.clone()),
-            datasets: datasets::Datasets::new(ctx.clone()),
-            analyses: analyses::Analyses::new(ctx.clone()),
-            reports: reports::Reports::new(ctx.clone()),
+            accounts: Accounts::new(ctx.clone()),
+            tokens: Tokens::new(ctx.clone()),
+            usage: Usage::new(ctx.clone()),
+            datasets: Datasets::new(ctx.clone()),
+            analyses: Analyses::new(ctx.clone()),
+            reports: Reports::new(ctx.clone()),
+            stats: Stats::new(ctx.clone()),
             ctx,
         }
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.ctx.settings
+    }
+
+    /// The same domain over another dataset store (after moving the files to it).
+    pub fn with_store(&self, store: Arc<dyn storage::DatasetStore>) -> Domain {
+        Domain::new(self.ctx.clone().with_store(store))
+    }
+
+    /// The current instant by the domain's clock, at the microsecond precision the
+    /// database keeps (so that it compares exactly with stored instants and expiries).
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.ctx.clock.now_naive().and_utc()
+    }
+
+    /// The database the services use.
+    pub fn database(&self) -> &Database {
+        &self.ctx.database
     }
 }

@@ -11,14 +11,17 @@ use sea_orm::{ColumnTrait, Condition};
 
 use crate::error::{Error, Result};
 
+/// Items per page when the caller does not say.
 pub const DEFAULT_LIMIT: u64 = 20;
+/// Most items a page may hold.
 pub const MAX_LIMIT: u64 = 100;
 
 /// A validated page request.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PageRequest {
+    /// Items per page, 1 to [`MAX_LIMIT`].
     pub limit: u64,
-    pub after: Option<Cursor>,
+    pub(crate) after: Option<Cursor>,
 }
 
 impl PageRequest {
@@ -36,28 +39,46 @@ impl PageRequest {
         let after = cursor.map(Cursor::decode).transpose()?;
         Ok(Self { limit, after })
     }
+
+    /// The cursor this request resumes after, in its canonical encoding (`None` for a
+    /// first page).
+    pub fn cursor(&self) -> Option<String> {
+        self.after.as_ref().map(Cursor::encode)
+    }
 }
 
 /// One page of items, and the cursor of the next page if there is one.
 #[derive(Clone, Debug)]
 pub struct Page<T> {
+    /// The items, newest first.
     pub items: Vec<T>,
+    /// Pass to [`PageRequest::new`] for the next page; `None` on the last page.
     pub next_cursor: Option<String>,
 }
 
+impl<T> Page<T> {
+    /// The same page with each item converted.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            next_cursor: self.next_cursor,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Cursor {
-    pub created_at: NaiveDateTime,
-    pub id: Id,
+pub(crate) struct Cursor {
+    created_at: NaiveDateTime,
+    id: Id,
 }
 
 impl Cursor {
-    pub fn encode(&self) -> String {
+    fn encode(&self) -> String {
         let micros = self.created_at.and_utc().timestamp_micros();
         URL_SAFE_NO_PAD.encode(format!("{micros}.{}", self.id.0.simple()))
     }
 
-    pub fn decode(raw: &str) -> Result<Self> {
+    fn decode(raw: &str) -> Result<Self> {
         let invalid = || Error::validation("cursor is not one this server issued");
         let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
         let text = String::from_utf8(bytes).map_err(|_| invalid())?;
@@ -77,7 +98,7 @@ impl Cursor {
     }
 
     /// Rows strictly after this cursor in `created_at DESC, id DESC` order.
-    pub fn older_than<C: ColumnTrait>(&self, created_at: C, id: C) -> Condition {
+    pub(crate) fn older_than<C: ColumnTrait>(&self, created_at: C, id: C) -> Condition {
         Condition::any().add(created_at.lt(self.created_at)).add(
             Condition::all()
                 .add(created_at.eq(self.created_at))
@@ -87,7 +108,7 @@ impl Cursor {
 }
 
 /// Builds a page from `limit + 1` fetched rows: the extra row only says there is more.
-pub fn page_from<T>(
+pub(crate) fn page_from<T>(
     mut rows: Vec<T>,
     limit: u64,
     key: impl Fn(&T) -> (NaiveDateTime, Id),

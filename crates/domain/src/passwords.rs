@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 
 /// The outcome of checking a password against a stored hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verified {
+pub(crate) enum Verified {
     /// Right password, hash current.
     Yes,
     /// Right password, but the hash is legacy (bcrypt) or has weaker parameters: store
@@ -19,7 +19,7 @@ pub enum Verified {
 }
 
 impl Verified {
-    pub fn ok(self) -> bool {
+    pub(crate) fn ok(self) -> bool {
         !matches!(self, Verified::No)
     }
 }
@@ -34,7 +34,7 @@ fn argon2() -> Argon2<'static> {
 /// that an unknown email costs the same time as a wrong password.
 const DECOY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$1B0xbL3b4kbLeMZeOQbHDQ$d8EDhM1NOzPeNbYNBq8Y7Ff6vtQ5wvvu04aqLQLU7As";
 
-pub fn hash_blocking(password: &str) -> Result<String> {
+pub(crate) fn hash_blocking(password: &str) -> Result<String> {
     let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
     argon2()
         .hash_password(password.as_bytes(), &salt)
@@ -42,7 +42,7 @@ pub fn hash_blocking(password: &str) -> Result<String> {
         .map_err(|e| Error::Internal(format!("password hashing failed: {e}")))
 }
 
-pub fn verify_blocking(password: &str, stored: &str) -> Verified {
+pub(crate) fn verify_blocking(password: &str, stored: &str) -> Verified {
     if stored.starts_with("$2") {
         return match bcrypt::verify(password, stored) {
             Ok(true) => Verified::YesRehash,
@@ -67,48 +67,72 @@ pub fn verify_blocking(password: &str, stored: &str) -> Verified {
     }
 }
 
-/// At most this many hashes run at once. Each Argon2id run takes 19 MiB and a core for
-/// ~50 ms: unbounded, a burst of logins fills the blocking pool with hundreds of them,
-/// takes over a GiB that the allocator keeps, and starves every other request of CPU.
-/// Queued logins wait here instead (2 cores on the reference machine; a little slack so a
-/// core never idles between two hashes).
-const CONCURRENT_HASHES: usize = 4;
-
-/// A process-wide limit on a CPU resource, not configuration: it never changes after start.
-static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONCURRENT_HASHES);
-
-async fn on_blocking_pool<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T> {
-    let _permit = HASHING
-        .acquire()
-        .await
-        .map_err(|e| Error::Internal(format!("hashing limiter closed: {e}")))?;
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| Error::Internal(format!("hashing task failed: {e}")))
+/// Runs password hashes on tokio's blocking pool, at most a fixed number at once.
+///
+/// Each Argon2id run takes 19 MiB and a core for ~50 ms: unbounded, a burst of logins fills
+/// the blocking pool with hundreds of them, takes over a GiB that the allocator keeps, and
+/// starves every other request of CPU. Queued logins wait for a permit instead. One
+/// `Hasher` per process (clones share the permits), sized to the machine's cores with a
+/// little slack so a core never idles between two hashes.
+#[derive(Clone, Debug)]
+pub struct Hasher {
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
-/// Hashes on the blocking pool.
-pub async fn hash(password: String) -> Result<String> {
-    on_blocking_pool(move || hash_blocking(&password)).await?
-}
-
-/// Verifies on the blocking pool. `stored: None` (no such account) burns the same time
-/// on the decoy hash and answers [`Verified::No`].
-pub async fn verify(password: String, stored: Option<String>) -> Result<Verified> {
-    on_blocking_pool(move || match stored {
-        Some(stored) => verify_blocking(&password, &stored),
-        None => {
-            let _ = verify_blocking(&password, DECOY_HASH);
-            Verified::No
+impl Hasher {
+    /// At most `concurrent` hashes at once (at least one).
+    pub fn new(concurrent: usize) -> Self {
+        Self {
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(concurrent.max(1))),
         }
-    })
-    .await
+    }
+
+    /// Sized for this machine: twice its available cores.
+    pub fn for_this_machine() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self::new(cores * 2)
+    }
+
+    async fn on_blocking_pool<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| Error::Internal(format!("hashing limiter closed: {e}")))?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| Error::Internal(format!("hashing task failed: {e}")))
+    }
+
+    /// Hashes on the blocking pool.
+    pub(crate) async fn hash(&self, password: String) -> Result<String> {
+        self.on_blocking_pool(move || hash_blocking(&password))
+            .await?
+    }
+
+    /// Verifies on the blocking pool. `stored: None` (no such account) burns the same time
+    /// on the decoy hash and answers [`Verified::No`].
+    pub(crate) async fn verify(
+        &self,
+        password: String,
+        stored: Option<String>,
+    ) -> Result<Verified> {
+        self.on_blocking_pool(move || match stored {
+            Some(stored) => verify_blocking(&password, &stored),
+            None => {
+                let _ = verify_blocking(&password, DECOY_HASH);
+                Verified::No
+            }
+        })
+        .await
+    }
 }
 
 /// Password rules shared by accounts and reports: 8 characters to 1024 bytes.
-pub fn validate(password: &str) -> Result<()> {
+pub(crate) fn validate(password: &str) -> Result<()> {
     if password.chars().count() < 8 {
         return Err(Error::validation("password must be at least 8 characters"));
     }

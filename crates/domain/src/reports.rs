@@ -15,13 +15,12 @@ use sea_orm::{
 };
 use serde_json::value::RawValue;
 
-use crate::db::direct::DirectPool;
 use crate::error::{Error, LimitKind, Result};
 use crate::pagination::{Page, PageRequest, page_from};
-use crate::passwords::{self, Verified};
+use crate::passwords::{self, Hasher, Verified};
 use crate::throttle::{self, Scope};
 use crate::tokens::{IssuedToken, Tokens};
-use crate::{Context, Id, analyses as analyses_service, db, usage};
+use crate::{Context, Id, Report, Status, analyses as analyses_service, db, usage};
 
 /// Length of a new short code. Each character is drawn uniformly from 62, so a code
 /// carries 10 * log2(62) ≈ 59.5 bits of OS randomness: guessing a live code is hopeless,
@@ -40,7 +39,9 @@ const MAX_SHORT_CODE_LEN: usize = 20;
 /// What a caller gives to publish a report of an analysis.
 #[derive(Clone, Debug, Default)]
 pub struct NewReport {
+    /// A password viewers must give (8 characters to 1024 bytes), or none.
     pub password: Option<String>,
+    /// When the link stops working; must be in the future.
     pub expires_at: Option<DateTime<Utc>>,
     /// `None` means public.
     pub is_public: Option<bool>,
@@ -49,8 +50,11 @@ pub struct NewReport {
 /// A partial update: the outer `None` leaves a field unchanged, `Some(None)` clears it.
 #[derive(Clone, Debug, Default)]
 pub struct ReportChange {
+    /// Whether the link works at all.
     pub is_public: Option<bool>,
+    /// A new password, or `Some(None)` to remove it (unlock tokens are revoked either way).
     pub password: Option<Option<String>>,
+    /// A new expiry (in the future), or `Some(None)` for none.
     pub expires_at: Option<Option<DateTime<Utc>>>,
 }
 
@@ -59,10 +63,15 @@ pub struct ReportChange {
 /// it, and nothing more is read from the database than this.
 #[derive(Clone, Debug)]
 pub struct PublicView {
+    /// The link's code.
     pub short_code: String,
+    /// Views so far, this one included.
     pub view_count: i32,
-    pub expires_at: Option<NaiveDateTime>,
-    pub created_at: NaiveDateTime,
+    /// When the link stops working.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Publication time.
+    pub created_at: DateTime<Utc>,
+    /// The analysis shown.
     pub analysis: PublicAnalysis,
     /// `None` when the analysis has no dataset (or it was deleted).
     pub dataset: Option<PublicDataset>,
@@ -73,17 +82,26 @@ pub struct PublicView {
 /// a view's CPU time in the server (docs/performance.md).
 #[derive(Clone, Debug)]
 pub struct PublicAnalysis {
+    /// Its name.
     pub name: String,
-    pub status: analyses::Status,
+    /// Where it stands.
+    pub status: Status,
+    /// Its configuration, as stored JSON text.
     pub config: Option<Box<RawValue>>,
+    /// Its results, as stored JSON text.
     pub results: Option<Box<RawValue>>,
-    pub updated_at: NaiveDateTime,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
 }
 
+/// What the public sees of the dataset behind a report.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PublicDataset {
+    /// Its name.
     pub name: String,
+    /// Data rows, when known.
     pub row_count: Option<i32>,
+    /// Columns, when known.
     pub column_count: Option<i32>,
 }
 
@@ -143,14 +161,14 @@ impl TryFrom<PublicRow> for PublicView {
         Ok(Self {
             short_code: row.short_code,
             view_count: row.view_count,
-            expires_at: row.expires_at,
-            created_at: row.created_at,
+            expires_at: row.expires_at.map(|at| at.and_utc()),
+            created_at: row.created_at.and_utc(),
             analysis: PublicAnalysis {
                 name: row.analysis_name,
-                status: row.analysis_status,
+                status: row.analysis_status.into(),
                 config: raw(row.analysis_config)?,
                 results: raw(row.analysis_results)?,
-                updated_at: row.analysis_updated_at,
+                updated_at: row.analysis_updated_at.and_utc(),
             },
             dataset: row.dataset_name.map(|name| PublicDataset {
                 name,
@@ -161,19 +179,17 @@ impl TryFrom<PublicRow> for PublicView {
     }
 }
 
+/// Reports: publishing and managing them, and the public view.
 #[derive(Clone)]
 pub struct Reports {
     ctx: Context,
     tokens: Tokens,
-    /// PostgreSQL only: the view's one statement goes through [`DirectPool`].
-    direct: Option<DirectPool>,
 }
 
 impl Reports {
-    pub fn new(ctx: Context) -> Self {
+    pub(crate) fn new(ctx: Context) -> Self {
         Self {
             tokens: Tokens::new(ctx.clone()),
-            direct: DirectPool::for_postgres(&ctx.db),
             ctx,
         }
     }
@@ -181,12 +197,7 @@ impl Reports {
     /// Publishes `analysis_id` (which must be the caller's). Counts once toward the
     /// month's `reports`; the count and the insert share one write transaction, so a
     /// refused report ([`Error::LimitExceeded`]) leaves nothing behind.
-    pub async fn create(
-        &self,
-        user_id: Id,
-        analysis_id: Id,
-        new: NewReport,
-    ) -> Result<reports::Model> {
+    pub async fn create(&self, user_id: Id, analysis_id: Id, new: NewReport) -> Result<Report> {
         if !analyses_service::owned(&self.ctx.db, user_id, analysis_id).await? {
             return Err(Error::NotFound);
         }
@@ -197,7 +208,7 @@ impl Reports {
             .transpose()?;
         // Hashing is slow: do it before taking the write lock.
         let password_hash = match new.password {
-            Some(password) => Some(hash_password(password).await?),
+            Some(password) => Some(hash_password(&self.ctx.hasher, password).await?),
             None => None,
         };
         let naive_now = self.ctx.clock.now_naive();
@@ -236,20 +247,22 @@ impl Reports {
             ));
         }
         txn.commit().await?;
-        Ok(model)
+        Ok(model.into())
     }
 
-    pub async fn get(&self, user_id: Id, id: Id) -> Result<reports::Model> {
+    /// The report `id`, if it shows one of `user_id`'s analyses.
+    pub async fn get(&self, user_id: Id, id: Id) -> Result<Report> {
         reports::Entity::find()
             .filter(reports::Column::Id.eq(id))
             .filter(reports::Column::AnalysisId.in_subquery(analyses_of(user_id)))
             .one(&self.ctx.db)
             .await?
+            .map(Report::from)
             .ok_or(Error::NotFound)
     }
 
     /// The caller's reports (those of their analyses), newest first.
-    pub async fn list(&self, user_id: Id, page: &PageRequest) -> Result<Page<reports::Model>> {
+    pub async fn list(&self, user_id: Id, page: &PageRequest) -> Result<Page<Report>> {
         let mut query = reports::Entity::find()
             .filter(reports::Column::AnalysisId.in_subquery(analyses_of(user_id)));
         if let Some(after) = &page.after {
@@ -261,18 +274,13 @@ impl Reports {
             .limit(page.limit + 1)
             .all(&self.ctx.db)
             .await?;
-        Ok(page_from(rows, page.limit, |r| (r.created_at, r.id)))
+        Ok(page_from(rows, page.limit, |r| (r.created_at, r.id)).map(Report::from))
     }
 
     /// Applies `change` and bumps `updated_at`. Setting, changing or clearing the password
     /// revokes the report's unlock tokens in the same transaction: whoever unlocked with
     /// the old password must not keep access.
-    pub async fn update(
-        &self,
-        user_id: Id,
-        id: Id,
-        change: ReportChange,
-    ) -> Result<reports::Model> {
+    pub async fn update(&self, user_id: Id, id: Id, change: ReportChange) -> Result<Report> {
         let now = self.ctx.clock.now_naive();
         let mut active = reports::ActiveModel {
             id: NotSet,
@@ -294,7 +302,7 @@ impl Reports {
         let password_changed = change.password.is_some();
         if let Some(password) = change.password {
             active.password_hash = Set(match password {
-                Some(password) => Some(hash_password(password).await?),
+                Some(password) => Some(hash_password(&self.ctx.hasher, password).await?),
                 None => None,
             });
         }
@@ -319,7 +327,7 @@ impl Reports {
                 .await?;
         }
         txn.commit().await?;
-        Ok(report)
+        Ok(report.into())
     }
 
     /// Deletes the report; its unlock tokens go by the schema's cascade.
@@ -401,7 +409,7 @@ impl Reports {
             .ok_or(Error::NotFound)?;
         self.check_open(&report)?;
         let Some(stored) = report.password_hash.clone() else {
-            return Err(Error::validation("this report has no password"));
+            return Err(Error::NothingToUnlock);
         };
         let subject = report.id.0.hyphenated().to_string();
         throttle::reserve(
@@ -412,9 +420,13 @@ impl Reports {
             client,
         )
         .await?;
-        let verdict = passwords::verify(password.to_owned(), Some(stored.clone())).await?;
+        let verdict = self
+            .ctx
+            .hasher
+            .verify(password.to_owned(), Some(stored.clone()))
+            .await?;
         if verdict == Verified::No {
-            return Err(Error::Unauthorized);
+            return Err(Error::Unauthorized(crate::Unauthenticated::ReportPassword));
         }
         if verdict == Verified::YesRehash {
             self.rehash(report.id, &stored, password).await;
@@ -447,7 +459,7 @@ impl Reports {
     /// pool. SQLite cannot put an `UPDATE` in a CTE, and in-process round trips are cheap
     /// there: it always takes the general path.
     async fn view_open_report(&self, short_code: &str) -> Result<Option<PublicView>> {
-        let Some(direct) = &self.direct else {
+        let Some(direct) = self.ctx.database.direct() else {
             return Ok(None);
         };
         let query = sea_orm::sqlx::query(VIEW_OPEN_REPORT_SQL)
@@ -482,7 +494,7 @@ impl Reports {
     /// Compare-and-set on the old hash, so a password the owner changed meanwhile is never
     /// overwritten. Best effort: a failure here must not refuse a correct password.
     async fn rehash(&self, id: Id, old_hash: &str, password: &str) {
-        let new_hash = match passwords::hash(password.to_owned()).await {
+        let new_hash = match self.ctx.hasher.hash(password.to_owned()).await {
             Ok(hash) => hash,
             Err(err) => {
                 tracing::warn!(error = %err, "report password rehash failed");
@@ -516,9 +528,9 @@ impl Reports {
     }
 }
 
-async fn hash_password(password: String) -> Result<String> {
+async fn hash_password(hasher: &Hasher, password: String) -> Result<String> {
     passwords::validate(&password)?;
-    passwords::hash(password).await
+    hasher.hash(password).await
 }
 
 fn active_model(model: &reports::Model) -> reports::ActiveModel {

@@ -24,6 +24,27 @@ pub fn json_contains_nul(value: &Value) -> bool {
     false
 }
 
+/// The name rule of datasets and analyses: not blank, at most [`crate::MAX_NAME_CHARS`]
+/// characters (the columns are `VARCHAR(255)`), no NUL (PostgreSQL text cannot hold one and
+/// SQLite would: refused on both alike). Analyses store the name trimmed (`trim`); dataset
+/// names are kept as given, as the Python version did.
+pub(crate) fn validate_name(name: String, trim: bool) -> crate::Result<String> {
+    use crate::{Error, MAX_NAME_CHARS};
+    let name = if trim { name.trim().to_owned() } else { name };
+    if name.trim().is_empty() {
+        return Err(Error::validation("name must not be empty"));
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(Error::validation(format!(
+            "name must be at most {MAX_NAME_CHARS} characters"
+        )));
+    }
+    if name.contains('\0') {
+        return Err(Error::validation("name must not contain NUL characters"));
+    }
+    Ok(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

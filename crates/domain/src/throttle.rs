@@ -172,4 +172,46 @@ mod tests {
         assert_eq!(seconds_until(now, now), 1);
         assert_eq!(seconds_until(now - WINDOW, now), 1);
     }
+
+    /// Client prefixes, scopes and subjects each have their own window (SQLite here; the
+    /// same statements run on PostgreSQL through every login and unlock test).
+    #[tokio::test]
+    async fn windows_are_per_scope_subject_and_client_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let database = crate::Database::connect(&url, 1).await.unwrap();
+        let conn = database.connection();
+        migration::schema::upgrade(conn, None).await.unwrap();
+        let now = chrono::Utc::now().naive_utc();
+        let report = uuid::Uuid::new_v4().to_string();
+        // Clients longer than the column are counted under their first 64 characters.
+        let client = format!("{}-a", "x".repeat(64));
+        let same_prefix = format!("{}-b", "x".repeat(64));
+
+        for _ in 0..MAX_FAILURES {
+            reserve(conn, now, Scope::Unlock, &report, &client)
+                .await
+                .unwrap();
+        }
+        let refused = reserve(conn, now, Scope::Unlock, &report, &same_prefix).await;
+        assert!(
+            matches!(
+                refused,
+                Err(Error::RateLimited {
+                    retry_after_secs: 900
+                })
+            ),
+            "{refused:?}"
+        );
+        reserve(conn, now, Scope::Login, &report, &client)
+            .await
+            .unwrap();
+        reserve(conn, now, Scope::Unlock, "another report", &client)
+            .await
+            .unwrap();
+        clear(conn, Scope::Unlock, &report, &client).await.unwrap();
+        reserve(conn, now, Scope::Unlock, &report, &client)
+            .await
+            .unwrap();
+    }
 }

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::clock::utc;
 use crate::error::{Error, Result};
-use crate::{Context, Id};
+use crate::{Caller, Context, Id, Unauthenticated};
 
 /// Random bytes in a secret.
 const SECRET_BYTES: usize = 32;
@@ -29,7 +29,9 @@ const SECRET_LEN: usize = 43;
 /// A token just issued: the secret is shown to its owner once and never stored.
 #[derive(Clone)]
 pub struct IssuedToken {
+    /// The token itself; only its hash is stored.
     pub secret: String,
+    /// When it stops working.
     pub expires_at: DateTime<Utc>,
 }
 
@@ -43,13 +45,14 @@ impl std::fmt::Debug for IssuedToken {
     }
 }
 
+/// Login and unlock tokens.
 #[derive(Clone)]
 pub struct Tokens {
     ctx: Context,
 }
 
 /// Lowercase hex SHA-256 of a secret: what `access_tokens.token_hash` holds.
-pub fn hash_secret(secret: &str) -> String {
+pub(crate) fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
@@ -77,12 +80,12 @@ enum Owner {
 }
 
 impl Tokens {
-    pub fn new(ctx: Context) -> Self {
+    pub(crate) fn new(ctx: Context) -> Self {
         Self { ctx }
     }
 
     /// A login token for `user_id`, valid for `settings.session_ttl`.
-    pub async fn issue_for_user<C: ConnectionTrait>(
+    pub(crate) async fn issue_for_user<C: ConnectionTrait>(
         &self,
         conn: &C,
         user_id: Id,
@@ -92,7 +95,7 @@ impl Tokens {
     }
 
     /// The right to view one password-protected report, valid for `settings.unlock_ttl`.
-    pub async fn issue_for_report<C: ConnectionTrait>(
+    pub(crate) async fn issue_for_report<C: ConnectionTrait>(
         &self,
         conn: &C,
         report_id: Id,
@@ -133,10 +136,10 @@ impl Tokens {
 
     /// The user a login token belongs to, as the row is NOW: a tier or admin change
     /// applies to tokens issued before it. Unknown, revoked, expired and report tokens
-    /// are all [`Error::Unauthorized`].
-    pub async fn authenticate(&self, secret: &str) -> Result<users::Model> {
+    /// are all [`Error::Unauthorized`] (with [`crate::Unauthenticated::Token`]).
+    pub async fn authenticate(&self, secret: &str) -> Result<Caller> {
         if !well_formed(secret) {
-            return Err(Error::Unauthorized);
+            return Err(Error::Unauthorized(Unauthenticated::Token));
         }
         let now = self.ctx.clock.now_naive();
         // The inner join on `access_tokens.user_id` also leaves report tokens out.
@@ -150,7 +153,14 @@ impl Tokens {
             .filter(access_tokens::Column::ExpiresAt.gt(now))
             .one(&self.ctx.db)
             .await?
-            .ok_or(Error::Unauthorized)
+            .map(|user| Caller::new(user.into()))
+            .ok_or(Error::Unauthorized(Unauthenticated::Token))
+    }
+
+    /// An unlock token for `report_id`, as a successful [`crate::Reports::unlock`] issues
+    /// (for tools that hand out access without the password, such as an owner's preview).
+    pub async fn issue_unlock(&self, report_id: Id) -> Result<IssuedToken> {
+        self.issue_for_report(&self.ctx.db, report_id).await
     }
 
     /// Whether `secret` is a live unlock token for `report_id`.
@@ -187,7 +197,7 @@ impl Tokens {
 
     /// Revokes every live token of a user, except `except_secret` (the caller's own
     /// session after a password change).
-    pub async fn revoke_user_tokens<C: ConnectionTrait>(
+    pub(crate) async fn revoke_user_tokens<C: ConnectionTrait>(
         &self,
         conn: &C,
         user_id: Id,

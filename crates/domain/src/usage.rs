@@ -8,15 +8,12 @@
 //! followed by a write in Rust, so that concurrent requests — in one process or in
 //! several — can never push a counter past the limit.
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
-use entity::users::Tier;
 use entity::{usage_tracking, users};
-use sea_orm::{
-    ActiveEnum, ColumnTrait, ConnectionTrait, EntityTrait, Iterable, QueryFilter, Statement,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Statement};
 use serde::Serialize;
 
 use crate::db::{begin_write, id_value};
-use crate::{Context, Error, Id, LimitKind, Result};
+use crate::{Context, Error, Id, LimitKind, Result, Tier};
 
 /// The monthly allowance of `kind` for `tier`; `None` is unlimited.
 ///
@@ -64,9 +61,9 @@ fn count_column(kind: LimitKind) -> &'static str {
 /// unlimited use.
 fn limit_case_sql(kind: LimitKind) -> String {
     let mut sql = String::from("CASE users.tier");
-    for tier in Tier::iter() {
+    for tier in Tier::ALL {
         let limit = limit_for(tier, kind).map_or_else(|| "NULL".to_owned(), |n| n.to_string());
-        sql.push_str(&format!(" WHEN '{}' THEN {limit}", tier.to_value()));
+        sql.push_str(&format!(" WHEN '{}' THEN {limit}", tier.as_str()));
     }
     let strictest =
         limit_for(Tier::Free, kind).map_or_else(|| "NULL".to_owned(), |n| n.to_string());
@@ -80,7 +77,7 @@ fn limit_case_sql(kind: LimitKind) -> String {
 /// Pass the transaction of the write being counted (the dataset insert, the report
 /// insert...): the count then commits or rolls back with it. A refused attempt changes
 /// nothing and returns [`Error::LimitExceeded`]; an unknown user is [`Error::NotFound`].
-pub async fn consume<C: ConnectionTrait>(
+pub(crate) async fn consume<C: ConnectionTrait>(
     conn: &C,
     now: DateTime<Utc>,
     user_id: Id,
@@ -159,7 +156,7 @@ async fn refusal<C: ConnectionTrait>(
     let Some(user) = users::Entity::find_by_id(user_id).one(conn).await? else {
         return Ok(Some(Error::NotFound));
     };
-    let Some(allowed) = limit_for(user.tier, kind) else {
+    let Some(allowed) = limit_for(user.tier.into(), kind) else {
         return Ok(None);
     };
     let used = usage_row(conn, user_id, &month_of(now))
@@ -196,28 +193,37 @@ fn counter_of(row: &usage_tracking::Model, kind: LimitKind) -> i64 {
 /// One counter of a [`UsageReport`]; `limit` is `None` when unlimited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Counter {
+    /// Used this month.
     pub used: i64,
+    /// The tier's allowance.
     pub limit: Option<i64>,
 }
 
 /// A user's usage in the current month, against their tier's limits.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct UsageReport {
+    /// `YYYY-MM`, UTC.
     pub month: String,
+    /// The tier the limits come from.
     pub tier: Tier,
+    /// When the counters go back to zero.
     pub resets_at: DateTime<Utc>,
+    /// Dataset uploads.
     pub datasets: Counter,
+    /// AI messages.
     pub ai_messages: Counter,
+    /// Published reports.
     pub reports: Counter,
 }
 
+/// Monthly usage against tier limits.
 #[derive(Clone)]
 pub struct Usage {
     ctx: Context,
 }
 
 impl Usage {
-    pub fn new(ctx: Context) -> Self {
+    pub(crate) fn new(ctx: Context) -> Self {
         Self { ctx }
     }
 
@@ -233,11 +239,11 @@ impl Usage {
         let row = usage_row(&self.ctx.db, user_id, &month).await?;
         let counter = |kind| Counter {
             used: row.as_ref().map_or(0, |row| counter_of(row, kind)),
-            limit: limit_for(user.tier, kind),
+            limit: limit_for(user.tier.into(), kind),
         };
         Ok(UsageReport {
             month,
-            tier: user.tier,
+            tier: user.tier.into(),
             resets_at: resets_at(now),
             datasets: counter(LimitKind::Datasets),
             ai_messages: counter(LimitKind::AiMessages),
@@ -245,13 +251,27 @@ impl Usage {
         })
     }
 
+    /// Another account's usage (admin).
+    pub async fn report_of(&self, _admin: &crate::Admin, user_id: Id) -> Result<UsageReport> {
+        self.report(user_id).await
+    }
+
     /// Counts one AI message (the AI chat service asks before it answers) and returns the
     /// usage after it; [`Error::LimitExceeded`] when the month's allowance is used up.
     pub async fn consume_ai_message(&self, user_id: Id) -> Result<UsageReport> {
+        self.consume(user_id, LimitKind::AiMessages).await?;
+        self.report(user_id).await
+    }
+
+    /// Counts one use of `kind` on its own (for a service outside this crate whose work
+    /// counts against a limit) and returns the month's new count. Exact under concurrency:
+    /// one conditional statement decides, whatever the number of processes.
+    /// [`Error::LimitExceeded`] when the month's allowance is used up; nothing changes then.
+    pub async fn consume(&self, user_id: Id, kind: LimitKind) -> Result<i64> {
         let now = self.ctx.clock.now();
         let txn = begin_write(&self.ctx.db).await?;
-        consume(&txn, now, user_id, LimitKind::AiMessages).await?;
+        let used = consume(&txn, now, user_id, kind).await?;
         txn.commit().await?;
-        self.report(user_id).await
+        Ok(used)
     }
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
+use crate::app::App;
 use crate::config::Config;
 use crate::error::{Error, Result};
 
@@ -33,7 +34,13 @@ pub async fn run(config: &Config, file: &Path) -> Result<()> {
             file.display()
         )));
     }
-    let db = super::connect(config, 1).await?;
+    let app = App::builder(config.clone())
+        .migrate(false)
+        .open_store(false)
+        .max_connections(1)
+        .build()
+        .await?;
+    let db = app.database.connection();
     // The path is a bound parameter, never spliced into the SQL: no quoting to get wrong.
     let result = db
         .execute_raw(Statement::from_sql_and_values(
@@ -42,7 +49,7 @@ pub async fn run(config: &Config, file: &Path) -> Result<()> {
             [target.into()],
         ))
         .await;
-    db.close().await.ok();
+    app.close().await;
     result.map_err(|e| Error::Backup {
         path: file.display().to_string(),
         source: e,

@@ -1,5 +1,7 @@
 //! `iops migrate upgrade|downgrade|current|history`, as the Python tool printed them.
-use domain::schema;
+use migration::schema;
+
+use crate::app::App;
 
 use super::MigrateCommand;
 use crate::config::Config;
@@ -36,9 +38,9 @@ pub async fn run(config: &Config, command: MigrateCommand) -> Result<()> {
     {
         check_revision(revision.as_deref())?;
     }
-    let db = super::connect(config, 2).await?;
-    let result = execute(&db, command).await;
-    db.close().await.ok();
+    let app = App::command(config).build().await?;
+    let result = execute(app.database.connection(), command).await;
+    app.close().await;
     result
 }
 

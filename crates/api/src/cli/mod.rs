@@ -8,9 +8,6 @@ pub mod users;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use sea_orm::DatabaseConnection;
-
-use domain::storage::{Location, Store};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -110,7 +107,6 @@ pub enum UsersCommand {
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
-    domain::storage::install_crypto_provider();
     let config = Config::from_env()?;
     init_logging(&config)?;
     match cli.command {
@@ -133,32 +129,4 @@ fn init_logging(config: &Config) -> Result<()> {
         .with_writer(std::io::stderr)
         .try_init();
     Ok(())
-}
-
-/// Opens the dataset store at `location` (the configured one, or a migration's target) and
-/// proves that it answers: a bad bucket, bad credentials or an unreachable endpoint end
-/// the command here, with one line naming the store.
-pub async fn open_store(config: &Config, location: &Location) -> Result<Store> {
-    if matches!(location, Location::S3 { .. }) {
-        // Staging for a bucket lives in the data dir.
-        config.ensure_data_dir()?;
-    }
-    let store = Store::open(location, &config.data_dir)
-        .await
-        .map_err(|e| Error::io(format!("cannot open the dataset store {location}"), e))?;
-    store
-        .check()
-        .await
-        .map_err(|e| Error::io(format!("the dataset store {location} does not answer"), e))?;
-    Ok(store)
-}
-
-/// Opens the database for a command (`max_connections` small for one-shot commands).
-pub async fn connect(config: &Config, max_connections: u32) -> Result<DatabaseConnection> {
-    if config.database_url_is_default {
-        config.ensure_data_dir()?;
-    }
-    domain::db::connect(&config.database_url, max_connections)
-        .await
-        .map_err(Error::Connect)
 }

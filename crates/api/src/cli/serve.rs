@@ -2,47 +2,35 @@
 use std::future::Future;
 use std::net::TcpListener;
 use std::pin::Pin;
-use std::sync::Arc;
 
 use domain::storage::Store;
-use domain::{Context, Domain, SystemClock};
 
+use crate::app::App;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::http::{AppState, ServerOptions, build_server};
 
-/// Pool size per process: enough for the workers, well under PostgreSQL's default 100
-/// connections when several processes share one database.
-const MAX_CONNECTIONS: u32 = 16;
-
+/// Runs the server until SIGINT or SIGTERM.
 pub async fn run(config: &Config, no_migrate: bool) -> Result<()> {
     // Signal handlers first: a SIGTERM during start-up must stop us cleanly too.
     let shutdown = shutdown_signal()?;
     config.ensure_data_dir()?;
     let listener = bind(config)?;
 
-    let db = super::connect(config, MAX_CONNECTIONS).await?;
-    if !no_migrate {
-        let applied = domain::schema::upgrade(&db, None).await?;
-        if !applied.is_empty() {
-            tracing::info!(revisions = %applied.join(", "), "applied migrations");
-        }
+    let app = App::builder(config.clone())
+        .migrate(!no_migrate)
+        .build()
+        .await?;
+    if let Some(store) = app.store.clone() {
+        tokio::spawn(sweep(store, app.clone(), config.storage_grace));
     }
-    let store = super::open_store(config, &config.storage).await?;
-    tokio::spawn(sweep(store.clone(), db.clone(), config.storage_grace));
-    let domain = Domain::new(Context {
-        db: db.clone(),
-        clock: Arc::new(SystemClock),
-        store: Arc::new(store),
-        settings: config.settings(),
-    });
 
     let addr = listener
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| config.bind.clone());
     let server = build_server(
-        AppState::new(domain),
+        AppState::new(app.domain.clone()),
         listener,
         &ServerOptions::default(),
         Some(shutdown),
@@ -52,7 +40,7 @@ pub async fn run(config: &Config, no_migrate: bool) -> Result<()> {
     server
         .await
         .map_err(|e| Error::io("the server stopped with an error", e))?;
-    db.close().await.ok();
+    app.close().await;
     tracing::info!("iops stopped");
     Ok(())
 }
@@ -60,9 +48,10 @@ pub async fn run(config: &Config, no_migrate: bool) -> Result<()> {
 /// The start-up sweep: objects a crash left unreferenced (published, never committed; or
 /// whose row was deleted before the object could be). In the background, so that a large
 /// store does not delay serving; several servers sweeping at once only repeat deletes.
-async fn sweep(store: Store, db: sea_orm::DatabaseConnection, grace: std::time::Duration) {
+async fn sweep(store: Store, app: App, grace: std::time::Duration) {
+    let now = app.domain.now();
     match store
-        .collect_garbage(&db, chrono::Utc::now(), grace, false)
+        .collect_garbage(&app.database, now, grace, false)
         .await
     {
         Ok(report) if report.removed.is_empty() => {

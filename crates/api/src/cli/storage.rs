@@ -2,6 +2,8 @@
 use chrono::Utc;
 use domain::storage::Store;
 
+use crate::app::{App, COMMAND_CONNECTIONS, open_store};
+
 use super::StorageCommand;
 use crate::config::{Config, parse_storage_url};
 use crate::error::{Error, Result};
@@ -19,25 +21,29 @@ pub async fn run(config: &Config, command: StorageCommand) -> Result<()> {
             "--to {target} is the current store (IOPS_STORAGE_URL); nothing to copy"
         )));
     }
-    let store = super::open_store(config, &config.storage).await?;
-    let db = super::connect(config, 2).await?;
+    let app = App::builder(config.clone())
+        .migrate(false)
+        .max_connections(COMMAND_CONNECTIONS)
+        .build()
+        .await?;
+    let (Some(store), db) = (app.store.clone(), app.database.clone()) else {
+        return Err(Error::config("no dataset store is configured"));
+    };
     let result = match (command, target) {
         (StorageCommand::Gc { dry_run }, _) => gc(&store, &db, config.storage_grace, dry_run).await,
-        (StorageCommand::Migrate { .. }, Some(target)) => {
-            match super::open_store(config, &target).await {
-                Ok(target) => migrate(&store, &db, &target).await,
-                Err(e) => Err(e),
-            }
-        }
+        (StorageCommand::Migrate { .. }, Some(target)) => match open_store(config, &target).await {
+            Ok(target) => migrate(&store, &db, &target).await,
+            Err(e) => Err(e),
+        },
         (StorageCommand::Migrate { .. }, None) => Err(Error::config("--to is required")),
     };
-    db.close().await.ok();
+    app.close().await;
     result
 }
 
 async fn gc(
     store: &Store,
-    db: &sea_orm::DatabaseConnection,
+    db: &domain::Database,
     grace: std::time::Duration,
     dry_run: bool,
 ) -> Result<()> {
@@ -58,7 +64,7 @@ async fn gc(
     Ok(())
 }
 
-async fn migrate(source: &Store, db: &sea_orm::DatabaseConnection, target: &Store) -> Result<()> {
+async fn migrate(source: &Store, db: &domain::Database, target: &Store) -> Result<()> {
     let report = source.migrate_to(db, target).await?;
     for key in &report.not_keys {
         tracing::warn!(file_path = %key, "skipped: not a storage key (a machine path)");

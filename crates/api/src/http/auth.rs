@@ -6,28 +6,36 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
-use entity::users;
 
 use super::AppState;
 use super::problem::Problem;
 
-/// The authenticated user of a request, as the row is now, and the token it presented.
-#[derive(Clone, Debug)]
+/// The authenticated caller of a request, as the account is now, and the token it
+/// presented.
+#[derive(Clone)]
 pub struct CurrentUser {
-    pub user: users::Model,
+    /// Who is calling (the domain checks roles on it).
+    pub caller: domain::Caller,
     /// The bearer secret (logout revokes it; a password change keeps it alive).
     pub token: String,
 }
 
-impl CurrentUser {
-    pub fn id(&self) -> domain::Id {
-        self.user.id
+/// Never prints the bearer secret.
+impl std::fmt::Debug for CurrentUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CurrentUser")
+            .field("caller", &self.caller)
+            .field("token", &"<redacted>")
+            .finish()
     }
 }
 
-/// A [`CurrentUser`] with `is_admin`; anyone else gets `403`.
-#[derive(Clone, Debug)]
-pub struct AdminUser(pub CurrentUser);
+impl CurrentUser {
+    /// The caller's account id.
+    pub fn id(&self) -> domain::Id {
+        self.caller.id()
+    }
+}
 
 /// The secret of an `Authorization: Bearer <secret>` header, if there is one.
 pub fn bearer_token(req: &HttpRequest) -> Option<String> {
@@ -50,13 +58,8 @@ async fn authenticate(req: HttpRequest) -> Result<CurrentUser, Problem> {
             "this endpoint needs an Authorization: Bearer <token> header",
         ));
     };
-    match state.domain.tokens.authenticate(&token).await {
-        Ok(user) => Ok(CurrentUser { user, token }),
-        Err(domain::Error::Unauthorized) => Err(Problem::unauthorized(
-            "the token is invalid, expired or revoked",
-        )),
-        Err(e) => Err(e.into()),
-    }
+    let caller = state.domain.tokens.authenticate(&token).await?;
+    Ok(CurrentUser { caller, token })
 }
 
 impl FromRequest for CurrentUser {
@@ -68,6 +71,12 @@ impl FromRequest for CurrentUser {
     }
 }
 
+/// The admin proof of an authenticated caller ([`domain::Caller::admin`] decides; anyone
+/// else gets its `403`). An extractor so that the check comes before the request's other
+/// parts are read.
+#[derive(Debug)]
+pub struct AdminUser(pub domain::Admin);
+
 impl FromRequest for AdminUser {
     type Error = Problem;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Problem>>>>;
@@ -76,11 +85,7 @@ impl FromRequest for AdminUser {
         let req = req.clone();
         Box::pin(async move {
             let current = authenticate(req).await?;
-            if current.user.is_admin {
-                Ok(AdminUser(current))
-            } else {
-                Err(Problem::forbidden())
-            }
+            Ok(AdminUser(current.caller.admin()?))
         })
     }
 }

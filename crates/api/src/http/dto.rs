@@ -44,39 +44,25 @@ where
     }
 }
 
-/// Subscription tier.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Tier {
-    Free,
-    Pro,
-    Team,
-    Enterprise,
-}
+pub use domain::{Status as AnalysisStatus, Tier};
 
-impl From<entity::users::Tier> for Tier {
-    fn from(t: entity::users::Tier) -> Self {
-        use entity::users::Tier as T;
-        match t {
-            T::Free => Tier::Free,
-            T::Pro => Tier::Pro,
-            T::Team => Tier::Team,
-            T::Enterprise => Tier::Enterprise,
-        }
+/// Any JSON object (`config`, `results`). Declared with `additionalProperties: true`, so a
+/// generated client (openapi-typescript: `Record<string, unknown>`) accepts any object;
+/// a bare `type: object` would come out as `Record<string, never>`.
+pub struct JsonObject;
+
+impl utoipa::PartialSchema for JsonObject {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+            .description(Some("Any JSON object."))
+            .into()
     }
 }
 
-impl From<Tier> for entity::users::Tier {
-    fn from(t: Tier) -> Self {
-        use entity::users::Tier as T;
-        match t {
-            Tier::Free => T::Free,
-            Tier::Pro => T::Pro,
-            Tier::Team => T::Team,
-            Tier::Enterprise => T::Enterprise,
-        }
-    }
-}
+impl ToSchema for JsonObject {}
 
 /// A user, as every endpoint shows it (never the password hash).
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -90,16 +76,16 @@ pub struct UserDto {
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<entity::users::Model> for UserDto {
-    fn from(u: entity::users::Model) -> Self {
+impl From<domain::User> for UserDto {
+    fn from(u: domain::User) -> Self {
         Self {
             id: u.id.0,
             email: u.email,
             full_name: u.full_name,
-            tier: u.tier.into(),
+            tier: u.tier,
             is_admin: u.is_admin,
-            created_at: utc(u.created_at),
-            updated_at: utc(u.updated_at),
+            created_at: u.created_at,
+            updated_at: u.updated_at,
         }
     }
 }
@@ -137,15 +123,15 @@ pub struct UsageDto {
     pub reports: CounterDto,
 }
 
-impl From<domain::usage::UsageReport> for UsageDto {
-    fn from(u: domain::usage::UsageReport) -> Self {
-        let counter = |c: domain::usage::Counter| CounterDto {
+impl From<domain::UsageReport> for UsageDto {
+    fn from(u: domain::UsageReport) -> Self {
+        let counter = |c: domain::Counter| CounterDto {
             used: c.used,
             limit: c.limit,
         };
         Self {
             month: u.month,
-            tier: u.tier.into(),
+            tier: u.tier,
             resets_at: u.resets_at,
             datasets: counter(u.datasets),
             ai_messages: counter(u.ai_messages),
@@ -167,47 +153,16 @@ pub struct DatasetDto {
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<entity::datasets::Model> for DatasetDto {
-    fn from(d: entity::datasets::Model) -> Self {
+impl From<domain::Dataset> for DatasetDto {
+    fn from(d: domain::Dataset) -> Self {
         Self {
             id: d.id.0,
             name: d.name,
             row_count: d.row_count,
             column_count: d.column_count,
             size_bytes: d.size_bytes,
-            created_at: utc(d.created_at),
-            updated_at: utc(d.updated_at),
-        }
-    }
-}
-
-/// Where an analysis stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum AnalysisStatus {
-    Draft,
-    Completed,
-    Failed,
-}
-
-impl From<entity::analyses::Status> for AnalysisStatus {
-    fn from(s: entity::analyses::Status) -> Self {
-        use entity::analyses::Status as S;
-        match s {
-            S::Draft => AnalysisStatus::Draft,
-            S::Completed => AnalysisStatus::Completed,
-            S::Failed => AnalysisStatus::Failed,
-        }
-    }
-}
-
-impl From<AnalysisStatus> for entity::analyses::Status {
-    fn from(s: AnalysisStatus) -> Self {
-        use entity::analyses::Status as S;
-        match s {
-            AnalysisStatus::Draft => S::Draft,
-            AnalysisStatus::Completed => S::Completed,
-            AnalysisStatus::Failed => S::Failed,
+            created_at: d.created_at,
+            updated_at: d.updated_at,
         }
     }
 }
@@ -218,26 +173,26 @@ pub struct AnalysisDto {
     pub id: Uuid,
     pub name: String,
     pub dataset_id: Option<Uuid>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::http::dto::JsonObject>)]
     pub config: Option<serde_json::Value>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::http::dto::JsonObject>)]
     pub results: Option<serde_json::Value>,
     pub status: AnalysisStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<entity::analyses::Model> for AnalysisDto {
-    fn from(a: entity::analyses::Model) -> Self {
+impl From<domain::Analysis> for AnalysisDto {
+    fn from(a: domain::Analysis) -> Self {
         Self {
             id: a.id.0,
             name: a.name,
             dataset_id: a.dataset_id.map(|id| id.0),
             config: a.config,
             results: a.results,
-            status: a.status.into(),
-            created_at: utc(a.created_at),
-            updated_at: utc(a.updated_at),
+            status: a.status,
+            created_at: a.created_at,
+            updated_at: a.updated_at,
         }
     }
 }
@@ -258,19 +213,19 @@ pub struct ReportDto {
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<entity::reports::Model> for ReportDto {
-    fn from(r: entity::reports::Model) -> Self {
+impl From<domain::Report> for ReportDto {
+    fn from(r: domain::Report) -> Self {
         Self {
             id: r.id.0,
             analysis_id: r.analysis_id.0,
             url: format!("/r/{}", r.short_code),
             short_code: r.short_code,
             is_public: r.is_public,
-            has_password: r.password_hash.is_some(),
-            expires_at: r.expires_at.map(utc),
+            has_password: r.has_password,
+            expires_at: r.expires_at,
             view_count: r.view_count,
-            created_at: utc(r.created_at),
-            updated_at: utc(r.updated_at),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
         }
     }
 }
@@ -284,7 +239,7 @@ pub struct PageDto<T: ToSchema> {
 }
 
 impl<T: ToSchema> PageDto<T> {
-    pub fn from_page<M>(page: domain::pagination::Page<M>) -> Self
+    pub fn from_page<M>(page: domain::Page<M>) -> Self
     where
         T: From<M>,
     {

@@ -17,7 +17,7 @@ use actix_web::error::{JsonPayloadError, PathError, PayloadError, QueryPayloadEr
 use actix_web::middleware::Next;
 use actix_web::web::Bytes;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
-use domain::pagination::PageRequest;
+use domain::PageRequest;
 use futures_util::Stream;
 use futures_util::future::LocalBoxFuture;
 use serde::Deserialize;
@@ -134,7 +134,7 @@ pub fn from_json_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<
     if value.is_array() {
         return Err(Problem::validation("the body must be a JSON object"));
     }
-    if domain::text::json_contains_nul(&value) {
+    if domain::json_contains_nul(&value) {
         return Err(Problem::validation(
             "text must not contain NUL characters (\\u0000)",
         ));

@@ -16,7 +16,6 @@ use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gau
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 use super::AppState;
 
@@ -28,16 +27,6 @@ const TABLE_ROWS: &str = "iops_table_rows";
 /// Upper bounds of the duration histogram, in seconds.
 const BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-/// Tables whose row counts are exported.
-const TABLES: [&str; 7] = [
-    "users",
-    "usage_tracking",
-    "datasets",
-    "analyses",
-    "reports",
-    "access_tokens",
-    "attempt_limits",
 ];
 /// Counting rows scans tables, so the counts are refreshed at most this often.
 const TABLE_ROWS_TTL: Duration = Duration::from_secs(60);
@@ -110,22 +99,17 @@ impl Metrics {
         at.is_none_or(|at| at.elapsed() >= TABLE_ROWS_TTL)
     }
 
-    /// The text exposition format. `table_rows` are fresh counts ([`count_tables`]), or
-    /// `None` to show the previous ones: a failed count should not fail the scrape, the
-    /// other metrics are still worth having.
-    pub fn render(
-        &self,
-        db: &DatabaseConnection,
-        table_rows: Option<&[(&'static str, i64)]>,
-    ) -> String {
-        let pool = pool_connections(db);
+    /// The text exposition format. `pool` is the main pool's `(open, idle)` connections;
+    /// `table_rows` are fresh counts ([`domain::Stats::table_counts`]), or `None` to show
+    /// the previous ones: a failed count should not fail the scrape, the other metrics are
+    /// still worth having.
+    pub fn render(&self, pool: (u32, u32), table_rows: Option<&[domain::TableCount]>) -> String {
+        let (open, idle) = pool;
         metrics::with_local_recorder(&self.recorder, || {
-            if let Some((idle, in_use)) = pool {
-                gauge!(POOL, "state" => "idle").set(idle as f64);
-                gauge!(POOL, "state" => "in_use").set(in_use as f64);
-            }
-            for (table, rows) in table_rows.unwrap_or_default() {
-                gauge!(TABLE_ROWS, "table" => *table).set(*rows as f64);
+            gauge!(POOL, "state" => "idle").set(f64::from(idle));
+            gauge!(POOL, "state" => "in_use").set(f64::from(open.saturating_sub(idle)));
+            for count in table_rows.unwrap_or_default() {
+                gauge!(TABLE_ROWS, "table" => count.table).set(count.rows as f64);
             }
         });
         if table_rows.is_some() {
@@ -133,41 +117,6 @@ impl Metrics {
         }
         self.handle.render()
     }
-}
-
-/// Idle and in-use connections of the pool.
-fn pool_connections(db: &DatabaseConnection) -> Option<(u64, u64)> {
-    let (size, idle) = match db.get_database_backend() {
-        DbBackend::Postgres => {
-            let pool = db.get_postgres_connection_pool();
-            (pool.size(), pool.num_idle())
-        }
-        DbBackend::Sqlite => {
-            let pool = db.get_sqlite_connection_pool();
-            (pool.size(), pool.num_idle())
-        }
-        _ => return None,
-    };
-    let idle = idle as u64;
-    Some((idle, u64::from(size).saturating_sub(idle)))
-}
-
-/// Rows per exported table, or `None` if any count failed (logged).
-pub async fn count_tables(db: &DatabaseConnection) -> Option<Vec<(&'static str, i64)>> {
-    let backend = db.get_database_backend();
-    let mut rows = Vec::with_capacity(TABLES.len());
-    for table in TABLES {
-        let stmt = Statement::from_string(backend, format!("SELECT COUNT(*) FROM {table}"));
-        match db.query_one_raw(stmt).await {
-            Ok(Some(row)) => rows.push((table, row.try_get_by_index::<i64>(0).ok()?)),
-            Ok(None) => return None,
-            Err(e) => {
-                tracing::warn!(table, error = %e, "could not count table rows for metrics");
-                return None;
-            }
-        }
-    }
-    Some(rows)
 }
 
 pub async fn middleware(

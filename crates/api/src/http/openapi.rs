@@ -1,5 +1,6 @@
 //! The OpenAPI 3.1 document: each routes module documents its own paths in its `Doc`;
 //! this module merges them and adds what is global (info, the bearer scheme, problems).
+use utoipa::openapi::HttpMethod;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -17,7 +18,7 @@ pub const BEARER: &str = "bearer";
             `Authorization: Bearer <token>` from `POST /api/v1/auth/login`.",
         license(name = "MIT"),
     ),
-    components(schemas(super::problem::Problem)),
+    components(schemas(super::problem::Problem, super::dto::JsonObject)),
     modifiers(&BearerScheme),
 )]
 struct ApiDoc;
@@ -56,5 +57,194 @@ pub fn document() -> utoipa::openapi::OpenApi {
     ] {
         doc.merge(part);
     }
+    add_links(&mut doc);
     doc
+}
+
+/// What each create operation's `201` answer leads to: `(create, target method, target
+/// path, target parameter, runtime expression)`. A generated client follows these from a
+/// new resource to the operations that take its id.
+const LINKS: &[(&str, HttpMethod, &str, &str, &str)] = &[
+    (
+        "upload_dataset",
+        HttpMethod::Get,
+        "/api/v1/datasets/{id}",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "upload_dataset",
+        HttpMethod::Patch,
+        "/api/v1/datasets/{id}",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "upload_dataset",
+        HttpMethod::Delete,
+        "/api/v1/datasets/{id}",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "create_analysis",
+        HttpMethod::Get,
+        "/api/v1/analyses/{id}",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "create_analysis",
+        HttpMethod::Patch,
+        "/api/v1/analyses/{id}",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "create_analysis",
+        HttpMethod::Delete,
+        "/api/v1/analyses/{id}",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "create_analysis",
+        HttpMethod::Post,
+        "/api/v1/analyses/{id}/reports",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "create_report",
+        HttpMethod::Get,
+        "/api/v1/reports/{id}",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "create_report",
+        HttpMethod::Patch,
+        "/api/v1/reports/{id}",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "create_report",
+        HttpMethod::Delete,
+        "/api/v1/reports/{id}",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "create_report",
+        HttpMethod::Get,
+        "/r/{short_code}",
+        "short_code",
+        "$response.body#/short_code",
+    ),
+    (
+        "create_report",
+        HttpMethod::Post,
+        "/r/{short_code}/unlock",
+        "short_code",
+        "$response.body#/short_code",
+    ),
+];
+
+/// Adds [`LINKS`] to the `201` answers of the create operations. A row whose operation is
+/// missing from the document is a bug, caught by the unit test below.
+fn add_links(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::link::LinkBuilder;
+    let mut links = Vec::new();
+    for (create, method, path, parameter, expression) in LINKS {
+        let Some(target) = operation(doc, path, method).and_then(|op| op.operation_id.clone())
+        else {
+            continue;
+        };
+        let link = LinkBuilder::new()
+            .operation_id(target.clone())
+            .parameter(*parameter, serde_json::Value::from(*expression))
+            .build();
+        links.push((*create, target, link));
+    }
+    for path_item in doc.paths.paths.values_mut() {
+        for op in operations_mut(path_item) {
+            let Some(id) = op.operation_id.clone() else {
+                continue;
+            };
+            let Some(RefOr::T(created)) = op.responses.responses.get_mut("201") else {
+                continue;
+            };
+            for (create, target, link) in &links {
+                if *create == id {
+                    created.links.insert(target.clone(), RefOr::T(link.clone()));
+                }
+            }
+        }
+    }
+}
+
+fn operation<'a>(
+    doc: &'a utoipa::openapi::OpenApi,
+    path: &str,
+    method: &HttpMethod,
+) -> Option<&'a utoipa::openapi::path::Operation> {
+    let item = doc.paths.paths.get(path)?;
+    match method {
+        HttpMethod::Get => item.get.as_ref(),
+        HttpMethod::Post => item.post.as_ref(),
+        HttpMethod::Patch => item.patch.as_ref(),
+        HttpMethod::Delete => item.delete.as_ref(),
+        _ => None,
+    }
+}
+
+fn operations_mut(
+    item: &mut utoipa::openapi::path::PathItem,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    [
+        &mut item.get,
+        &mut item.post,
+        &mut item.patch,
+        &mut item.delete,
+    ]
+    .into_iter()
+    .filter_map(Option::as_mut)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_link_names_a_documented_operation() {
+        let doc = document();
+        for (create, method, path, _, _) in LINKS {
+            assert!(
+                operation(&doc, path, method).is_some_and(|op| op.operation_id.is_some()),
+                "{path} (linked from {create}) is not documented"
+            );
+            let created = doc
+                .paths
+                .paths
+                .values()
+                .flat_map(|item| [&item.post])
+                .flatten()
+                .find(|op| op.operation_id.as_deref() == Some(*create))
+                .unwrap_or_else(|| panic!("{create} is not documented"));
+            let utoipa::openapi::RefOr::T(answer) = &created.responses.responses["201"] else {
+                panic!("{create} has no inline 201 answer");
+            };
+            assert!(!answer.links.is_empty(), "{create} has no links");
+        }
+    }
+
+    #[test]
+    fn json_objects_accept_any_member() {
+        let json = serde_json::to_value(document()).unwrap();
+        let object = &json["components"]["schemas"]["JsonObject"];
+        assert_eq!(object["type"], "object");
+        assert_eq!(object["additionalProperties"], true);
+    }
 }

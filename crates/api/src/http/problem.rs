@@ -263,9 +263,11 @@ impl From<domain::Error> for Problem {
         use domain::Error as E;
         match err {
             E::Validation(msg) => Problem::validation(msg),
+            E::BadRequest(msg) => Problem::bad_request(msg),
             E::NotFound => Problem::not_found(),
             E::Conflict(msg) => Problem::conflict(msg),
-            E::Unauthorized => Problem::unauthorized("invalid credentials"),
+            E::Unauthorized(reason) => Problem::unauthorized(reason.message()),
+            E::NothingToUnlock => Problem::validation(err.to_string()),
             E::Forbidden => Problem::forbidden(),
             E::PasswordRequired => Problem::password_required(),
             E::Gone => Problem::gone(),
@@ -293,8 +295,33 @@ impl From<domain::Error> for Problem {
                 tracing::warn!(error = %error_chain(cause), "database unavailable");
                 Problem::service_unavailable()
             }
-            E::Database(_) | E::Storage(_) | E::Internal(_) => Problem::internal(&err),
+            E::Database(_) | E::Storage(_) | E::Internal(_) | E::Connect(_) => {
+                Problem::internal(&err)
+            }
         }
+    }
+}
+
+/// THE mapping to pages, for browsers on the public report routes (`/r/{short_code}`):
+/// each domain outcome is one page, with the status of its problem type.
+pub fn html_page(err: domain::Error, short_code: &str) -> HttpResponse {
+    use crate::http::html::{self, FormNotice};
+    use domain::Error as E;
+    match err {
+        E::NotFound => html::not_found(),
+        E::Gone => html::gone(),
+        E::PasswordRequired => html::password_form(short_code, FormNotice::None),
+        E::Unauthorized(_) => html::password_form(short_code, FormNotice::WrongPassword),
+        // Nothing to unlock: the report opens as it is.
+        E::NothingToUnlock => HttpResponse::SeeOther()
+            .insert_header((
+                header::LOCATION,
+                crate::http::routes::public::report_path(short_code),
+            ))
+            .finish(),
+        E::RateLimited { retry_after_secs } => html::rate_limited(retry_after_secs.max(1)),
+        // The problem mapping logs what needs logging; the page shows only the status.
+        other => html::error(Problem::from(other).status_code()),
     }
 }
 
@@ -346,7 +373,10 @@ mod tests {
 
     #[test]
     fn unauthorized_challenges_for_a_bearer_token() {
-        let res = Problem::from(domain::Error::Unauthorized).error_response();
+        let res = Problem::from(domain::Error::Unauthorized(
+            domain::Unauthenticated::Credentials,
+        ))
+        .error_response();
         assert_eq!(res.status(), 401);
         assert_eq!(
             res.headers().get(header::WWW_AUTHENTICATE).unwrap(),

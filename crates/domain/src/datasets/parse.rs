@@ -15,7 +15,9 @@ use crate::{Error, Result};
 /// Which kind of file a dataset is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
+    /// Comma-separated values with a header row.
     Csv,
+    /// Tab-separated values with a header row.
     Tsv,
     /// One JSON array of objects.
     Json,
@@ -71,7 +73,9 @@ impl Format {
 /// NDJSON are the distinct keys across all objects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Shape {
+    /// Data rows (the header excluded).
     pub rows: i64,
+    /// Columns.
     pub columns: i64,
 }
 

@@ -51,6 +51,11 @@ impl DirectPool {
         Some(Self { pool })
     }
 
+    /// Closes the pool: idle connections now, the others when they come back.
+    pub fn close(&self) {
+        self.pool.close();
+    }
+
     /// Runs `query` (prepared once per connection, then reused) and returns its first
     /// row, if any, in sea-orm's form, for `FromQueryResult`.
     pub async fn fetch_optional(

@@ -8,7 +8,12 @@ pub enum Location {
     /// `file:///absolute/path`, or the default `IOPS_DATA_DIR/datasets`.
     Folder(PathBuf),
     /// `s3://bucket` or `s3://bucket/prefix` (prefix without leading or trailing `/`).
-    S3 { bucket: String, prefix: String },
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// Key prefix inside it (may be empty).
+        prefix: String,
+    },
 }
 
 const EXPECTED: &str = "expected s3://bucket[/prefix] or file:///absolute/path";

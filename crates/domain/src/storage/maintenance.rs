@@ -6,10 +6,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use entity::datasets;
 use futures_util::{StreamExt, TryStreamExt};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::object::{Store, StoredObject, object_path};
-use crate::{Error, Id, Result};
+use crate::{Database, Error, Id, Result};
 
 /// Keys looked up in the database per query.
 const BATCH: usize = 500;
@@ -48,7 +48,7 @@ impl Store {
     /// shared bucket prefix loses nothing else. With `dry_run`, only reports.
     pub async fn collect_garbage(
         &self,
-        db: &DatabaseConnection,
+        db: &Database,
         now: DateTime<Utc>,
         min_age: Duration,
         dry_run: bool,
@@ -72,7 +72,7 @@ impl Store {
                 .column(datasets::Column::FilePath)
                 .filter(datasets::Column::FilePath.is_in(keys))
                 .into_tuple::<Option<String>>()
-                .all(db)
+                .all(db.connection())
                 .await?
                 .into_iter()
                 .flatten()
@@ -97,11 +97,7 @@ impl Store {
     /// Copies every object a dataset row references to the same key in `target`. Objects
     /// already there with the same size are skipped, so an interrupted run is resumed by
     /// running it again; a copy appears in `target` only once complete.
-    pub async fn migrate_to(
-        &self,
-        db: &DatabaseConnection,
-        target: &Store,
-    ) -> Result<MigrationReport> {
+    pub async fn migrate_to(&self, db: &Database, target: &Store) -> Result<MigrationReport> {
         let mut report = MigrationReport::default();
         let mut after: Option<Id> = None;
         loop {
@@ -114,7 +110,7 @@ impl Store {
             if let Some(last) = after {
                 query = query.filter(datasets::Column::Id.gt(last));
             }
-            let page = query.all(db).await?;
+            let page = query.all(db.connection()).await?;
             let Some(last) = page.last() else {
                 break;
             };

@@ -8,7 +8,7 @@
 //! complete: a folder renames the staged file into place; a bucket receives it streamed
 //! in parts (bounded memory, whatever the size).
 //!
-//! The rules built on it: [`crate::datasets`] publishes before it commits a row and removes
+//! The rules built on it: [`crate::Datasets`] publishes before it commits a row and removes
 //! the object when the commit fails; deletions remove rows first, objects second; and
 //! [`Store::collect_garbage`] removes what a crash left between the two.
 use std::path::{Path, PathBuf};
@@ -32,15 +32,13 @@ pub use object_store;
 /// moments before it commits the row that references it.
 pub const STALE_STAGING: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// Makes `ring` the process's default TLS crypto provider; call once at start, before any
-/// connection. The S3 client brings rustls's `aws-lc-rs` provider next to the `ring` one
-/// the database driver uses, and rustls refuses to guess between two: code that asks for
-/// "the default" (sqlx's `sslmode=verify-ca`) would otherwise panic. Idempotent.
-pub fn install_crypto_provider() {
-    // An error only means a provider is installed already, which is all that is needed.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
+/// Where dataset files are kept. [`Store`] and [`LocalStore`] implement it; a program may
+/// bring its own.
+///
+/// The S3 client brings rustls's `aws-lc-rs` crypto provider next to the `ring` one the
+/// database driver uses, and rustls refuses to guess between two: a program that opens an
+/// S3 store and a TLS database connection must install one process-wide provider at start
+/// (`rustls::crypto::ring::default_provider().install_default()`), as the `iops` binary does.
 #[async_trait]
 pub trait DatasetStore: Send + Sync {
     /// Creates an empty staging file and returns its path.
@@ -77,10 +75,12 @@ impl LocalStore {
         Ok(Self { store, root })
     }
 
+    /// The folder.
     pub fn root(&self) -> &Path {
         &self.root
     }
 
+    /// The store on it.
     pub fn store(&self) -> &Store {
         &self.store
     }

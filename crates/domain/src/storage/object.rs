@@ -51,28 +51,28 @@ impl std::fmt::Debug for Store {
 /// One object of a store, as a listing reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredObject {
+    /// Its key.
     pub key: String,
+    /// Bytes.
     pub size: u64,
+    /// Last write.
     pub last_modified: DateTime<Utc>,
 }
 
 impl Store {
     /// Opens the store at `location`. A folder stages in its own `.staging`; a bucket stages
-    /// in `data_dir/staging` and takes its settings from the standard AWS environment
-    /// variables (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
-    /// `AWS_REGION`, `AWS_ALLOW_HTTP`, ...). Opening does not contact the store: call
-    /// [`Store::check`] for that.
-    pub async fn open(location: &Location, data_dir: &Path) -> std::io::Result<Self> {
+    /// in `data_dir/staging` and is reached with the client settings in `s3` (credentials,
+    /// endpoint, region: the caller's configuration reads them). Opening does not contact
+    /// the store: call [`Store::check`] for that.
+    pub async fn open(
+        location: &Location,
+        data_dir: &Path,
+        s3: AmazonS3Builder,
+    ) -> std::io::Result<Self> {
         match location {
             Location::Folder(root) => Self::folder(root.clone()).await,
             Location::S3 { bucket, prefix } => {
-                Self::s3(
-                    AmazonS3Builder::from_env(),
-                    bucket,
-                    prefix,
-                    data_dir.join("staging"),
-                )
-                .await
+                Self::s3(s3, bucket, prefix, data_dir.join("staging")).await
             }
         }
     }
@@ -132,6 +132,7 @@ impl Store {
         Ok(store)
     }
 
+    /// Where it is.
     pub fn location(&self) -> &Location {
         &self.location
     }
@@ -143,7 +144,7 @@ impl Store {
 
     /// Proves the store answers: a bucket is listed (it exists, the credentials are
     /// accepted), a folder is read. Bounded in time: an unreachable endpoint is an error
-    /// after [`CHECK_TIMEOUT`] at most.
+    /// after a few seconds at most.
     pub async fn check(&self) -> std::io::Result<()> {
         let probe = async {
             tokio::fs::metadata(&self.staging).await?;

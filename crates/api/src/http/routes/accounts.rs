@@ -1,7 +1,7 @@
 //! Accounts: registration, login and logout, the caller's profile, password and usage.
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use domain::accounts::{NewAccount, ProfileChange};
+use domain::{NewAccount, ProfileChange};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -184,7 +184,7 @@ pub async fn logout(state: web::Data<AppState>, me: CurrentUser) -> Answer {
     )
 )]
 pub async fn get_me(me: CurrentUser) -> Answer {
-    Ok(HttpResponse::Ok().json(UserDto::from(me.user)))
+    Ok(HttpResponse::Ok().json(UserDto::from(me.caller.into_user())))
 }
 
 #[utoipa::path(
@@ -268,13 +268,8 @@ pub async fn change_password(
             &me.token,
         )
         .await;
-    match result {
-        Ok(()) => Ok(HttpResponse::NoContent().finish()),
-        Err(domain::Error::Unauthorized) => {
-            Err(Problem::unauthorized("the current password is wrong"))
-        }
-        Err(e) => Err(e.into()),
-    }
+    result?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[utoipa::path(

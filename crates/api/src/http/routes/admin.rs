@@ -69,7 +69,7 @@ pub struct AdminPatchBody {
 )]
 pub async fn list_users(
     state: web::Data<AppState>,
-    _admin: AdminUser,
+    AdminUser(admin): AdminUser,
     query: web::Query<UsersQuery>,
 ) -> Answer {
     let query = query.into_inner();
@@ -81,7 +81,7 @@ pub async fn list_users(
     let users = state
         .domain
         .accounts
-        .list(query.tier.map(Into::into), &page)
+        .list(&admin, query.tier, &page)
         .await?;
     Ok(HttpResponse::Ok().json(PageDto::<UserDto>::from_page(users)))
 }
@@ -106,7 +106,7 @@ pub async fn list_users(
 )]
 pub async fn update_user(
     state: web::Data<AppState>,
-    _admin: AdminUser,
+    AdminUser(admin): AdminUser,
     id: web::Path<String>,
     body: Json<AdminPatchBody>,
 ) -> Answer {
@@ -115,7 +115,7 @@ pub async fn update_user(
     let user = state
         .domain
         .accounts
-        .admin_update(id, body.tier.map(Into::into), body.is_admin)
+        .admin_update(&admin, id, body.tier, body.is_admin)
         .await?;
     Ok(HttpResponse::Ok().json(UserDto::from(user)))
 }
@@ -136,11 +136,11 @@ pub async fn update_user(
 )]
 pub async fn user_usage(
     state: web::Data<AppState>,
-    _admin: AdminUser,
+    AdminUser(admin): AdminUser,
     id: web::Path<String>,
 ) -> Answer {
     let id = parse_id(&id)?;
-    let report = state.domain.usage.report(id).await?;
+    let report = state.domain.usage.report_of(&admin, id).await?;
     Ok(HttpResponse::Ok().json(UsageDto::from(report)))
 }
 

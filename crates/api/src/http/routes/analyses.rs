@@ -1,7 +1,7 @@
 //! `/api/v1/analyses`: an analysis workflow on (optionally) one of the caller's datasets.
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
-use domain::analyses::{AnalysisChange, NewAnalysis};
+use domain::{AnalysisChange, NewAnalysis};
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -48,7 +48,7 @@ pub struct CreateAnalysis {
     pub dataset_id: Option<Uuid>,
     /// A JSON object, or null.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::http::dto::JsonObject>)]
     pub config: Option<Value>,
 }
 
@@ -64,10 +64,10 @@ pub struct UpdateAnalysis {
     #[schema(value_type = Option<Uuid>)]
     pub dataset_id: Option<Option<Uuid>>,
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::http::dto::JsonObject>)]
     pub config: Option<Option<Value>>,
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::http::dto::JsonObject>)]
     pub results: Option<Option<Value>>,
     #[serde(default, deserialize_with = "crate::http::dto::non_null")]
     #[schema(value_type = AnalysisStatus)]
@@ -148,7 +148,7 @@ async fn list(
     filter: web::Query<StatusFilter>,
     page: Pagination,
 ) -> Result<web::Json<PageDto<AnalysisDto>>, Problem> {
-    let status = filter.status.map(Into::into);
+    let status = filter.status;
     let page = state
         .domain
         .analyses
@@ -216,7 +216,7 @@ async fn update(
         dataset_id: body.dataset_id.map(|d| d.map(domain::Id)),
         config: body.config,
         results: body.results,
-        status: body.status.map(Into::into),
+        status: body.status,
     };
     let analysis = state
         .domain

@@ -5,17 +5,16 @@
 //! staging file while this handler keeps reading the request. Backpressure is the channel's
 //! capacity: a slow disk slows the reading of the socket, not the other way round.
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use actix_multipart::{Field, Multipart, MultipartError};
 use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
-use domain::datasets::NewDataset;
-use futures_util::{Stream, StreamExt};
+use domain::NewDataset;
+use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::io::StreamReader;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -109,11 +108,12 @@ async fn upload(
     payload: web::Payload,
 ) -> Result<HttpResponse, Problem> {
     require_form_data(&req)?;
-    let max_bytes = state.domain.ctx.settings.max_upload_bytes;
-    if declared_length(&req)
-        .is_some_and(|len| len > max_bytes.saturating_add(MULTIPART_SLACK_BYTES))
-    {
-        return Err(Problem::payload_too_large(max_bytes));
+    if let Some(len) = declared_length(&req) {
+        // The file is at least the body less its framing.
+        state
+            .domain
+            .datasets
+            .check_declared_size(len.saturating_sub(MULTIPART_SLACK_BYTES))?;
     }
 
     let mut parts = Multipart::new(req.headers(), payload);
@@ -139,19 +139,14 @@ async fn upload(
     };
 
     let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
-    let body = StreamReader::new(ChannelStream(rx));
-    // Both run in this task: the pump feeds the channel, the domain drains it.
-    let (uploaded, pumped) = tokio::join!(
-        state.domain.datasets.upload(user.id(), meta, body),
-        pump(file, parts, tx, max_bytes, name_given),
-    );
-    let dataset = match (uploaded, pumped) {
-        (Ok(dataset), Ok(late_name)) => rename_late(&state, &user, dataset, late_name).await,
-        // The pump's own verdict explains a read error the domain saw.
-        (Err(domain::Error::Storage(_)), Err(problem)) => return Err(problem),
-        (Err(e), _) => return Err(e.into()),
-        (Ok(_), Err(problem)) => return Err(problem),
-    };
+    let body = StreamReader::new(ReceiverStream::new(rx));
+    // Both run in this task: the pump feeds the channel and then reads the rest of the
+    // form; the domain drains the channel and decides on the whole upload once.
+    let dataset = state
+        .domain
+        .datasets
+        .upload_with_rest(user.id(), meta, body, pump(file, parts, tx, name_given))
+        .await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/datasets/{}", dataset.id)))
         .json(DatasetDto::from(dataset)))
@@ -298,12 +293,21 @@ fn multipart_problem(err: MultipartError) -> Problem {
 }
 
 fn unknown_part(name: Option<&str>) -> Problem {
+    Problem::validation(unknown_part_text(name))
+}
+
+fn unknown_part_text(name: Option<&str>) -> String {
     match name {
-        Some(name) => Problem::validation(format!(
+        Some(name) => format!(
             "unknown part `{name}`: an upload takes a `file` part and an optional `name` part"
-        )),
-        None => Problem::validation("a part has no name"),
+        ),
+        None => "a part has no name".to_owned(),
     }
+}
+
+/// A broken multipart body after the file started: the request is malformed (`400`).
+fn multipart_error(err: MultipartError) -> domain::Error {
+    domain::Error::BadRequest(format!("malformed multipart body: {err}"))
 }
 
 /// The file name the client gave, without any directory (old browsers send a full path).
@@ -320,139 +324,72 @@ fn file_name_of(field: &Field) -> String {
 
 /// Reads a `name` part: `Some(name)`, or `None` for an empty value (an HTML form's blank
 /// field means "use the file name").
-async fn read_name(mut field: Field) -> Result<Option<String>, Problem> {
+async fn read_name(mut field: Field) -> Result<Option<String>, domain::Error> {
     let mut bytes = Vec::new();
     while let Some(chunk) = field.next().await {
-        let chunk = chunk.map_err(multipart_problem)?;
+        let chunk = chunk.map_err(multipart_error)?;
         if bytes.len() + chunk.len() > TEXT_PART_LIMIT {
-            return Err(Problem::validation(format!(
+            return Err(domain::Error::validation(format!(
                 "name must be at most {} characters",
-                domain::datasets::MAX_NAME_CHARS
+                domain::MAX_NAME_CHARS
             )));
         }
         bytes.extend_from_slice(&chunk);
     }
-    let name =
-        String::from_utf8(bytes).map_err(|_| Problem::validation("name must be UTF-8 text"))?;
+    let name = String::from_utf8(bytes)
+        .map_err(|_| domain::Error::validation("name must be UTF-8 text"))?;
     Ok((!name.trim().is_empty()).then_some(name))
 }
 
 /// Forwards the file part into `tx`, then reads the rest of the body: a `name` part may
-/// follow the file. Returns that late name, if any.
+/// follow the file. Resolves to that late name, if any, or to the reason the form is
+/// refused (the domain then stores nothing).
 ///
-/// Every refusal is also sent down the channel as a read error, before the end of the
-/// stream, so the domain discards the upload instead of committing it. When the domain
-/// stops reading first (its own refusal), sending fails and the pump just stops: the
-/// domain's error is the answer.
+/// A refusal while the file streams is also sent down the channel as a read error, so the
+/// receiver stops. When the domain stops reading first (its own refusal), sending fails
+/// and the pump just stops: the domain's error is the answer.
 async fn pump(
     mut file: Field,
     mut parts: Multipart,
     tx: mpsc::Sender<io::Result<Bytes>>,
-    max_bytes: u64,
     name_given: bool,
-) -> Result<Option<String>, Problem> {
-    let refuse = |problem: Problem| {
-        let tx = tx.clone();
-        async move {
-            // A closed channel means the domain already gave up; its error wins.
-            let _ = tx.send(Err(io::Error::other(problem.to_string()))).await;
-            Err(problem)
-        }
-    };
-
-    let mut size: u64 = 0;
+) -> domain::UploadPart {
     while let Some(chunk) = file.next().await {
         let chunk = match chunk {
             Ok(chunk) => chunk,
-            Err(e) => return refuse(multipart_problem(e)).await,
+            Err(e) => {
+                let refused = multipart_error(e);
+                let _ = tx.send(Err(io::Error::other(refused.to_string()))).await;
+                return Err(refused);
+            }
         };
-        size = size.saturating_add(chunk.len() as u64);
-        if size > max_bytes {
-            return refuse(Problem::payload_too_large(max_bytes)).await;
-        }
         if tx.send(Ok(chunk)).await.is_err() {
             return Ok(None);
         }
     }
     drop(file);
+    // The end of the file for the receiver.
+    drop(tx);
 
     let mut late_name = None;
     let mut name_seen = name_given;
     while let Some(field) = parts.next().await {
-        let field = match field {
-            Ok(field) => field,
-            Err(e) => return refuse(multipart_problem(e)).await,
-        };
+        let field = field.map_err(multipart_error)?;
         match field.name() {
             Some("name") if !name_seen => {
                 name_seen = true;
-                match read_name(field).await {
-                    Ok(name) => late_name = name,
-                    Err(problem) => return refuse(problem).await,
-                }
+                late_name = read_name(field).await?;
             }
             Some("name") => {
-                return refuse(Problem::validation("the `name` part is given twice")).await;
+                return Err(domain::Error::validation("the `name` part is given twice"));
             }
             Some("file") => {
-                return refuse(Problem::validation(
+                return Err(domain::Error::validation(
                     "an upload takes exactly one `file` part",
-                ))
-                .await;
+                ));
             }
-            other => {
-                let problem = unknown_part(other);
-                return refuse(problem).await;
-            }
+            other => return Err(domain::Error::validation(unknown_part_text(other))),
         }
-    }
-    // The same rule the domain applies to a name given up front, checked before the
-    // stream ends so that a refused name stores nothing.
-    if let Some(name) = &late_name
-        && name.chars().count() > domain::datasets::MAX_NAME_CHARS
-    {
-        let problem = Problem::validation(format!(
-            "name must be at most {} characters",
-            domain::datasets::MAX_NAME_CHARS
-        ));
-        return refuse(problem).await;
     }
     Ok(late_name)
-}
-
-/// Applies a `name` part that came after the file. The dataset is already stored; should
-/// the rename fail (the dataset deleted meanwhile, the database gone), the upload still
-/// succeeded and is answered as stored.
-async fn rename_late(
-    state: &AppState,
-    user: &CurrentUser,
-    dataset: entity::datasets::Model,
-    late_name: Option<String>,
-) -> entity::datasets::Model {
-    let Some(name) = late_name else {
-        return dataset;
-    };
-    match state
-        .domain
-        .datasets
-        .rename(user.id(), dataset.id, name)
-        .await
-    {
-        Ok(renamed) => renamed,
-        Err(e) => {
-            tracing::warn!(dataset_id = %dataset.id, error = %e, "naming an uploaded dataset failed");
-            dataset
-        }
-    }
-}
-
-/// The receiving end of the pump's channel as a byte stream.
-struct ChannelStream(mpsc::Receiver<io::Result<Bytes>>);
-
-impl Stream for ChannelStream {
-    type Item = io::Result<Bytes>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.0.poll_recv(cx)
-    }
 }

@@ -62,8 +62,8 @@ pub async fn live() -> HttpResponse {
     )
 )]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    let database = domain::db::ping(&state.domain.ctx.db).await;
-    let storage = state.domain.ctx.store.ready().await;
+    let database = state.domain.stats.database_ready().await;
+    let storage = state.domain.stats.store_ready().await;
     let body = Health {
         status: if database && storage {
             "ok"
@@ -87,13 +87,21 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain; version=0.0.4", body = String))
 )]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let db = &state.domain.ctx.db;
+    let stats = &state.domain.stats;
     let table_rows = if state.metrics.table_rows_stale() {
-        crate::http::metrics::count_tables(db).await
+        match stats.table_counts().await {
+            Ok(counts) => Some(counts),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not count table rows for metrics");
+                None
+            }
+        }
     } else {
         None
     };
-    let text = state.metrics.render(db, table_rows.as_deref());
+    let text = state
+        .metrics
+        .render(stats.pool_connections(), table_rows.as_deref());
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(text)

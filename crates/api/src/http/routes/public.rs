@@ -9,7 +9,7 @@ use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 use chrono::{DateTime, Utc};
-use domain::reports::PublicView;
+use domain::PublicView;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -17,7 +17,7 @@ use utoipa::{Modify, ToSchema};
 
 use crate::http::AppState;
 use crate::http::auth::bearer_token;
-use crate::http::dto::{AnalysisStatus, utc};
+use crate::http::dto::AnalysisStatus;
 use crate::http::extract::from_json_bytes;
 use crate::http::problem::Problem;
 
@@ -87,9 +87,9 @@ pub struct PublicReportDto {
 pub struct PublicAnalysisDto {
     pub name: String,
     pub status: AnalysisStatus,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::http::dto::JsonObject>)]
     pub config: Option<Box<serde_json::value::RawValue>>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::http::dto::JsonObject>)]
     pub results: Option<Box<serde_json::value::RawValue>>,
     pub updated_at: DateTime<Utc>,
 }
@@ -106,14 +106,14 @@ impl From<PublicView> for PublicReportDto {
         Self {
             short_code: view.short_code,
             view_count: view.view_count,
-            expires_at: view.expires_at.map(utc),
-            created_at: utc(view.created_at),
+            expires_at: view.expires_at,
+            created_at: view.created_at,
             analysis: PublicAnalysisDto {
                 name: view.analysis.name,
-                status: view.analysis.status.into(),
+                status: view.analysis.status,
                 config: view.analysis.config,
                 results: view.analysis.results,
-                updated_at: utc(view.analysis.updated_at),
+                updated_at: view.analysis.updated_at,
             },
             dataset: view.dataset.map(|d| PublicDatasetDto {
                 name: d.name,
@@ -186,7 +186,7 @@ async fn view(
         Ok(view) if browser => html::report(&page_of(&view)),
         Ok(view) => HttpResponse::Ok().json(PublicReportDto::from(view)),
         Err(err) if browser => {
-            let mut res = html_error(err, &code);
+            let mut res = crate::http::problem::html_page(err, &code);
             // A stale cookie (expired, or the password changed) only gets in the way.
             if res.status() == StatusCode::UNAUTHORIZED && cookie.is_some() {
                 let _ = res.add_removal_cookie(&unlock_cookie(&req, &code, String::new(), 0));
@@ -314,7 +314,7 @@ async fn unlock_form(
     {
         Ok(issued) => {
             // Against the instant the expiry was computed from, at the stored precision.
-            let now = state.domain.ctx.clock.now_naive().and_utc();
+            let now = state.domain.now();
             let max_age = (issued.expires_at - now).num_seconds().max(0);
             let cookie = unlock_cookie(req, code, issued.secret, max_age);
             HttpResponse::SeeOther()
@@ -322,14 +322,7 @@ async fn unlock_form(
                 .cookie(cookie)
                 .finish()
         }
-        // Nothing to unlock: the report opens as it is.
-        Err(domain::Error::Validation(_)) => HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, report_path(code)))
-            .finish(),
-        Err(domain::Error::Unauthorized) => {
-            html::password_form(code, html::FormNotice::WrongPassword)
-        }
-        Err(err) => html_error(err, code),
+        Err(err) => crate::http::problem::html_page(err, code),
     }
 }
 
@@ -353,7 +346,7 @@ async fn read_body(mut payload: web::Payload) -> Result<web::BytesMut, Problem> 
     Ok(body)
 }
 
-fn report_path(code: &str) -> String {
+pub(crate) fn report_path(code: &str) -> String {
     format!("/r/{code}")
 }
 
@@ -404,42 +397,20 @@ fn no_store(res: &mut HttpResponse) {
     );
 }
 
-/// The HTML page of a refused view or unlock.
-fn html_error(err: domain::Error, code: &str) -> HttpResponse {
-    match err {
-        domain::Error::NotFound => html::not_found(),
-        domain::Error::Gone => html::gone(),
-        domain::Error::PasswordRequired => html::password_form(code, html::FormNotice::None),
-        domain::Error::RateLimited { retry_after_secs } => {
-            html::rate_limited(retry_after_secs.max(1))
-        }
-        // The problem mapping logs what needs logging; the page shows only the status.
-        other => html::error(Problem::from(other).status_code()),
-    }
-}
-
 fn page_of(view: &PublicView) -> html::ReportPage<'_> {
     html::ReportPage {
         short_code: &view.short_code,
         view_count: view.view_count,
-        expires_at: view.expires_at.map(utc),
-        created_at: utc(view.created_at),
+        expires_at: view.expires_at,
+        created_at: view.created_at,
         analysis_name: &view.analysis.name,
-        analysis_status: status_text(view.analysis.status),
-        analysis_updated_at: utc(view.analysis.updated_at),
+        analysis_status: view.analysis.status.as_str(),
+        analysis_updated_at: view.analysis.updated_at,
         config: view.analysis.config.as_deref(),
         results: view.analysis.results.as_deref(),
         dataset: view
             .dataset
             .as_ref()
             .map(|d| (d.name.as_str(), d.row_count, d.column_count)),
-    }
-}
-
-fn status_text(status: entity::analyses::Status) -> &'static str {
-    match status {
-        entity::analyses::Status::Draft => "draft",
-        entity::analyses::Status::Completed => "completed",
-        entity::analyses::Status::Failed => "failed",
     }
 }

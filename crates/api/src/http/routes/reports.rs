@@ -3,7 +3,7 @@ use actix_web::error::JsonPayloadError;
 use actix_web::http::header;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
-use domain::reports::{NewReport, ReportChange};
+use domain::{NewReport, ReportChange};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;

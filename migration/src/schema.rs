@@ -1,15 +1,53 @@
 //! Schema revisions as `iops migrate` speaks of them: ids `001`, `002`, ... in order, the
 //! same history `sea-orm-cli migrate` keeps, and the take-over of a Python-era database.
-use migration::{Migrator, MigratorTrait, adopt_alembic, revision_id, revision_title};
-use sea_orm::DatabaseConnection;
+use sea_orm_migration::sea_orm::{self, DatabaseConnection, DbErr};
 
-use crate::error::{Error, Result};
+use crate::{Migrator, MigratorTrait, adopt_alembic, revision_id, revision_title};
+
+/// Why a schema operation failed.
+#[derive(Debug)]
+pub enum Error {
+    /// A revision id that does not exist; the message lists the known ones.
+    UnknownRevision(String),
+    /// The database refused or failed.
+    Database(DbErr),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::UnknownRevision(message) => f.write_str(message),
+            Error::Database(_) => f.write_str("schema change failed"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::UnknownRevision(_) => None,
+            Error::Database(e) => Some(e),
+        }
+    }
+}
+
+impl From<DbErr> for Error {
+    fn from(e: DbErr) -> Self {
+        Error::Database(e)
+    }
+}
+
+/// Result of the schema operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// One revision and whether it is applied.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Revision {
+    /// `001`, `002`, ...
     pub id: String,
+    /// What it does (`core_tables`).
     pub name: String,
+    /// Whether the database has it.
     pub applied: bool,
 }
 
@@ -96,7 +134,7 @@ pub async fn downgrade(db: &DatabaseConnection, target: Option<&str>) -> Result<
 fn position(revisions: &[Revision], id: &str) -> Result<usize> {
     revisions.iter().position(|r| r.id == id).ok_or_else(|| {
         let known: Vec<&str> = revisions.iter().map(|r| r.id.as_str()).collect();
-        Error::Validation(format!(
+        Error::UnknownRevision(format!(
             "unknown revision '{id}'; known revisions: {}",
             known.join(", ")
         ))

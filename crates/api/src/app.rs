@@ -1,0 +1,188 @@
+//! THE place the application is assembled: configuration in, a database with its schema,
+//! the dataset store and the domain out. `iops serve`, every other command, the tests and
+//! the benchmark build it here, so they run the same wiring.
+use std::sync::Arc;
+
+use domain::storage::{DatasetStore, Store};
+use domain::{Clock, Context, Database, Domain, Hasher, SystemClock};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// Pool size per `iops serve` process: enough for the workers, well under PostgreSQL's
+/// default 100 connections when several processes share one database.
+pub const SERVE_CONNECTIONS: u32 = 16;
+/// Pool size of a one-shot command.
+pub const COMMAND_CONNECTIONS: u32 = 2;
+
+/// The assembled application.
+#[derive(Clone)]
+pub struct App {
+    /// The configuration it was built from.
+    pub config: Config,
+    /// The one owner of the connection pools.
+    pub database: Database,
+    /// The dataset store, when the app was built with one.
+    pub store: Option<Store>,
+    /// The rules, over all of the above.
+    pub domain: Domain,
+}
+
+/// How to build an [`App`]; [`App::build`] takes the defaults of `iops serve`.
+pub struct Builder {
+    config: Config,
+    migrate: bool,
+    open_store: bool,
+    max_connections: u32,
+    clock: Arc<dyn Clock>,
+    store: Option<Arc<dyn DatasetStore>>,
+    settings: Option<domain::Settings>,
+}
+
+impl App {
+    /// The app as `iops serve` runs it: the schema brought up, the configured store opened
+    /// and checked.
+    pub async fn build(config: Config) -> Result<App> {
+        App::builder(config).build().await
+    }
+
+    /// A builder starting from `iops serve`'s choices.
+    pub fn builder(config: Config) -> Builder {
+        Builder {
+            config,
+            migrate: true,
+            open_store: true,
+            max_connections: SERVE_CONNECTIONS,
+            clock: Arc::new(SystemClock),
+            store: None,
+            settings: None,
+        }
+    }
+
+    /// A builder for a one-shot command that must not change the schema or touch dataset
+    /// files: no migration, no store, a small pool.
+    pub fn command(config: &Config) -> Builder {
+        App::builder(config.clone())
+            .migrate(false)
+            .open_store(false)
+            .max_connections(COMMAND_CONNECTIONS)
+    }
+
+    /// Closes the pools.
+    pub async fn close(self) {
+        self.database.close().await;
+    }
+}
+
+impl Builder {
+    /// Whether to apply pending schema revisions (`iops serve --no-migrate` says no).
+    pub fn migrate(mut self, migrate: bool) -> Self {
+        self.migrate = migrate;
+        self
+    }
+
+    /// Whether to open the configured dataset store. Commands that never touch dataset
+    /// files say no: opening a store also clears its stale staging files.
+    pub fn open_store(mut self, open: bool) -> Self {
+        self.open_store = open;
+        self
+    }
+
+    /// Connections in the main pool.
+    pub fn max_connections(mut self, n: u32) -> Self {
+        self.max_connections = n;
+        self
+    }
+
+    /// The clock (tests stand it still).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// A dataset store of the caller's instead of the configured one.
+    pub fn store(mut self, store: Arc<dyn DatasetStore>) -> Self {
+        self.store = Some(store);
+        self.open_store = false;
+        self
+    }
+
+    /// Settings other than the configuration's (tests shorten time limits).
+    pub fn settings(mut self, settings: domain::Settings) -> Self {
+        self.settings = Some(settings);
+        self
+    }
+
+    /// Connects, migrates, opens the store and builds the domain.
+    pub async fn build(self) -> Result<App> {
+        let config = self.config;
+        if config.database_url_is_default {
+            config.ensure_data_dir()?;
+        }
+        let database = Database::connect(&config.database_url, self.max_connections).await?;
+        if self.migrate {
+            let applied = migration::schema::upgrade(database.connection(), None).await?;
+            if !applied.is_empty() {
+                tracing::info!(revisions = %applied.join(", "), "applied migrations");
+            }
+        }
+        let opened = if self.open_store {
+            Some(open_store(&config, &config.storage).await?)
+        } else {
+            None
+        };
+        let store = match (self.store, &opened) {
+            (Some(store), _) => Some(store),
+            (None, Some(opened)) => Some(Arc::new(opened.clone()) as Arc<dyn DatasetStore>),
+            (None, None) => None,
+        };
+        let domain = assemble(
+            database.clone(),
+            self.clock,
+            store,
+            self.settings.unwrap_or_else(|| config.settings()),
+            config.hash_concurrency,
+        );
+        Ok(App {
+            config,
+            database,
+            store: opened,
+            domain,
+        })
+    }
+}
+
+/// The domain over its parts: THE one place a [`Context`] is put together, for
+/// [`Builder::build`] and for tests that bring a database of their own.
+pub fn assemble(
+    database: Database,
+    clock: Arc<dyn Clock>,
+    store: Option<Arc<dyn DatasetStore>>,
+    settings: domain::Settings,
+    hash_concurrency: usize,
+) -> Domain {
+    let mut ctx =
+        Context::new(database, clock, Hasher::new(hash_concurrency)).with_settings(settings);
+    if let Some(store) = store {
+        ctx = ctx.with_store(store);
+    }
+    Domain::new(ctx)
+}
+
+/// Opens the dataset store at `location` (the configured one, or a migration's target) and
+/// proves that it answers: a bad bucket, bad credentials or an unreachable endpoint end
+/// the command here, with one line naming the store.
+pub async fn open_store(config: &Config, location: &domain::storage::Location) -> Result<Store> {
+    if matches!(location, domain::storage::Location::S3 { .. }) {
+        // Staging for a bucket lives in the data dir.
+        config.ensure_data_dir()?;
+    }
+    let store = Store::open(location, &config.data_dir, config.s3.builder())
+        .await
+        .map_err(|e| Error::io(format!("cannot open the dataset store {location}"), e))?;
+    store
+        .check()
+        .await
+        .map_err(|e| Error::io(format!("the dataset store {location} does not answer"), e))?;
+    Ok(store)
+}
