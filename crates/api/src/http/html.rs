@@ -94,7 +94,7 @@ dt{color:#5b6474}dd{margin:0}\
 pre{background:#f1f3f6;padding:.75rem;border-radius:6px;overflow:auto;font-size:.85rem;\
 white-space:pre-wrap;word-break:break-word}\
 .muted{color:#5b6474}.error{color:#b3261e;font-weight:600}\
-form{display:flex;gap:.5rem;flex-wrap:wrap;margin-top:1rem}\
+form{display:flex;gap:.5rem;flex-wrap:wrap;align-items:center;margin-top:1rem}\
 input[type=password]{flex:1;min-width:12rem;padding:.5rem;border:1px solid #b8bfca;\
 border-radius:6px;font-size:1rem}\
 button{padding:.5rem 1rem;border:0;border-radius:6px;background:#2457c5;color:#fff;\
