@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware, web};
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
 
 /// What every handler can reach, as `web::Data<AppState>`.
 #[derive(Clone)]
@@ -32,11 +34,6 @@ impl AppState {
             metrics: Arc::new(metrics::Metrics::new()),
         }
     }
-}
-
-/// Every route of the API.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    routes::configure(cfg);
 }
 
 /// How the server treats connections and shutdown.
@@ -86,15 +83,24 @@ pub fn build_server(
 ) -> std::io::Result<Server> {
     let data = web::Data::new(state);
     let body_idle = extract::BodyIdleTimeout(options.body_idle_timeout);
+    // The document once, for the /docs UI and the 405 answers; each worker's app below
+    // registers the same routes it was collected from.
+    let document = openapi::document();
+    let known_paths = web::Data::new(routes::KnownPaths::of(&document));
     let mut server = HttpServer::new(move || {
         App::new()
+            .into_utoipa_app()
+            .configure(routes::configure)
+            .into_app()
+            // The UI's assets are relative to `/docs/`.
+            .service(SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", document.clone()))
             .app_data(data.clone())
+            .app_data(known_paths.clone())
             .app_data(extract::json_config())
             .app_data(extract::query_config())
             .app_data(extract::path_config())
             .app_data(body_idle)
-            .configure(configure)
-            .default_service(web::to(routes::not_found))
+            .default_service(web::to(routes::fallback))
             .wrap(middleware::from_fn(extract::body_idle_timeout))
             // Outermost last: the request id wraps everything, metrics see final statuses,
             // and the request span covers all but the id's echo.

@@ -1,8 +1,10 @@
-//! The OpenAPI 3.1 document: each routes module documents its own paths in its `Doc`;
-//! this module merges them and adds what is global (info, the bearer scheme, problems).
+//! The OpenAPI 3.1 document: the paths and schemas are collected by utoipa-actix-web from
+//! the very calls that register the routes (`routes::configure`); this module adds what is
+//! global (info, tags, security schemes, links).
 use utoipa::openapi::HttpMethod;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
+use utoipa_actix_web::AppExt;
 
 use super::routes;
 
@@ -19,24 +21,44 @@ pub const BEARER: &str = "bearer";
         license(name = "MIT"),
     ),
     components(schemas(super::problem::Problem, super::dto::JsonObject)),
-    modifiers(&BearerScheme),
+    tags(
+        (name = "operations", description = "Health, metrics and this document (GET /api/openapi.json; GET /docs shows it in a browser)"),
+        (name = "accounts", description = "Registration, sessions, the caller's profile and usage"),
+        (name = "admin", description = "User administration (administrators only)"),
+        (name = "datasets", description = "Uploaded data files (CSV, TSV, JSON, NDJSON)"),
+        (name = "analyses", description = "Analyses of datasets, with their configuration and results"),
+        (name = "reports", description = "Published reports of analyses (owner side)"),
+        (name = "public", description = "Public report pages at /r/{short_code}, JSON or HTML"),
+    ),
+    modifiers(&SecuritySchemes),
 )]
 struct ApiDoc;
 
-struct BearerScheme;
+/// Name of the scheme of the public report routes' `security(("report_token" = []))`.
+pub const REPORT_TOKEN: &str = "report_token";
 
-impl Modify for BearerScheme {
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            BEARER,
+        let bearer = |description: &str| {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some(
-                        "An access token from POST /api/v1/auth/login (opaque, not a JWT)",
-                    ))
+                    .description(Some(description))
                     .build(),
+            )
+        };
+        components.add_security_scheme(
+            BEARER,
+            bearer("An access token from POST /api/v1/auth/login (opaque, not a JWT)"),
+        );
+        components.add_security_scheme(
+            REPORT_TOKEN,
+            bearer(
+                "An access token from POST /r/{short_code}/unlock, valid for that one report \
+                 (browsers get it as the HttpOnly cookie iops_report_{short_code})",
             ),
         );
     }
@@ -44,19 +66,13 @@ impl Modify for BearerScheme {
 
 /// The whole document.
 pub fn document() -> utoipa::openapi::OpenApi {
+    let (_, collected) = actix_web::App::new()
+        .into_utoipa_app()
+        .configure(routes::configure)
+        .split_for_parts();
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
-    for part in [
-        routes::ops::Doc::openapi(),
-        routes::accounts::Doc::openapi(),
-        routes::admin::Doc::openapi(),
-        routes::datasets::Doc::openapi(),
-        routes::analyses::Doc::openapi(),
-        routes::reports::Doc::openapi(),
-        routes::public::Doc::openapi(),
-    ] {
-        doc.merge(part);
-    }
+    doc.merge(collected);
     add_links(&mut doc);
     doc
 }

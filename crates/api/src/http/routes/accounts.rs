@@ -1,55 +1,31 @@
 //! Accounts: registration, login and logout, the caller's profile, password and usage.
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{delete, get, patch, post};
 use domain::{NewAccount, ProfileChange};
 use serde::Deserialize;
 use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::http::AppState;
 use crate::http::auth::CurrentUser;
-use crate::http::dto::{self, CounterDto, TokenDto, UsageDto, UserDto};
+use crate::http::dto::{self, TokenDto, UsageDto, UserDto};
 use crate::http::extract::{Json, client_id};
 use crate::http::problem::Problem;
-use crate::http::routes::method_not_allowed;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/api/v1/auth/register")
-            .route(web::post().to(register))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/v1/auth/login")
-            .route(web::post().to(login))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/v1/auth/logout")
-            .route(web::post().to(logout))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/v1/me")
-            .route(web::get().to(get_me))
-            .route(web::patch().to(patch_me))
-            .route(web::delete().to(delete_me))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/v1/me/password")
-            .route(web::post().to(change_password))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/v1/me/usage")
-            .route(web::get().to(usage))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/v1/me/usage/ai-messages")
-            .route(web::post().to(count_ai_message))
-            .default_service(web::to(method_not_allowed)),
-    );
+/// Registers this module's operations: each handler carries its path and method (actix's
+/// route macro) and its documentation (`utoipa::path`), so the route table and the
+/// OpenAPI document are one list.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(register)
+        .service(login)
+        .service(logout)
+        .service(get_me)
+        .service(patch_me)
+        .service(delete_me)
+        .service(change_password)
+        .service(usage)
+        .service(count_ai_message);
 }
 
 type Answer = Result<HttpResponse, Problem>;
@@ -98,8 +74,6 @@ pub struct PasswordBody {
 }
 
 #[utoipa::path(
-    post,
-    path = "/api/v1/auth/register",
     tag = "accounts",
     request_body = RegisterBody,
     responses(
@@ -109,6 +83,7 @@ pub struct PasswordBody {
         (status = 422, description = "Bad email, short password, unknown or missing field", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[post("/api/v1/auth/register")]
 pub async fn register(state: web::Data<AppState>, body: Json<RegisterBody>) -> Answer {
     let body = body.into_inner();
     let user = state
@@ -126,8 +101,6 @@ pub async fn register(state: web::Data<AppState>, body: Json<RegisterBody>) -> A
 }
 
 #[utoipa::path(
-    post,
-    path = "/api/v1/auth/login",
     tag = "accounts",
     request_body = LoginBody,
     description = "Opens a session. An unknown email and a wrong password give the same `401`. \
@@ -142,6 +115,7 @@ pub async fn register(state: web::Data<AppState>, body: Json<RegisterBody>) -> A
         (status = 429, description = "Too many failed attempts; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[post("/api/v1/auth/login")]
 pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: Json<LoginBody>) -> Answer {
     let session = state
         .domain
@@ -159,8 +133,6 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: Json<Logi
 }
 
 #[utoipa::path(
-    post,
-    path = "/api/v1/auth/logout",
     tag = "accounts",
     security(("bearer" = [])),
     responses(
@@ -168,14 +140,13 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: Json<Logi
         (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[post("/api/v1/auth/logout")]
 pub async fn logout(state: web::Data<AppState>, me: CurrentUser) -> Answer {
     state.domain.accounts.logout(&me.token).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 #[utoipa::path(
-    get,
-    path = "/api/v1/me",
     tag = "accounts",
     security(("bearer" = [])),
     responses(
@@ -183,13 +154,12 @@ pub async fn logout(state: web::Data<AppState>, me: CurrentUser) -> Answer {
         (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[get("/api/v1/me")]
 pub async fn get_me(me: CurrentUser) -> Answer {
     Ok(HttpResponse::Ok().json(UserDto::from(me.caller.into_user())))
 }
 
 #[utoipa::path(
-    patch,
-    path = "/api/v1/me",
     tag = "accounts",
     security(("bearer" = [])),
     request_body = PatchMeBody,
@@ -201,6 +171,7 @@ pub async fn get_me(me: CurrentUser) -> Answer {
         (status = 422, description = "Bad email, `email: null`, unknown field", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[patch("/api/v1/me")]
 pub async fn patch_me(
     state: web::Data<AppState>,
     me: CurrentUser,
@@ -222,8 +193,6 @@ pub async fn patch_me(
 }
 
 #[utoipa::path(
-    delete,
-    path = "/api/v1/me",
     tag = "accounts",
     security(("bearer" = [])),
     responses(
@@ -231,14 +200,13 @@ pub async fn patch_me(
         (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[delete("/api/v1/me")]
 pub async fn delete_me(state: web::Data<AppState>, me: CurrentUser) -> Answer {
     state.domain.accounts.delete(me.id()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 #[utoipa::path(
-    post,
-    path = "/api/v1/me/password",
     tag = "accounts",
     security(("bearer" = [])),
     request_body = PasswordBody,
@@ -253,6 +221,7 @@ pub async fn delete_me(state: web::Data<AppState>, me: CurrentUser) -> Answer {
         (status = 429, description = "Too many wrong current passwords", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[post("/api/v1/me/password")]
 pub async fn change_password(
     state: web::Data<AppState>,
     me: CurrentUser,
@@ -273,8 +242,6 @@ pub async fn change_password(
 }
 
 #[utoipa::path(
-    get,
-    path = "/api/v1/me/usage",
     tag = "accounts",
     security(("bearer" = [])),
     responses(
@@ -282,14 +249,13 @@ pub async fn change_password(
         (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[get("/api/v1/me/usage")]
 pub async fn usage(state: web::Data<AppState>, me: CurrentUser) -> Answer {
     let report = state.domain.usage.report(me.id()).await?;
     Ok(HttpResponse::Ok().json(UsageDto::from(report)))
 }
 
 #[utoipa::path(
-    post,
-    path = "/api/v1/me/usage/ai-messages",
     tag = "accounts",
     security(("bearer" = [])),
     description = "Counts one AI message (the AI chat service calls this before it answers).",
@@ -299,15 +265,8 @@ pub async fn usage(state: web::Data<AppState>, me: CurrentUser) -> Answer {
         (status = 402, description = "The month's `ai_messages` limit is reached; nothing was counted", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[post("/api/v1/me/usage/ai-messages")]
 pub async fn count_ai_message(state: web::Data<AppState>, me: CurrentUser) -> Answer {
     let report = state.domain.usage.consume_ai_message(me.id()).await?;
     Ok(HttpResponse::Ok().json(UsageDto::from(report)))
 }
-
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(register, login, logout, get_me, patch_me, delete_me, change_password, usage, count_ai_message),
-    components(schemas(RegisterBody, LoginBody, PatchMeBody, PasswordBody, UserDto, TokenDto, UsageDto, CounterDto, dto::Tier, Problem)),
-    tags((name = "accounts", description = "Registration, sessions, the caller's profile and usage")),
-)]
-pub struct Doc;

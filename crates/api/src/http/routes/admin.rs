@@ -1,31 +1,23 @@
 //! Administration of users (callers with `is_admin`; anyone else gets `403`).
 use actix_web::{HttpResponse, web};
+use actix_web::{get, patch};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::http::AppState;
 use crate::http::auth::AdminUser;
 use crate::http::dto::{self, PageDto, Tier, UsageDto, UserDto};
 use crate::http::extract::{Json, PageQuery, parse_id};
 use crate::http::problem::Problem;
-use crate::http::routes::method_not_allowed;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/api/v1/admin/users")
-            .route(web::get().to(list_users))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/v1/admin/users/{id}")
-            .route(web::patch().to(update_user))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/v1/admin/users/{id}/usage")
-            .route(web::get().to(user_usage))
-            .default_service(web::to(method_not_allowed)),
-    );
+/// Registers this module's operations: each handler carries its path and method (actix's
+/// route macro) and its documentation (`utoipa::path`), so the route table and the
+/// OpenAPI document are one list.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(list_users)
+        .service(update_user)
+        .service(user_usage);
 }
 
 type Answer = Result<HttpResponse, Problem>;
@@ -55,8 +47,6 @@ pub struct AdminPatchBody {
 }
 
 #[utoipa::path(
-    get,
-    path = "/api/v1/admin/users",
     tag = "admin",
     security(("bearer" = [])),
     params(UsersQuery),
@@ -67,6 +57,7 @@ pub struct AdminPatchBody {
         (status = 422, description = "Bad tier, limit or cursor", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[get("/api/v1/admin/users")]
 pub async fn list_users(
     state: web::Data<AppState>,
     AdminUser(admin): AdminUser,
@@ -87,8 +78,6 @@ pub async fn list_users(
 }
 
 #[utoipa::path(
-    patch,
-    path = "/api/v1/admin/users/{id}",
     tag = "admin",
     security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path, description = "User id")),
@@ -104,6 +93,7 @@ pub async fn list_users(
         (status = 422, description = "Bad id, tier, or unknown field", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[patch("/api/v1/admin/users/{id}")]
 pub async fn update_user(
     state: web::Data<AppState>,
     AdminUser(admin): AdminUser,
@@ -121,8 +111,6 @@ pub async fn update_user(
 }
 
 #[utoipa::path(
-    get,
-    path = "/api/v1/admin/users/{id}/usage",
     tag = "admin",
     security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path, description = "User id")),
@@ -134,6 +122,7 @@ pub async fn update_user(
         (status = 422, description = "Bad id", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[get("/api/v1/admin/users/{id}/usage")]
 pub async fn user_usage(
     state: web::Data<AppState>,
     AdminUser(admin): AdminUser,
@@ -143,11 +132,3 @@ pub async fn user_usage(
     let report = state.domain.usage.report_of(&admin, id).await?;
     Ok(HttpResponse::Ok().json(UsageDto::from(report)))
 }
-
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(list_users, update_user, user_usage),
-    components(schemas(AdminPatchBody, UserDto, UsageDto, Tier, Problem)),
-    tags((name = "admin", description = "User administration (administrators only)")),
-)]
-pub struct Doc;

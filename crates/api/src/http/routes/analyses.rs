@@ -1,10 +1,12 @@
 //! `/api/v1/analyses`: an analysis workflow on (optionally) one of the caller's datasets.
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
+use actix_web::{delete, get, patch, post};
 use domain::{AnalysisChange, NewAnalysis};
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::http::AppState;
@@ -13,28 +15,16 @@ use crate::http::dto::{AnalysisDto, AnalysisStatus, PageDto, double_option, non_
 use crate::http::extract::{Json, PageQuery, Pagination};
 use crate::http::problem::Problem;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/api/v1/analyses")
-            .route(web::post().to(create))
-            .route(web::get().to(list))
-            .default_service(web::to(super::method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/v1/analyses/{id}")
-            .route(web::get().to(get))
-            .route(web::patch().to(update))
-            .route(web::delete().to(delete))
-            .default_service(web::to(super::method_not_allowed)),
-    );
+/// Registers this module's operations: each handler carries its path and method (actix's
+/// route macro) and its documentation (`utoipa::path`), so the route table and the
+/// OpenAPI document are one list.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(create)
+        .service(list)
+        .service(get)
+        .service(update)
+        .service(delete);
 }
-
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(create, list, get, update, delete),
-    components(schemas(AnalysisDto, AnalysisStatus, CreateAnalysis, UpdateAnalysis))
-)]
-pub struct Doc;
 
 /// `POST /api/v1/analyses` body.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -86,8 +76,6 @@ pub struct StatusFilter {
 ///
 /// Starts as `draft`.
 #[utoipa::path(
-    post,
-    path = "/api/v1/analyses",
     operation_id = "create_analysis",
     tag = "analyses",
     request_body = CreateAnalysis,
@@ -100,6 +88,7 @@ pub struct StatusFilter {
     ),
     security(("bearer" = []))
 )]
+#[post("/api/v1/analyses")]
 async fn create(
     user: CurrentUser,
     state: web::Data<AppState>,
@@ -130,8 +119,6 @@ async fn create(
 ///
 /// The caller's analyses, newest first, optionally only those in one `status`.
 #[utoipa::path(
-    get,
-    path = "/api/v1/analyses",
     operation_id = "list_analyses",
     tag = "analyses",
     params(StatusFilter, PageQuery),
@@ -142,6 +129,7 @@ async fn create(
     ),
     security(("bearer" = []))
 )]
+#[get("/api/v1/analyses")]
 async fn list(
     user: CurrentUser,
     state: web::Data<AppState>,
@@ -159,8 +147,6 @@ async fn list(
 
 /// Get an analysis
 #[utoipa::path(
-    get,
-    path = "/api/v1/analyses/{id}",
     operation_id = "get_analysis",
     tag = "analyses",
     params(("id" = Uuid, Path, description = "Analysis id")),
@@ -172,6 +158,7 @@ async fn list(
     ),
     security(("bearer" = []))
 )]
+#[get("/api/v1/analyses/{id}")]
 async fn get(
     user: CurrentUser,
     state: web::Data<AppState>,
@@ -189,8 +176,6 @@ async fn get(
 ///
 /// Absent fields are unchanged; `null` clears `dataset_id`, `config` or `results`.
 #[utoipa::path(
-    patch,
-    path = "/api/v1/analyses/{id}",
     operation_id = "update_analysis",
     tag = "analyses",
     params(("id" = Uuid, Path, description = "Analysis id")),
@@ -204,6 +189,7 @@ async fn get(
     ),
     security(("bearer" = []))
 )]
+#[patch("/api/v1/analyses/{id}")]
 async fn update(
     user: CurrentUser,
     state: web::Data<AppState>,
@@ -230,8 +216,6 @@ async fn update(
 ///
 /// Its reports are deleted with it.
 #[utoipa::path(
-    delete,
-    path = "/api/v1/analyses/{id}",
     operation_id = "delete_analysis",
     tag = "analyses",
     params(("id" = Uuid, Path, description = "Analysis id")),
@@ -243,6 +227,7 @@ async fn update(
     ),
     security(("bearer" = []))
 )]
+#[delete("/api/v1/analyses/{id}")]
 async fn delete(
     user: CurrentUser,
     state: web::Data<AppState>,

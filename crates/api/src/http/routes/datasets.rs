@@ -4,7 +4,9 @@
 //! bounded channel into [`domain::datasets::Datasets::upload`], which writes them to a
 //! staging file while this handler keeps reading the request. Backpressure is the channel's
 //! capacity: a slow disk slows the reading of the socket, not the other way round.
+use actix_web::{delete, get, patch, post};
 use std::io;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use actix_multipart::{Field, Multipart, MultipartError};
 use actix_web::http::header;
@@ -33,28 +35,16 @@ const TEXT_PART_LIMIT: usize = 4 * 1024;
 /// Chunks in flight between the request reader and the staging writer.
 const CHANNEL_CHUNKS: usize = 4;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/api/v1/datasets")
-            .route(web::post().to(upload))
-            .route(web::get().to(list))
-            .default_service(web::to(super::method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/v1/datasets/{id}")
-            .route(web::get().to(get))
-            .route(web::patch().to(rename))
-            .route(web::delete().to(delete))
-            .default_service(web::to(super::method_not_allowed)),
-    );
+/// Registers this module's operations: each handler carries its path and method (actix's
+/// route macro) and its documentation (`utoipa::path`), so the route table and the
+/// OpenAPI document are one list.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(upload)
+        .service(list)
+        .service(get)
+        .service(rename)
+        .service(delete);
 }
-
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(upload, list, get, rename, delete),
-    components(schemas(DatasetDto, RenameDataset))
-)]
-pub struct Doc;
 
 /// The upload form.
 #[derive(ToSchema)]
@@ -86,8 +76,6 @@ pub struct RenameDataset {
 /// shape, and counted once toward the month's `datasets`. On any error nothing is stored
 /// and nothing is counted.
 #[utoipa::path(
-    post,
-    path = "/api/v1/datasets",
     operation_id = "upload_dataset",
     tag = "datasets",
     request_body(content = inline(UploadForm), content_type = "multipart/form-data"),
@@ -101,6 +89,7 @@ pub struct RenameDataset {
     ),
     security(("bearer" = []))
 )]
+#[post("/api/v1/datasets")]
 async fn upload(
     user: CurrentUser,
     state: web::Data<AppState>,
@@ -156,8 +145,6 @@ async fn upload(
 ///
 /// The caller's datasets, newest first.
 #[utoipa::path(
-    get,
-    path = "/api/v1/datasets",
     operation_id = "list_datasets",
     tag = "datasets",
     params(PageQuery),
@@ -168,6 +155,7 @@ async fn upload(
     ),
     security(("bearer" = []))
 )]
+#[get("/api/v1/datasets")]
 async fn list(
     user: CurrentUser,
     state: web::Data<AppState>,
@@ -179,8 +167,6 @@ async fn list(
 
 /// Get a dataset
 #[utoipa::path(
-    get,
-    path = "/api/v1/datasets/{id}",
     operation_id = "get_dataset",
     tag = "datasets",
     params(("id" = Uuid, Path, description = "Dataset id")),
@@ -192,6 +178,7 @@ async fn list(
     ),
     security(("bearer" = []))
 )]
+#[get("/api/v1/datasets/{id}")]
 async fn get(
     user: CurrentUser,
     state: web::Data<AppState>,
@@ -207,8 +194,6 @@ async fn get(
 
 /// Rename a dataset
 #[utoipa::path(
-    patch,
-    path = "/api/v1/datasets/{id}",
     operation_id = "rename_dataset",
     tag = "datasets",
     params(("id" = Uuid, Path, description = "Dataset id")),
@@ -222,6 +207,7 @@ async fn get(
     ),
     security(("bearer" = []))
 )]
+#[patch("/api/v1/datasets/{id}")]
 async fn rename(
     user: CurrentUser,
     state: web::Data<AppState>,
@@ -242,8 +228,6 @@ async fn rename(
 /// Removes the dataset and its stored file; its analyses stay, with `dataset_id: null`.
 /// The month's count is not given back.
 #[utoipa::path(
-    delete,
-    path = "/api/v1/datasets/{id}",
     operation_id = "delete_dataset",
     tag = "datasets",
     params(("id" = Uuid, Path, description = "Dataset id")),
@@ -255,6 +239,7 @@ async fn rename(
     ),
     security(("bearer" = []))
 )]
+#[delete("/api/v1/datasets/{id}")]
 async fn delete(
     user: CurrentUser,
     state: web::Data<AppState>,

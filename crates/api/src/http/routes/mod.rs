@@ -1,4 +1,6 @@
-//! One module per resource; each registers its routes and documents them in its `Doc`.
+//! One module per resource. Each handler carries its route (actix's macro) and its
+//! documentation (`utoipa::path`); `configure` registers them through utoipa-actix-web,
+//! which collects the OpenAPI document from the same calls.
 pub mod accounts;
 pub mod admin;
 pub mod analyses;
@@ -7,15 +9,15 @@ pub mod ops;
 pub mod public;
 pub mod reports;
 
-use std::collections::HashMap;
-use std::sync::OnceLock;
-
+use actix_web::dev::ResourceDef;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::problem::Problem;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Every route of the application.
+pub fn configure(cfg: &mut ServiceConfig) {
     ops::configure(cfg);
     accounts::configure(cfg);
     admin::configure(cfg);
@@ -25,34 +27,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     public::configure(cfg);
 }
 
-/// Answer for a path no route matches.
-pub async fn not_found() -> Result<HttpResponse, Problem> {
-    Err(Problem::not_found())
-}
+/// The documented paths and their methods, taken from the OpenAPI document when the
+/// server is built: what `405` answers list in `Allow` (RFC 9110), so the two cannot
+/// disagree.
+pub struct KnownPaths(Vec<(ResourceDef, String)>);
 
-/// Answer for a known path asked with a method it does not take (use as a resource's
-/// `default_service`). RFC 9110 requires a `405` to list the methods the resource takes
-/// in `Allow`; they come from the OpenAPI document, so the two cannot disagree.
-pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    let mut res = Problem::method_not_allowed().error_response();
-    let allow = req
-        .match_pattern()
-        .and_then(|pattern| allowed_methods().get(&pattern).cloned())
-        .and_then(|methods| header::HeaderValue::from_str(&methods).ok());
-    if let Some(allow) = allow {
-        res.headers_mut().insert(header::ALLOW, allow);
-    }
-    res
-}
-
-/// Route pattern → its documented methods (`GET, PATCH, DELETE`), built once.
-fn allowed_methods() -> &'static HashMap<String, String> {
-    static ALLOWED: OnceLock<HashMap<String, String>> = OnceLock::new();
-    ALLOWED.get_or_init(|| {
-        super::openapi::document()
+impl KnownPaths {
+    /// The paths of `document`.
+    pub fn of(document: &utoipa::openapi::OpenApi) -> Self {
+        let paths = document
             .paths
             .paths
-            .into_iter()
+            .iter()
             .map(|(path, item)| {
                 let methods = [
                     ("GET", item.get.is_some()),
@@ -66,8 +52,29 @@ fn allowed_methods() -> &'static HashMap<String, String> {
                     .filter(|(_, documented)| *documented)
                     .map(|(name, _)| *name)
                     .collect();
-                (path, allow.join(", "))
+                (ResourceDef::new(path.as_str()), allow.join(", "))
             })
-            .collect()
-    })
+            .collect();
+        Self(paths)
+    }
+
+    fn allowed(&self, path: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(def, _)| def.is_match(path))
+            .map(|(_, allow)| allow.as_str())
+    }
+}
+
+/// Answer for a request no route took: `405` with `Allow` for a known path asked with
+/// another method, else `404`.
+pub async fn fallback(req: HttpRequest, known: web::Data<KnownPaths>) -> HttpResponse {
+    let Some(allow) = known.allowed(req.path()) else {
+        return Problem::not_found().error_response();
+    };
+    let mut res = Problem::method_not_allowed().error_response();
+    if let Ok(allow) = header::HeaderValue::from_str(allow) {
+        res.headers_mut().insert(header::ALLOW, allow);
+    }
+    res
 }

@@ -1,27 +1,19 @@
 //! Operations: liveness, readiness, metrics, the OpenAPI document and its browser view.
+use actix_web::get;
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
-use utoipa_swagger_ui::SwaggerUi;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::http::AppState;
-use crate::http::openapi;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    for (path, handler) in [
-        ("/health/live", web::get().to(live)),
-        ("/health/ready", web::get().to(ready)),
-        ("/metrics", web::get().to(metrics)),
-    ] {
-        cfg.service(
-            web::resource(path)
-                .route(handler)
-                .default_service(web::to(super::method_not_allowed)),
-        );
-    }
-    cfg
-        // The UI's assets are relative to `/docs/`.
-        .route("/docs", web::get().to(docs_redirect))
-        .service(SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", openapi::document()));
+/// Registers this module's operations: each handler carries its path and method (actix's
+/// route macro) and its documentation (`utoipa::path`), so the route table and the
+/// OpenAPI document are one list.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(live).service(ready).service(metrics);
+    // Not an API operation: the browser view of the document (its UI is mounted where the
+    // document is complete, in `http::build_server`).
+    cfg.route("/docs", web::get().to(docs_redirect));
 }
 
 /// Health of one dependency.
@@ -39,11 +31,10 @@ pub struct Health {
 }
 
 #[utoipa::path(
-    get,
-    path = "/health/live",
     tag = "operations",
     responses((status = 200, description = "The process runs", body = Health))
 )]
+#[get("/health/live")]
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(Health {
         status: "ok",
@@ -53,14 +44,13 @@ pub async fn live() -> HttpResponse {
 }
 
 #[utoipa::path(
-    get,
-    path = "/health/ready",
     tag = "operations",
     responses(
         (status = 200, description = "The database and the dataset store answer", body = Health),
         (status = 503, description = "The database or the dataset store does not answer", body = Health),
     )
 )]
+#[get("/health/ready")]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let database = state.domain.stats.database_ready().await;
     let storage = state.domain.stats.store_ready().await;
@@ -81,11 +71,10 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
 }
 
 #[utoipa::path(
-    get,
-    path = "/metrics",
     tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain; version=0.0.4", body = String))
 )]
+#[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let stats = &state.domain.stats;
     let table_rows = if state.metrics.table_rows_stale() {
@@ -112,10 +101,3 @@ async fn docs_redirect() -> HttpResponse {
         .insert_header((header::LOCATION, "/docs/"))
         .finish()
 }
-
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(live, ready, metrics),
-    tags((name = "operations", description = "Health, metrics and this document (GET /api/openapi.json; GET /docs shows it in a browser)")),
-)]
-pub struct Doc;

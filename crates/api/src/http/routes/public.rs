@@ -8,12 +8,13 @@
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{get, post};
 use chrono::{DateTime, Utc};
 use domain::PublicView;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, ToSchema};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::http::AppState;
 use crate::http::auth::bearer_token;
@@ -26,48 +27,11 @@ use crate::http::html;
 /// Largest unlock body: a password is at most 1024 bytes, three times that once
 /// form-encoded, plus the field name and JSON framing.
 const UNLOCK_BODY_LIMIT: usize = 8 * 1024;
-/// Name of the security scheme of report unlock tokens in the OpenAPI document.
-const REPORT_TOKEN: &str = "report_token";
-
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/r/{short_code}")
-            .route(web::get().to(view))
-            .default_service(web::to(super::method_not_allowed)),
-    )
-    .service(
-        web::resource("/r/{short_code}/unlock")
-            .route(web::post().to(unlock))
-            .default_service(web::to(super::method_not_allowed)),
-    );
-}
-
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(view, unlock),
-    components(schemas(PublicReportDto, PublicAnalysisDto, PublicDatasetDto, UnlockRequest, UnlockDto)),
-    modifiers(&ReportTokenScheme)
-)]
-pub struct Doc;
-
-struct ReportTokenScheme;
-
-impl Modify for ReportTokenScheme {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            REPORT_TOKEN,
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .description(Some(
-                        "An access token from POST /r/{short_code}/unlock, valid for that one \
-                         report (browsers get it as the HttpOnly cookie iops_report_{short_code})",
-                    ))
-                    .build(),
-            ),
-        );
-    }
+/// Registers this module's operations: each handler carries its path and method (actix's
+/// route macro) and its documentation (`utoipa::path`), so the route table and the
+/// OpenAPI document are one list.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(view_report).service(unlock_report);
 }
 
 /// A report as the public sees it.
@@ -148,8 +112,7 @@ pub struct UnlockDto {
 /// browsers, from the cookie the form unlock sets. With `Accept: text/html` every outcome
 /// is an HTML page with the same status (the `401` page has the password form).
 #[utoipa::path(
-    get,
-    path = "/r/{short_code}",
+    operation_id = "view",
     tag = "public",
     params(("short_code" = String, Path, description = "The report's short code")),
     responses(
@@ -172,7 +135,8 @@ pub struct UnlockDto {
     ),
     security((), ("report_token" = []))
 )]
-async fn view(
+#[get("/r/{short_code}")]
+async fn view_report(
     state: web::Data<AppState>,
     req: HttpRequest,
     code: web::Path<String>,
@@ -208,8 +172,7 @@ async fn view(
 /// message. Repeated wrong passwords for one report from one client are `429` (with
 /// `Retry-After`) after 10 failures in 15 minutes, the right password included.
 #[utoipa::path(
-    post,
-    path = "/r/{short_code}/unlock",
+    operation_id = "unlock",
     tag = "public",
     params(("short_code" = String, Path, description = "The report's short code")),
     request_body(content(
@@ -243,7 +206,8 @@ async fn view(
         ), headers(("Retry-After" = u64, description = "Seconds until attempts are accepted again"))),
     )
 )]
-async fn unlock(
+#[post("/r/{short_code}/unlock")]
+async fn unlock_report(
     state: web::Data<AppState>,
     req: HttpRequest,
     code: web::Path<String>,

@@ -2,12 +2,14 @@
 use actix_web::error::JsonPayloadError;
 use actix_web::http::header;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use actix_web::{delete, get, patch, post};
 use chrono::{DateTime, Utc};
 use domain::{NewReport, ReportChange};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::http::AppState;
@@ -18,32 +20,16 @@ use crate::http::extract::{
 };
 use crate::http::problem::Problem;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/api/v1/analyses/{id}/reports")
-            .route(web::post().to(create))
-            .default_service(web::to(super::method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/v1/reports")
-            .route(web::get().to(list))
-            .default_service(web::to(super::method_not_allowed)),
-    )
-    .service(
-        web::resource("/api/v1/reports/{id}")
-            .route(web::get().to(get))
-            .route(web::patch().to(update))
-            .route(web::delete().to(delete))
-            .default_service(web::to(super::method_not_allowed)),
-    );
+/// Registers this module's operations: each handler carries its path and method (actix's
+/// route macro) and its documentation (`utoipa::path`), so the route table and the
+/// OpenAPI document are one list.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(create)
+        .service(list)
+        .service(get)
+        .service(update)
+        .service(delete);
 }
-
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    paths(create, list, get, update, delete),
-    components(schemas(ReportDto, CreateReport, UpdateReport))
-)]
-pub struct Doc;
 
 /// `POST /api/v1/analyses/{id}/reports` body; every field is optional, and an empty (or
 /// `null`) body is the same as `{}`.
@@ -84,8 +70,6 @@ pub struct UpdateReport {
 /// Counts once toward the month's `reports`. The report opens at its `url`
 /// (`/r/{short_code}`).
 #[utoipa::path(
-    post,
-    path = "/api/v1/analyses/{id}/reports",
     operation_id = "create_report",
     tag = "reports",
     params(("id" = Uuid, Path, description = "Analysis id")),
@@ -100,6 +84,7 @@ pub struct UpdateReport {
     ),
     security(("bearer" = []))
 )]
+#[post("/api/v1/analyses/{id}/reports")]
 async fn create(
     user: CurrentUser,
     state: web::Data<AppState>,
@@ -134,8 +119,6 @@ async fn create(
 ///
 /// The reports of the caller's analyses, newest first.
 #[utoipa::path(
-    get,
-    path = "/api/v1/reports",
     operation_id = "list_reports",
     tag = "reports",
     params(PageQuery),
@@ -146,6 +129,7 @@ async fn create(
     ),
     security(("bearer" = []))
 )]
+#[get("/api/v1/reports")]
 async fn list(
     user: CurrentUser,
     state: web::Data<AppState>,
@@ -157,8 +141,6 @@ async fn list(
 
 /// Get a report
 #[utoipa::path(
-    get,
-    path = "/api/v1/reports/{id}",
     operation_id = "get_report",
     tag = "reports",
     params(("id" = Uuid, Path, description = "Report id")),
@@ -170,6 +152,7 @@ async fn list(
     ),
     security(("bearer" = []))
 )]
+#[get("/api/v1/reports/{id}")]
 async fn get(
     user: CurrentUser,
     state: web::Data<AppState>,
@@ -183,8 +166,6 @@ async fn get(
 ///
 /// Absent fields are unchanged; `null` clears `password` or `expires_at`.
 #[utoipa::path(
-    patch,
-    path = "/api/v1/reports/{id}",
     operation_id = "update_report",
     tag = "reports",
     params(("id" = Uuid, Path, description = "Report id")),
@@ -198,6 +179,7 @@ async fn get(
     ),
     security(("bearer" = []))
 )]
+#[patch("/api/v1/reports/{id}")]
 async fn update(
     user: CurrentUser,
     state: web::Data<AppState>,
@@ -222,8 +204,6 @@ async fn update(
 ///
 /// Its short code stops opening at once and is never reused.
 #[utoipa::path(
-    delete,
-    path = "/api/v1/reports/{id}",
     operation_id = "delete_report",
     tag = "reports",
     params(("id" = Uuid, Path, description = "Report id")),
@@ -235,6 +215,7 @@ async fn update(
     ),
     security(("bearer" = []))
 )]
+#[delete("/api/v1/reports/{id}")]
 async fn delete(
     user: CurrentUser,
     state: web::Data<AppState>,
