@@ -257,6 +257,48 @@ impl ResponseError for Problem {
     }
 }
 
+/// The error answers many operations share, for their `responses(...)` lists: one
+/// wording each, written once.
+pub mod responses {
+    use super::Problem;
+
+    /// `401`.
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 401,
+        description = "Missing, invalid or revoked token",
+        content_type = "application/problem+json"
+    )]
+    pub struct Unauthenticated(#[allow(dead_code)] Problem);
+
+    /// `403` on the admin operations.
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 403,
+        description = "The caller is not an administrator",
+        content_type = "application/problem+json"
+    )]
+    pub struct NotAdmin(#[allow(dead_code)] Problem);
+
+    /// `400` on the operations that take a JSON body.
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 400,
+        description = "Not JSON, or not `application/json`",
+        content_type = "application/problem+json"
+    )]
+    pub struct NotJson(#[allow(dead_code)] Problem);
+
+    /// `422` on the operations whose only input is an id in the path.
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 422,
+        description = "The id is not a UUID",
+        content_type = "application/problem+json"
+    )]
+    pub struct BadId(#[allow(dead_code)] Problem);
+}
+
 /// THE mapping table: each domain outcome is exactly one problem type.
 impl From<domain::Error> for Problem {
     fn from(err: domain::Error) -> Self {

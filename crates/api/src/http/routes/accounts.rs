@@ -11,7 +11,7 @@ use crate::http::AppState;
 use crate::http::auth::CurrentUser;
 use crate::http::dto::{self, TokenDto, UsageDto, UserDto};
 use crate::http::extract::{Json, client_id};
-use crate::http::problem::Problem;
+use crate::http::problem::{Problem, responses};
 
 /// Registers this module's operations: each handler carries its path and method (actix's
 /// route macro) and its documentation (`utoipa::path`), so the route table and the
@@ -78,7 +78,7 @@ pub struct PasswordBody {
     request_body = RegisterBody,
     responses(
         (status = 201, description = "The account, `free` and not admin", body = UserDto),
-        (status = 400, description = "Not JSON, or not `application/json`", body = Problem, content_type = "application/problem+json"),
+        responses::NotJson,
         (status = 409, description = "The email is already registered", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad email, short password, unknown or missing field", body = Problem, content_type = "application/problem+json"),
     )
@@ -109,7 +109,7 @@ pub async fn register(state: web::Data<AppState>, body: Json<RegisterBody>) -> A
         `Retry-After` until the window passes.",
     responses(
         (status = 200, description = "A bearer token and the user", body = TokenDto),
-        (status = 400, description = "Not JSON, or not `application/json`", body = Problem, content_type = "application/problem+json"),
+        responses::NotJson,
         (status = 401, description = "Wrong email or password", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Missing or unknown field", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many failed attempts; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
@@ -137,7 +137,7 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: Json<Logi
     security(("bearer" = [])),
     responses(
         (status = 204, description = "The token no longer works"),
-        (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
+        responses::Unauthenticated,
     )
 )]
 #[post("/api/v1/auth/logout")]
@@ -151,7 +151,7 @@ pub async fn logout(state: web::Data<AppState>, me: CurrentUser) -> Answer {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller", body = UserDto),
-        (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
+        responses::Unauthenticated,
     )
 )]
 #[get("/api/v1/me")]
@@ -165,8 +165,8 @@ pub async fn get_me(me: CurrentUser) -> Answer {
     request_body = PatchMeBody,
     responses(
         (status = 200, description = "The updated caller", body = UserDto),
-        (status = 400, description = "Not JSON, or not `application/json`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
+        responses::NotJson,
+        responses::Unauthenticated,
         (status = 409, description = "The new email belongs to another account", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad email, `email: null`, unknown field", body = Problem, content_type = "application/problem+json"),
     )
@@ -197,7 +197,7 @@ pub async fn patch_me(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "The account and everything it owned (stored files included) are gone"),
-        (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
+        responses::Unauthenticated,
     )
 )]
 #[delete("/api/v1/me")]
@@ -215,7 +215,7 @@ pub async fn delete_me(state: web::Data<AppState>, me: CurrentUser) -> Answer {
         toward a failed-attempt limit of its own, `429` beyond it).",
     responses(
         (status = 204, description = "Changed"),
-        (status = 400, description = "Not JSON, or not `application/json`", body = Problem, content_type = "application/problem+json"),
+        responses::NotJson,
         (status = 401, description = "Bad token, or wrong current password", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The new password breaks the rules", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many wrong current passwords", body = Problem, content_type = "application/problem+json"),
@@ -246,7 +246,7 @@ pub async fn change_password(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "This month's counters; `limit: null` is unlimited", body = UsageDto),
-        (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
+        responses::Unauthenticated,
     )
 )]
 #[get("/api/v1/me/usage")]
@@ -261,7 +261,7 @@ pub async fn usage(state: web::Data<AppState>, me: CurrentUser) -> Answer {
     description = "Counts one AI message (the AI chat service calls this before it answers).",
     responses(
         (status = 200, description = "The usage after counting", body = UsageDto),
-        (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
+        responses::Unauthenticated,
         (status = 402, description = "The month's `ai_messages` limit is reached; nothing was counted", body = Problem, content_type = "application/problem+json"),
     )
 )]

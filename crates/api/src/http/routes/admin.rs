@@ -9,7 +9,7 @@ use crate::http::AppState;
 use crate::http::auth::AdminUser;
 use crate::http::dto::{self, PageDto, Tier, UsageDto, UserDto};
 use crate::http::extract::{Json, PageQuery, parse_id};
-use crate::http::problem::Problem;
+use crate::http::problem::{Problem, responses};
 
 /// Registers this module's operations: each handler carries its path and method (actix's
 /// route macro) and its documentation (`utoipa::path`), so the route table and the
@@ -52,8 +52,8 @@ pub struct AdminPatchBody {
     params(UsersQuery),
     responses(
         (status = 200, description = "Users, newest first", body = PageDto<UserDto>),
-        (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller is not an administrator", body = Problem, content_type = "application/problem+json"),
+        responses::Unauthenticated,
+        responses::NotAdmin,
         (status = 422, description = "Bad tier, limit or cursor", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -86,9 +86,9 @@ pub async fn list_users(
         existing tokens too.",
     responses(
         (status = 200, description = "The updated user", body = UserDto),
-        (status = 400, description = "Not JSON, or not `application/json`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller is not an administrator", body = Problem, content_type = "application/problem+json"),
+        responses::NotJson,
+        responses::Unauthenticated,
+        responses::NotAdmin,
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad id, tier, or unknown field", body = Problem, content_type = "application/problem+json"),
     )
@@ -116,8 +116,8 @@ pub async fn update_user(
     params(("id" = uuid::Uuid, Path, description = "User id")),
     responses(
         (status = 200, description = "The user's usage this month, as `/api/v1/me/usage`", body = UsageDto),
-        (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller is not an administrator", body = Problem, content_type = "application/problem+json"),
+        responses::Unauthenticated,
+        responses::NotAdmin,
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad id", body = Problem, content_type = "application/problem+json"),
     )

@@ -13,7 +13,7 @@ use crate::http::AppState;
 use crate::http::auth::CurrentUser;
 use crate::http::dto::{AnalysisDto, AnalysisStatus, PageDto, double_option, non_null};
 use crate::http::extract::{Json, PageQuery, Pagination};
-use crate::http::problem::Problem;
+use crate::http::problem::{Problem, responses};
 
 /// Registers this module's operations: each handler carries its path and method (actix's
 /// route macro) and its documentation (`utoipa::path`), so the route table and the
@@ -81,8 +81,8 @@ pub struct StatusFilter {
     request_body = CreateAnalysis,
     responses(
         (status = 201, description = "Created", body = AnalysisDto),
-        (status = 400, description = "Not a JSON body", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        responses::NotJson,
+        responses::Unauthenticated,
         (status = 404, description = "`dataset_id` is not one of the caller's datasets", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad name, a config that is not an object, or an unknown field", body = Problem, content_type = "application/problem+json"),
     ),
@@ -124,7 +124,7 @@ async fn create(
     params(StatusFilter, PageQuery),
     responses(
         (status = 200, description = "A page of analyses", body = PageDto<AnalysisDto>),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        responses::Unauthenticated,
         (status = 422, description = "Bad `status`, `limit` or `cursor`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
@@ -152,9 +152,9 @@ async fn list(
     params(("id" = Uuid, Path, description = "Analysis id")),
     responses(
         (status = 200, description = "The analysis", body = AnalysisDto),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        responses::Unauthenticated,
         (status = 404, description = "No such analysis of the caller", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+        responses::BadId,
     ),
     security(("bearer" = []))
 )]
@@ -182,8 +182,8 @@ async fn get(
     request_body = UpdateAnalysis,
     responses(
         (status = 200, description = "The updated analysis", body = AnalysisDto),
-        (status = 400, description = "Not a JSON body", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        responses::NotJson,
+        responses::Unauthenticated,
         (status = 404, description = "No such analysis, or `dataset_id` is not one of the caller's datasets", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad id or value, `null` for `name` or `status`, or an unknown field", body = Problem, content_type = "application/problem+json"),
     ),
@@ -221,9 +221,9 @@ async fn update(
     params(("id" = Uuid, Path, description = "Analysis id")),
     responses(
         (status = 204, description = "Deleted, reports included"),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        responses::Unauthenticated,
         (status = 404, description = "No such analysis of the caller", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+        responses::BadId,
     ),
     security(("bearer" = []))
 )]

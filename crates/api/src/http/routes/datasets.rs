@@ -25,7 +25,7 @@ use crate::http::AppState;
 use crate::http::auth::CurrentUser;
 use crate::http::dto::{DatasetDto, PageDto};
 use crate::http::extract::{Json, PageQuery, Pagination};
-use crate::http::problem::Problem;
+use crate::http::problem::{Problem, responses};
 
 /// Room for the multipart framing and the small text parts around the file: a body whose
 /// declared length exceeds the file limit by more than this cannot carry an acceptable file.
@@ -82,7 +82,7 @@ pub struct RenameDataset {
     responses(
         (status = 201, description = "Stored", body = DatasetDto),
         (status = 400, description = "Not a multipart/form-data body, or a malformed one", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        responses::Unauthenticated,
         (status = 402, description = "The month's `datasets` limit is reached", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The file is larger than the server's upload limit", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "No `file` part, an unknown part, an unsupported file type, a file that does not parse, or a bad name", body = Problem, content_type = "application/problem+json"),
@@ -150,7 +150,7 @@ async fn upload(
     params(PageQuery),
     responses(
         (status = 200, description = "A page of datasets", body = PageDto<DatasetDto>),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        responses::Unauthenticated,
         (status = 422, description = "Bad `limit` or `cursor`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
@@ -172,9 +172,9 @@ async fn list(
     params(("id" = Uuid, Path, description = "Dataset id")),
     responses(
         (status = 200, description = "The dataset", body = DatasetDto),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        responses::Unauthenticated,
         (status = 404, description = "No such dataset of the caller", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+        responses::BadId,
     ),
     security(("bearer" = []))
 )]
@@ -200,8 +200,8 @@ async fn get(
     request_body = RenameDataset,
     responses(
         (status = 200, description = "The renamed dataset", body = DatasetDto),
-        (status = 400, description = "Not a JSON body", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        responses::NotJson,
+        responses::Unauthenticated,
         (status = 404, description = "No such dataset of the caller", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad id, bad name, or an unknown field", body = Problem, content_type = "application/problem+json"),
     ),
@@ -233,9 +233,9 @@ async fn rename(
     params(("id" = Uuid, Path, description = "Dataset id")),
     responses(
         (status = 204, description = "Deleted, file included"),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        responses::Unauthenticated,
         (status = 404, description = "No such dataset of the caller", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+        responses::BadId,
     ),
     security(("bearer" = []))
 )]

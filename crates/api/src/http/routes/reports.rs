@@ -18,7 +18,7 @@ use crate::http::dto::{PageDto, ReportDto, double_option, non_null};
 use crate::http::extract::{
     JSON_LIMIT_BYTES, Json, PageQuery, Pagination, from_json_bytes, json_problem,
 };
-use crate::http::problem::Problem;
+use crate::http::problem::{Problem, responses};
 
 /// Registers this module's operations: each handler carries its path and method (actix's
 /// route macro) and its documentation (`utoipa::path`), so the route table and the
@@ -77,7 +77,7 @@ pub struct UpdateReport {
     responses(
         (status = 201, description = "Published", body = ReportDto),
         (status = 400, description = "A body that is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        responses::Unauthenticated,
         (status = 402, description = "The month's `reports` limit is reached", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such analysis of the caller", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad id, a short password, `expires_at` in the past, or an unknown field", body = Problem, content_type = "application/problem+json"),
@@ -124,7 +124,7 @@ async fn create(
     params(PageQuery),
     responses(
         (status = 200, description = "A page of reports", body = PageDto<ReportDto>),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        responses::Unauthenticated,
         (status = 422, description = "Bad `limit` or `cursor`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
@@ -146,9 +146,9 @@ async fn list(
     params(("id" = Uuid, Path, description = "Report id")),
     responses(
         (status = 200, description = "The report", body = ReportDto),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        responses::Unauthenticated,
         (status = 404, description = "No such report of the caller", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+        responses::BadId,
     ),
     security(("bearer" = []))
 )]
@@ -172,8 +172,8 @@ async fn get(
     request_body = UpdateReport,
     responses(
         (status = 200, description = "The updated report", body = ReportDto),
-        (status = 400, description = "Not a JSON body", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        responses::NotJson,
+        responses::Unauthenticated,
         (status = 404, description = "No such report of the caller", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad id, a short password, `expires_at` in the past, `null` for `is_public`, or an unknown field", body = Problem, content_type = "application/problem+json"),
     ),
@@ -209,9 +209,9 @@ async fn update(
     params(("id" = Uuid, Path, description = "Report id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        responses::Unauthenticated,
         (status = 404, description = "No such report of the caller", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+        responses::BadId,
     ),
     security(("bearer" = []))
 )]
