@@ -55,33 +55,122 @@ impl std::fmt::Debug for S3Settings {
     }
 }
 
+/// The settings as given, each from its option or, absent that, from its environment
+/// variable (clap's `env`): raw text, validated into a [`Config`] by
+/// [`Config::from_settings`] so that every bad value gets the same one-line error whichever
+/// way it came. Values are never shown in `--help` (a URL may hold a password).
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct RawSettings {
+    /// `postgres://...` or `sqlite://...` [default: sqlite://<data dir>/iops.db?mode=rwc]
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// The default SQLite file and dataset files (created if missing) [default: ./data]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "IOPS_DATA_DIR",
+        hide_env_values = true
+    )]
+    pub data_dir: Option<String>,
+    /// Where dataset files live: `s3://bucket[/prefix]` or `file:///path` [default: <data dir>/datasets]
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "IOPS_STORAGE_URL",
+        hide_env_values = true
+    )]
+    pub storage_url: Option<String>,
+    /// Age an unreferenced stored file must reach before it is removed [default: 3600]
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECS",
+        env = "IOPS_STORAGE_GRACE_SECS",
+        hide_env_values = true
+    )]
+    pub storage_grace_secs: Option<String>,
+    /// Address `iops serve` listens on [default: 127.0.0.1:8080]
+    #[arg(
+        long,
+        global = true,
+        value_name = "HOST:PORT",
+        env = "IOPS_BIND",
+        hide_env_values = true
+    )]
+    pub bind: Option<String>,
+    /// Largest accepted upload in bytes [default: 52428800]
+    #[arg(
+        long,
+        global = true,
+        value_name = "BYTES",
+        env = "IOPS_MAX_UPLOAD_BYTES",
+        hide_env_values = true
+    )]
+    pub max_upload_bytes: Option<String>,
+    /// Password hashes running at once [default: twice the cores]
+    #[arg(
+        long,
+        global = true,
+        value_name = "N",
+        env = "IOPS_HASH_CONCURRENCY",
+        hide_env_values = true
+    )]
+    pub hash_concurrency: Option<String>,
+    /// Log filter [default: info]
+    #[arg(
+        long = "log",
+        global = true,
+        value_name = "FILTER",
+        env = "RUST_LOG",
+        hide_env_values = true
+    )]
+    pub log_filter: Option<String>,
+}
+
 impl Config {
-    /// Reads the process environment.
-    pub fn from_env() -> Result<Self> {
-        let mut config = Self::from_lookup(|key| std::env::var(key).ok())?;
+    /// Validates `raw`. The S3 client settings come from the standard AWS variables.
+    pub fn from_settings(raw: RawSettings) -> Result<Self> {
+        let mut config = Self::validate(raw)?;
         config.s3 = S3Settings(domain::storage::object_store::aws::AmazonS3Builder::from_env());
         Ok(config)
     }
 
-    /// Reads from any key-value source (tests pass a map).
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let set = |key: &str| get(key).filter(|v| !v.trim().is_empty());
-        let data_dir =
-            PathBuf::from(set("IOPS_DATA_DIR").unwrap_or_else(|| DEFAULT_DATA_DIR.into()));
-        let (database_url, database_url_is_default) = match set("DATABASE_URL") {
+    fn validate(raw: RawSettings) -> Result<Self> {
+        // An empty value counts as unset, as it always has for these variables.
+        let set = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
+        let RawSettings {
+            database_url,
+            data_dir,
+            storage_url,
+            storage_grace_secs,
+            bind,
+            max_upload_bytes,
+            hash_concurrency,
+            log_filter,
+        } = raw;
+        let data_dir = PathBuf::from(set(data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into()));
+        let (database_url, database_url_is_default) = match set(database_url) {
             Some(url) => (url, false),
             None => (default_database_url(&data_dir), true),
         };
         validate_database_url(&database_url)?;
 
-        let bind = set("IOPS_BIND").unwrap_or_else(|| DEFAULT_BIND.into());
+        let bind = set(bind).unwrap_or_else(|| DEFAULT_BIND.into());
         if !bind.contains(':') {
             return Err(Error::config(format!(
                 "IOPS_BIND must be host:port, got '{bind}'"
             )));
         }
 
-        let max_upload_bytes = match set("IOPS_MAX_UPLOAD_BYTES") {
+        let max_upload_bytes = match set(max_upload_bytes) {
             None => DEFAULT_MAX_UPLOAD_BYTES,
             Some(raw) => match raw.trim().parse::<u64>() {
                 Ok(n) if n > 0 => n,
@@ -93,14 +182,14 @@ impl Config {
             },
         };
 
-        let log_filter = set("RUST_LOG").unwrap_or_else(|| "info".into());
+        let log_filter = set(log_filter).unwrap_or_else(|| "info".into());
 
-        let storage = match set("IOPS_STORAGE_URL") {
+        let storage = match set(storage_url) {
             None => Location::Folder(data_dir.join("datasets")),
             Some(raw) => parse_storage_url("IOPS_STORAGE_URL", &raw)?,
         };
 
-        let storage_grace = match set("IOPS_STORAGE_GRACE_SECS") {
+        let storage_grace = match set(storage_grace_secs) {
             None => domain::storage::STALE_STAGING,
             Some(raw) => match raw.trim().parse::<u64>() {
                 Ok(secs) => std::time::Duration::from_secs(secs),
@@ -112,7 +201,7 @@ impl Config {
             },
         };
 
-        let hash_concurrency = match set("IOPS_HASH_CONCURRENCY") {
+        let hash_concurrency = match set(hash_concurrency) {
             None => std::thread::available_parallelism().map_or(2, |n| n.get()) * 2,
             Some(raw) => match raw.trim().parse::<usize>() {
                 Ok(n) if n > 0 => n,
@@ -223,12 +312,37 @@ mod tests {
 
     use super::*;
 
+    /// Settings as if these environment variables were set.
     fn config(vars: &[(&str, &str)]) -> Result<Config> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_lookup(|k| map.get(k).cloned())
+        let map: HashMap<&str, String> = vars.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        let get = |key: &str| map.get(key).cloned();
+        Config::validate(RawSettings {
+            database_url: get("DATABASE_URL"),
+            data_dir: get("IOPS_DATA_DIR"),
+            storage_url: get("IOPS_STORAGE_URL"),
+            storage_grace_secs: get("IOPS_STORAGE_GRACE_SECS"),
+            bind: get("IOPS_BIND"),
+            max_upload_bytes: get("IOPS_MAX_UPLOAD_BYTES"),
+            hash_concurrency: get("IOPS_HASH_CONCURRENCY"),
+            log_filter: get("RUST_LOG"),
+        })
+    }
+
+    /// An option goes through the same validation as its variable.
+    #[test]
+    fn options_read_like_variables() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            settings: RawSettings,
+        }
+        let cli =
+            Cli::try_parse_from(["iops", "--bind", "0.0.0.0:9000", "--max-upload-bytes", "10"])
+                .unwrap();
+        assert_eq!(cli.settings.bind.as_deref(), Some("0.0.0.0:9000"));
+        let c = Config::validate(cli.settings).unwrap();
+        assert_eq!((c.bind.as_str(), c.max_upload_bytes), ("0.0.0.0:9000", 10));
     }
 
     #[test]

@@ -17,11 +17,13 @@ use crate::error::{Error, Result};
     name = "iops",
     version,
     about = "iOps: the REST API server and its administration commands",
-    after_help = "Configuration comes from the environment: DATABASE_URL, IOPS_DATA_DIR, \
-                  IOPS_STORAGE_URL (with the AWS_* variables for s3://), IOPS_BIND, \
-                  IOPS_MAX_UPLOAD_BYTES, RUST_LOG."
+    after_help = "Every setting is an option or its environment variable (shown in \
+                  brackets); s3:// storage also reads the standard AWS_* variables."
 )]
 pub struct Cli {
+    /// The settings, as options or environment variables.
+    #[command(flatten)]
+    pub settings: crate::config::RawSettings,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -107,7 +109,7 @@ pub enum UsersCommand {
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
-    let config = Config::from_env()?;
+    let config = Config::from_settings(cli.settings)?;
     init_logging(&config)?;
     match cli.command {
         Command::Serve { no_migrate } => serve::run(&config, no_migrate).await,
