@@ -9,17 +9,20 @@
 //!
 //! Every query carries `user_id = caller` in its WHERE clause: another user's dataset is
 //! indistinguishable from a missing one ([`Error::NotFound`]).
-use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use entity::datasets;
+use futures_util::StreamExt;
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::db::begin_write;
 use crate::pagination::{Page, PageRequest, page_from};
@@ -274,8 +277,13 @@ where
         .truncate(true)
         .open(path)
         .await?;
-    let (chunks, queue) = tokio::sync::mpsc::channel(PARSE_QUEUE);
-    let parser = tokio::task::spawn_blocking(move || parse::shape_of(format, Chunks::new(queue)));
+    let (chunks, queue) = tokio::sync::mpsc::channel::<Bytes>(PARSE_QUEUE);
+    // The parser reads the queue as a blocking `BufRead` on its own thread; the end of the
+    // queue (every sender dropped) reads as the end of the file.
+    let parser = tokio::task::spawn_blocking(move || {
+        let stream = ReceiverStream::new(queue).map(Ok::<_, std::io::Error>);
+        parse::shape_of(format, SyncIoBridge::new(StreamReader::new(stream)))
+    });
     // `None` once the parser has stopped (it failed; its error is the answer).
     let mut chunks = Some(chunks);
     let mut buffer = vec![0u8; CHUNK];
@@ -293,7 +301,11 @@ where
             continue;
         };
         file.write_all(&buffer[..n]).await?;
-        if sender.send(buffer[..n].to_vec()).await.is_err() {
+        if sender
+            .send(Bytes::copy_from_slice(&buffer[..n]))
+            .await
+            .is_err()
+        {
             chunks = None;
         }
     }
@@ -318,54 +330,6 @@ async fn fill<R: AsyncRead + Unpin>(body: &mut R, buffer: &mut [u8]) -> std::io:
         }
     }
     Ok(filled)
-}
-
-/// The parser's side of [`receive`]: the chunks of the body, in order, as a `BufRead`.
-/// The end of the queue (every sender dropped) reads as the end of the file.
-struct Chunks {
-    queue: tokio::sync::mpsc::Receiver<Vec<u8>>,
-    chunk: Vec<u8>,
-    consumed: usize,
-}
-
-impl Chunks {
-    fn new(queue: tokio::sync::mpsc::Receiver<Vec<u8>>) -> Self {
-        Self {
-            queue,
-            chunk: Vec::new(),
-            consumed: 0,
-        }
-    }
-}
-
-impl Read for Chunks {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        let available = self.fill_buf()?;
-        let n = available.len().min(out.len());
-        out[..n].copy_from_slice(&available[..n]);
-        self.consume(n);
-        Ok(n)
-    }
-}
-
-impl BufRead for Chunks {
-    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
-        while self.consumed == self.chunk.len() {
-            // Runs on a blocking thread (see `receive`), where waiting is allowed.
-            match self.queue.blocking_recv() {
-                Some(chunk) => {
-                    self.chunk = chunk;
-                    self.consumed = 0;
-                }
-                None => return Ok(&[]),
-            }
-        }
-        Ok(&self.chunk[self.consumed..])
-    }
-
-    fn consume(&mut self, n: usize) {
-        self.consumed = (self.consumed + n).min(self.chunk.len());
-    }
 }
 
 /// A received upload waiting in staging.

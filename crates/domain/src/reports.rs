@@ -6,7 +6,6 @@
 //! by short code and applies the contract's rules in their fixed order.
 use chrono::{DateTime, NaiveDateTime, Utc};
 use entity::{analyses, datasets, reports};
-use rand::TryRngCore;
 use sea_orm::sea_query::{Query, SelectStatement};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -22,15 +21,11 @@ use crate::throttle::{self, Scope};
 use crate::tokens::{IssuedToken, Tokens};
 use crate::{Context, Id, Report, Status, analyses as analyses_service, db, usage};
 
-/// Length of a new short code. Each character is drawn uniformly from 62, so a code
-/// carries 10 * log2(62) ≈ 59.5 bits of OS randomness: guessing a live code is hopeless,
-/// and a collision (retried anyway) is a one-in-10^17 event per pair.
+/// Length of a new short code. Each character is drawn uniformly from the 62 base62
+/// characters (the contract's alphabet), so a code carries 10 * log2(62) ≈ 59.5 bits from
+/// a CSPRNG seeded by the OS: guessing a live code is hopeless, and a collision (retried
+/// anyway) is a one-in-10^17 event per pair.
 const SHORT_CODE_LEN: usize = 10;
-/// Base62 alphabet, the characters the contract allows in a short code.
-const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-/// Random bytes at or above this are thrown away: 248 = 4 * 62, so `byte % 62` over the
-/// accepted range hits each character exactly four times (no modulo bias).
-const ACCEPT_BELOW: u8 = 248;
 /// Fresh codes to try when one is already taken, before giving up.
 const SHORT_CODE_ATTEMPTS: usize = 5;
 /// Longest short code the schema holds (`VARCHAR(20)`); legacy codes are 8 or 9.
@@ -559,21 +554,11 @@ fn analyses_of(user_id: Id) -> SelectStatement {
 
 /// A fresh random short code (see [`SHORT_CODE_LEN`] for its strength).
 fn new_short_code() -> Result<String> {
-    let mut code = String::with_capacity(SHORT_CODE_LEN);
-    // 32 bytes almost always suffice (each is kept with probability 248/256).
-    let mut buf = [0u8; 32];
-    while code.len() < SHORT_CODE_LEN {
-        rand::rngs::OsRng
-            .try_fill_bytes(&mut buf)
-            .map_err(|e| Error::Internal(format!("OS random generator failed: {e}")))?;
-        for &byte in buf.iter().filter(|&&b| b < ACCEPT_BELOW) {
-            if code.len() == SHORT_CODE_LEN {
-                break;
-            }
-            code.push(char::from(ALPHABET[usize::from(byte % 62)]));
-        }
-    }
-    Ok(code)
+    use rand::SeedableRng;
+    use rand::distr::{Alphanumeric, SampleString};
+    let mut rng = rand::rngs::StdRng::try_from_os_rng()
+        .map_err(|e| Error::Internal(format!("OS random generator failed: {e}")))?;
+    Ok(Alphanumeric.sample_string(&mut rng, SHORT_CODE_LEN))
 }
 
 /// Only something that could be a short code reaches the database.
@@ -631,6 +616,8 @@ mod tests {
 
     #[test]
     fn short_code_characters_are_roughly_uniform() {
+        const ALPHABET: &[u8; 62] =
+            b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
         let mut counts = [0u32; 62];
         for _ in 0..6200 {
             for b in new_short_code().unwrap().bytes() {
@@ -638,7 +625,8 @@ mod tests {
                 counts[i] += 1;
             }
         }
-        // 1000 expected per character; a biased draw would skew the first 8 by ~25%.
+        // 1000 expected per character, all 62 of them; a biased draw (a modulo over bytes,
+        // say) would skew some by ~25%.
         assert!(
             counts.iter().all(|&c| (800..1200).contains(&c)),
             "{counts:?}"

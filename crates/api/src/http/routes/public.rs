@@ -19,7 +19,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::http::AppState;
 use crate::http::auth::bearer_token;
 use crate::http::dto::AnalysisStatus;
-use crate::http::extract::from_json_bytes;
+use crate::http::extract::{client_id, from_json_bytes};
 use crate::http::problem::Problem;
 
 use crate::http::html;
@@ -244,7 +244,7 @@ async fn unlock_json(
     let issued = state
         .domain
         .reports
-        .unlock(code, &body.password, &client_of(req))
+        .unlock(code, &body.password, &client_id(req))
         .await?;
     Ok(HttpResponse::Ok().json(UnlockDto {
         access_token: issued.secret,
@@ -273,7 +273,7 @@ async fn unlock_form(
     match state
         .domain
         .reports
-        .unlock(code, &password, &client_of(req))
+        .unlock(code, &password, &client_id(req))
         .await
     {
         Ok(issued) => {
@@ -288,13 +288,6 @@ async fn unlock_form(
         }
         Err(err) => crate::http::problem::html_page(err, code),
     }
-}
-
-/// The unlock throttle's idea of a client: the peer's IP address (a proxy in front would
-/// make every viewer one client; deployments behind one should terminate it here).
-fn client_of(req: &HttpRequest) -> String {
-    req.peer_addr()
-        .map_or_else(|| "unknown".to_owned(), |addr| addr.ip().to_string())
 }
 
 async fn read_body(mut payload: web::Payload) -> Result<web::BytesMut, Problem> {
