@@ -1,6 +1,7 @@
 //! THE place the application is assembled: configuration in, a database with its schema,
-//! the dataset store and the domain out. `iops serve`, every other command, the tests and
-//! the benchmark build it here, so they run the same wiring.
+//! the dataset store and the domain out. `iops serve` and every other command build it
+//! here; tests that bring their own database, clock and store use [`assemble`], the same
+//! wiring.
 use std::sync::Arc;
 
 use domain::storage::{DatasetStore, Store};
@@ -34,9 +35,6 @@ pub struct Builder {
     migrate: bool,
     open_store: bool,
     max_connections: u32,
-    clock: Arc<dyn Clock>,
-    store: Option<Arc<dyn DatasetStore>>,
-    settings: Option<domain::Settings>,
 }
 
 impl App {
@@ -53,9 +51,6 @@ impl App {
             migrate: true,
             open_store: true,
             max_connections: SERVE_CONNECTIONS,
-            clock: Arc::new(SystemClock),
-            store: None,
-            settings: None,
         }
     }
 
@@ -94,25 +89,6 @@ impl Builder {
         self
     }
 
-    /// The clock (tests stand it still).
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// A dataset store of the caller's instead of the configured one.
-    pub fn store(mut self, store: Arc<dyn DatasetStore>) -> Self {
-        self.store = Some(store);
-        self.open_store = false;
-        self
-    }
-
-    /// Settings other than the configuration's (tests shorten time limits).
-    pub fn settings(mut self, settings: domain::Settings) -> Self {
-        self.settings = Some(settings);
-        self
-    }
-
     /// Connects, migrates, opens the store and builds the domain.
     pub async fn build(self) -> Result<App> {
         let config = self.config;
@@ -131,16 +107,13 @@ impl Builder {
         } else {
             None
         };
-        let store = match (self.store, &opened) {
-            (Some(store), _) => Some(store),
-            (None, Some(opened)) => Some(Arc::new(opened.clone()) as Arc<dyn DatasetStore>),
-            (None, None) => None,
-        };
         let domain = assemble(
             database.clone(),
-            self.clock,
-            store,
-            self.settings.unwrap_or_else(|| config.settings()),
+            Arc::new(SystemClock),
+            opened
+                .clone()
+                .map(|store| Arc::new(store) as Arc<dyn DatasetStore>),
+            config.settings(),
             config.hash_concurrency,
         );
         Ok(App {

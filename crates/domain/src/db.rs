@@ -61,15 +61,6 @@ impl Database {
         &self.conn
     }
 
-    /// `postgres` or `sqlite`.
-    pub fn backend_name(&self) -> &'static str {
-        match self.conn.get_database_backend() {
-            DbBackend::Postgres => "postgres",
-            DbBackend::MySql => "mysql",
-            _ => "sqlite",
-        }
-    }
-
     pub(crate) fn direct(&self) -> Option<&DirectPool> {
         self.direct.as_ref()
     }

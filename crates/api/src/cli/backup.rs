@@ -34,12 +34,7 @@ pub async fn run(config: &Config, file: &Path) -> Result<()> {
             file.display()
         )));
     }
-    let app = App::builder(config.clone())
-        .migrate(false)
-        .open_store(false)
-        .max_connections(1)
-        .build()
-        .await?;
+    let app = App::command(config).max_connections(1).build().await?;
     let db = app.database.connection();
     // The path is a bound parameter, never spliced into the SQL: no quoting to get wrong.
     let result = db

@@ -2,7 +2,7 @@
 use chrono::Utc;
 use domain::storage::Store;
 
-use crate::app::{App, COMMAND_CONNECTIONS, open_store};
+use crate::app::{App, open_store};
 
 use super::StorageCommand;
 use crate::config::{Config, parse_storage_url};
@@ -21,11 +21,7 @@ pub async fn run(config: &Config, command: StorageCommand) -> Result<()> {
             "--to {target} is the current store (IOPS_STORAGE_URL); nothing to copy"
         )));
     }
-    let app = App::builder(config.clone())
-        .migrate(false)
-        .max_connections(COMMAND_CONNECTIONS)
-        .build()
-        .await?;
+    let app = App::command(config).open_store(true).build().await?;
     let (Some(store), db) = (app.store.clone(), app.database.clone()) else {
         return Err(Error::config("no dataset store is configured"));
     };

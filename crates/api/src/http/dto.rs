@@ -1,14 +1,9 @@
 //! JSON shapes of requests and responses shared by the routes. Timestamps are RFC 3339 in
 //! UTC with `Z`; no DTO carries a password hash.
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
-
-/// A stored naive-UTC timestamp as the API shows it.
-pub fn utc(naive: NaiveDateTime) -> DateTime<Utc> {
-    naive.and_utc()
-}
 
 /// RFC 3339 with `Z` (for values put into untyped JSON, like problem extensions).
 pub fn rfc3339(at: DateTime<Utc>) -> String {
@@ -274,8 +269,9 @@ mod tests {
 
     #[test]
     fn timestamps_end_in_z() {
-        let at =
-            utc(NaiveDateTime::parse_from_str("2026-11-25 10:00:00", "%Y-%m-%d %H:%M:%S").unwrap());
+        let at = chrono::NaiveDateTime::parse_from_str("2026-11-25 10:00:00", "%Y-%m-%d %H:%M:%S")
+            .unwrap()
+            .and_utc();
         assert_eq!(serde_json::to_value(at).unwrap(), "2026-11-25T10:00:00Z");
         assert_eq!(rfc3339(at), "2026-11-25T10:00:00Z");
     }
