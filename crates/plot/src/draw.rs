@@ -719,11 +719,11 @@ fn draw_xy(root: &Area, area: &Area, chart: &Chart, table: &Table) -> Res<Result
             let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(1);
             let (mut step, mut max_chars) = (1usize, 20usize);
             loop {
-                let width = (longest.min(max_chars) as f64) * 6.5 + 12.0;
+                let width = (longest.min(max_chars) as f64) * 7.2 + 16.0;
                 if (n.div_ceil(step) as f64) * width <= plot_width {
                     break;
                 }
-                if max_chars > 10 {
+                if max_chars > 14 {
                     max_chars -= 2;
                 } else {
                     step += 1;
@@ -745,8 +745,9 @@ fn draw_xy(root: &Area, area: &Area, chart: &Chart, table: &Table) -> Res<Result
                 lo -= d;
                 hi += d;
             }
-            if kind == Kind::Scatter {
-                let p = (hi - lo) * 0.03;
+            {
+                // Room for the first and last markers.
+                let p = (hi - lo) * if kind == Kind::Scatter { 0.03 } else { 0.015 };
                 lo -= p;
                 hi += p;
             }
@@ -771,7 +772,7 @@ fn draw_xy(root: &Area, area: &Area, chart: &Chart, table: &Table) -> Res<Result
 
     let mut ctx = ChartBuilder::on(&plot)
         .margin_top(10)
-        .margin_right(20)
+        .margin_right(if data.mode == XMode::Time { 40 } else { 24 })
         .margin_left(6)
         .margin_bottom(if data.notes.is_empty() { 4 } else { 14 })
         .x_label_area_size(44)
@@ -1029,9 +1030,8 @@ fn draw_table(area: &Area, chart: &Chart, table: &Table) -> Res<Result<(), Empty
     // Column widths follow the text they hold (capped), scaled to the width available.
     let cell = |r: usize, c: usize| -> String {
         match table.cell(r, c) {
-            Value::Null => String::new(),
-            Value::String(s) => s.clone(),
-            v => v.to_string(),
+            Value::String(s) if !table.is_numeric_column(c) => s.clone(),
+            v => format_value(v).unwrap_or_default(),
         }
     };
     let wants: Vec<f64> = cols

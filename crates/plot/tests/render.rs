@@ -150,7 +150,7 @@ fn every_kind_is_well_formed_with_title_and_names() {
             Kind::Table => {
                 // Only the y columns are shown.
                 assert!(
-                    has_text(&svg, "revenue") && has_text(&svg, "1250000.50"),
+                    has_text(&svg, "revenue") && has_text(&svg, "1,250,000.50"),
                     "{k:?}"
                 );
                 assert!(!has_text(&svg, "North"), "{k:?}");
