@@ -11,6 +11,7 @@ mod adopt;
 mod m001_core_tables;
 mod m002_reports;
 mod m003_tokens_and_limits;
+mod m004_charts;
 pub mod schema;
 
 pub use adopt::adopt_alembic;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m001_core_tables::Migration),
             Box::new(m002_reports::Migration),
             Box::new(m003_tokens_and_limits::Migration),
+            Box::new(m004_charts::Migration),
         ]
     }
 }

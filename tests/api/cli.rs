@@ -106,18 +106,18 @@ async fn migrate_commands_body(db: TestDb) {
     assert_eq!(current(&db).await, "none");
     assert_eq!(
         history(&db).await,
-        "001  core_tables  pending\n002  reports  pending\n003  tokens_and_limits  pending\n"
+        "001  core_tables  pending\n002  reports  pending\n003  tokens_and_limits  pending\n004  charts  pending\n"
     );
 
     iops(&db, &["migrate", "upgrade", "001"]).await.ok();
     assert_eq!(current(&db).await, "001");
     assert_eq!(
         history(&db).await,
-        "001  core_tables  applied\n002  reports  pending\n003  tokens_and_limits  pending\n"
+        "001  core_tables  applied\n002  reports  pending\n003  tokens_and_limits  pending\n004  charts  pending\n"
     );
 
     iops(&db, &["migrate", "upgrade"]).await.ok();
-    assert_eq!(current(&db).await, "003");
+    assert_eq!(current(&db).await, "004");
     let conn = db.connect().await;
     assert_eq!(count(&conn, "access_tokens").await, 0);
 
@@ -128,7 +128,8 @@ async fn migrate_commands_body(db: TestDb) {
 
     iops(&db, &["migrate", "upgrade"]).await.ok();
     iops(&db, &["migrate", "downgrade"]).await.ok();
-    assert_eq!(current(&db).await, "002");
+    assert_eq!(current(&db).await, "003");
+    iops(&db, &["migrate", "downgrade"]).await.ok();
     iops(&db, &["migrate", "downgrade"]).await.ok();
     iops(&db, &["migrate", "downgrade"]).await.ok();
     assert_eq!(current(&db).await, "none");
@@ -143,7 +144,7 @@ async fn unknown_revision_body(db: TestDb) {
         let run = iops(&db, &args).await;
         let line = run.failed_with_one_line();
         assert!(
-            line.contains("unknown revision") && line.contains("001, 002, 003"),
+            line.contains("unknown revision") && line.contains("001, 002, 003, 004"),
             "{line}"
         );
     }

@@ -1,6 +1,7 @@
 //! Domain rules against real databases, each test on SQLite and on PostgreSQL.
 mod accounts;
 mod analyses;
+mod charts;
 mod datasets;
 mod reports;
 mod storage;

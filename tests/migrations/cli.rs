@@ -42,7 +42,12 @@ async fn one_history_for_both_tools(db: TestDb) {
         .await
         .unwrap();
     let status = migration_cli(&db, &["status"]);
-    for name in ["m001_core_tables", "m002_reports", "m003_tokens_and_limits"] {
+    for name in [
+        "m001_core_tables",
+        "m002_reports",
+        "m003_tokens_and_limits",
+        "m004_charts",
+    ] {
         let line = status
             .lines()
             .find(|l| l.contains(name))
@@ -50,7 +55,7 @@ async fn one_history_for_both_tools(db: TestDb) {
         assert!(line.contains("Applied"), "{line}");
     }
 
-    migration_cli(&db, &["down", "-n", "2"]);
+    migration_cli(&db, &["down", "-n", "3"]);
     assert_eq!(applied(&db).await, ["001"]);
 }
 on_both!(one_history_for_both_tools, one_history_for_both_tools);
@@ -59,6 +64,6 @@ on_both!(one_history_for_both_tools, one_history_for_both_tools);
 async fn migration_cli_adopts_alembic(db: TestDb) {
     let legacy = TestDb::legacy(db.backend).await;
     migration_cli(&legacy, &["up"]);
-    assert_eq!(applied(&legacy).await, ["001", "002", "003"]);
+    assert_eq!(applied(&legacy).await, ["001", "002", "003", "004"]);
 }
 on_both!(migration_cli_adopts_alembic, migration_cli_adopts_alembic);

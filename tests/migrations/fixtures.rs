@@ -26,17 +26,20 @@ async fn legacy(db: TestDb) -> (TestDb, sea_orm::DatabaseConnection) {
 
 async fn takeover_records_history_and_keeps_rows(db: TestDb) {
     let (_db, conn) = legacy(db).await;
-    // Reading the state already adopts: 001 and 002 are applied, 003 pending.
+    // Reading the state already adopts: 001 and 002 are applied, 003 and 004 pending.
     let history = migration::schema::history(&conn).await.unwrap();
     let states: Vec<(&str, bool)> = history.iter().map(|r| (r.id.as_str(), r.applied)).collect();
-    assert_eq!(states, [("001", true), ("002", true), ("003", false)]);
+    assert_eq!(
+        states,
+        [("001", true), ("002", true), ("003", false), ("004", false)]
+    );
     assert_eq!(
         migration::schema::current(&conn).await.unwrap().as_deref(),
         Some("002")
     );
 
     let applied = migration::schema::upgrade(&conn, None).await.unwrap();
-    assert_eq!(applied, ["003"]);
+    assert_eq!(applied, ["003", "004"]);
     for (table, rows) in [
         ("users", 3),
         ("usage_tracking", 5),
@@ -44,6 +47,7 @@ async fn takeover_records_history_and_keeps_rows(db: TestDb) {
         ("analyses", 3),
         ("reports", 3),
         ("access_tokens", 0),
+        ("charts", 0),
     ] {
         assert_eq!(count(&conn, table).await, rows, "{table}");
     }

@@ -14,7 +14,7 @@ async fn state(db: &DatabaseConnection) -> Vec<(String, bool)> {
 }
 
 fn expect(applied: &[bool]) -> Vec<(String, bool)> {
-    ["001", "002", "003"]
+    ["001", "002", "003", "004"]
         .iter()
         .zip(applied)
         .map(|(id, a)| (id.to_string(), *a))
@@ -42,7 +42,7 @@ async fn table_exists(db: &DatabaseConnection, table: &str) -> bool {
 async fn round_trips(db: TestDb) {
     let conn = db.connect().await;
     assert_eq!(migration::schema::current(&conn).await.unwrap(), None);
-    assert_eq!(state(&conn).await, expect(&[false, false, false]));
+    assert_eq!(state(&conn).await, expect(&[false, false, false, false]));
 
     assert_eq!(
         migration::schema::upgrade(&conn, Some("001"))
@@ -58,9 +58,20 @@ async fn round_trips(db: TestDb) {
 
     assert_eq!(
         migration::schema::upgrade(&conn, None).await.unwrap(),
-        ["002", "003"]
+        ["002", "003", "004"]
     );
-    assert_eq!(state(&conn).await, expect(&[true, true, true]));
+    assert_eq!(state(&conn).await, expect(&[true, true, true, true]));
+    for table in [
+        "charts",
+        "chart_embeds",
+        "embed_codes",
+        "embed_keys",
+        "embed_analytics",
+        "embed_visitors",
+        "embed_salts",
+    ] {
+        assert!(table_exists(&conn, table).await, "{table}");
+    }
     // Nothing pending: a second upgrade is a no-op.
     assert!(
         migration::schema::upgrade(&conn, None)
@@ -69,6 +80,23 @@ async fn round_trips(db: TestDb) {
             .is_empty()
     );
 
+    assert_eq!(
+        migration::schema::downgrade(&conn, None).await.unwrap(),
+        ["004"]
+    );
+    assert_eq!(
+        migration::schema::current(&conn).await.unwrap().as_deref(),
+        Some("003")
+    );
+    for table in [
+        "charts",
+        "chart_embeds",
+        "embed_codes",
+        "embed_keys",
+        "embed_analytics",
+    ] {
+        assert!(!table_exists(&conn, table).await, "{table}");
+    }
     assert_eq!(
         migration::schema::downgrade(&conn, None).await.unwrap(),
         ["003"]
@@ -84,9 +112,9 @@ async fn round_trips(db: TestDb) {
         migration::schema::downgrade(&conn, Some("001"))
             .await
             .unwrap(),
-        ["003", "002"]
+        ["004", "003", "002"]
     );
-    assert_eq!(state(&conn).await, expect(&[true, false, false]));
+    assert_eq!(state(&conn).await, expect(&[true, false, false, false]));
     assert!(table_exists(&conn, "analyses").await && !table_exists(&conn, "reports").await);
 
     assert_eq!(
@@ -98,9 +126,9 @@ async fn round_trips(db: TestDb) {
 
     assert_eq!(
         migration::schema::upgrade(&conn, None).await.unwrap(),
-        ["001", "002", "003"]
+        ["001", "002", "003", "004"]
     );
-    assert_eq!(state(&conn).await, expect(&[true, true, true]));
+    assert_eq!(state(&conn).await, expect(&[true, true, true, true]));
 }
 on_both!(round_trips, round_trips);
 
@@ -109,12 +137,12 @@ async fn unknown_revision_changes_nothing(db: TestDb) {
     migration::schema::upgrade(&conn, Some("001"))
         .await
         .unwrap();
-    for bad in ["004", "1", "abc", ""] {
+    for bad in ["005", "1", "abc", ""] {
         let err = migration::schema::upgrade(&conn, Some(bad))
             .await
             .unwrap_err();
         let message = err.to_string();
-        assert!(message.contains("001, 002, 003"), "{message}");
+        assert!(message.contains("001, 002, 003, 004"), "{message}");
         assert!(matches!(err, migration::schema::Error::UnknownRevision(_)));
         assert!(
             migration::schema::downgrade(&conn, Some(bad))
@@ -122,7 +150,7 @@ async fn unknown_revision_changes_nothing(db: TestDb) {
                 .is_err()
         );
     }
-    assert_eq!(state(&conn).await, expect(&[true, false, false]));
+    assert_eq!(state(&conn).await, expect(&[true, false, false, false]));
 }
 on_both!(
     unknown_revision_changes_nothing,

@@ -1,5 +1,5 @@
 //! The migrated catalog, read back from the database itself, against a table of
-//! expectations transcribed from `DATABASE_SCHEMA.md` (plus revision 003). Checked on a
+//! expectations transcribed from `DATABASE_SCHEMA.md` (plus revisions 003 and 004). Checked on a
 //! fresh database and on one adopted from the Python era: both must be the same schema.
 use std::collections::BTreeSet;
 
@@ -15,6 +15,7 @@ enum Kind {
     Bool,
     Json,
     Timestamp,
+    Date,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -192,6 +193,101 @@ const SCHEMA: &[Table] = &[
         foreign_keys: &[],
         indexes: &[("idx_attempt_limits_window_start", "window_start", false)],
     },
+    Table {
+        name: "charts",
+        columns: &[
+            ("id", Uuid, false, D::None),
+            ("analysis_id", Uuid, false, D::None),
+            ("name", Str(255), false, D::None),
+            ("chart_type", Str(20), false, D::None),
+            ("config", Json, false, D::None),
+            TIMESTAMPS[0],
+            TIMESTAMPS[1],
+        ],
+        unique: &[],
+        foreign_keys: &[("analysis_id", "analyses.id", "CASCADE")],
+        indexes: &[("idx_charts_analysis_id", "analysis_id", false)],
+    },
+    Table {
+        name: "embed_codes",
+        columns: &[
+            ("code", Str(20), false, D::None),
+            ("created_at", Timestamp, false, D::Now),
+        ],
+        unique: &[],
+        foreign_keys: &[],
+        indexes: &[],
+    },
+    Table {
+        name: "chart_embeds",
+        columns: &[
+            ("id", Uuid, false, D::None),
+            ("chart_id", Uuid, false, D::None),
+            ("code", Str(20), false, D::None),
+            ("mode", Str(10), false, D::None),
+            ("allowed_origins", Json, false, D::None),
+            ("snapshot", Json, false, D::None),
+            ("published_at", Timestamp, false, D::None),
+            TIMESTAMPS[0],
+            TIMESTAMPS[1],
+        ],
+        unique: &["chart_id"],
+        foreign_keys: &[("chart_id", "charts.id", "CASCADE")],
+        indexes: &[("idx_chart_embeds_code", "code", true)],
+    },
+    Table {
+        name: "embed_keys",
+        columns: &[
+            ("id", Uuid, false, D::None),
+            ("user_id", Uuid, false, D::None),
+            ("kid", Str(32), false, D::None),
+            ("secret_encrypted", Str(255), false, D::None),
+            TIMESTAMPS[0],
+            TIMESTAMPS[1],
+        ],
+        unique: &["kid"],
+        foreign_keys: &[("user_id", "users.id", "CASCADE")],
+        indexes: &[("idx_embed_keys_user_id", "user_id", false)],
+    },
+    Table {
+        name: "embed_analytics",
+        columns: &[
+            ("id", Uuid, false, D::None),
+            ("chart_id", Uuid, false, D::None),
+            ("day", Date, false, D::None),
+            ("referrer_host", Str(255), false, D::Text("")),
+            ("views", Int, false, D::Zero),
+            ("unique_visitors", Int, false, D::Zero),
+            TIMESTAMPS[0],
+            TIMESTAMPS[1],
+        ],
+        unique: &["chart_id,day,referrer_host"],
+        foreign_keys: &[("chart_id", "charts.id", "CASCADE")],
+        indexes: &[("idx_embed_analytics_chart_id_day", "chart_id,day", false)],
+    },
+    Table {
+        name: "embed_visitors",
+        columns: &[
+            ("chart_id", Uuid, false, D::None),
+            ("day", Date, false, D::None),
+            ("referrer_host", Str(255), false, D::None),
+            ("visitor_hash", Str(64), false, D::None),
+        ],
+        unique: &[],
+        foreign_keys: &[("chart_id", "charts.id", "CASCADE")],
+        indexes: &[("idx_embed_visitors_day", "day", false)],
+    },
+    Table {
+        name: "embed_salts",
+        columns: &[
+            ("day", Date, false, D::None),
+            ("salt", Str(64), false, D::None),
+            ("created_at", Timestamp, false, D::Now),
+        ],
+        unique: &[],
+        foreign_keys: &[],
+        indexes: &[],
+    },
 ];
 
 /// What the catalog says about one column, normalized across the two backends.
@@ -219,6 +315,7 @@ fn sqlite_kind(declared: &str) -> Kind {
         "BOOLEAN" => Bool,
         "TEXT" => Json,
         "DATETIME" => Timestamp,
+        "DATE" => Date,
         other => {
             let n = other
                 .strip_prefix("VARCHAR(")
@@ -251,6 +348,7 @@ fn postgres_kind(data_type: &str, length: Option<i32>) -> Kind {
         "boolean" => Bool,
         "json" => Json,
         "timestamp without time zone" => Timestamp,
+        "date" => Date,
         "character varying" => Str(length.expect("varchar length") as u32),
         other => panic!("unexpected PostgreSQL type {other}"),
     }

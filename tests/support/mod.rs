@@ -232,10 +232,80 @@ pub fn domain(
         domain::Database::from_connection(conn),
         clock,
         Some(store),
+        Some(std::sync::Arc::new(test_keyring())),
         settings,
         4,
     )
 }
+
+/// Every value of every row of every table, as text (one line per row): for tests that
+/// prove something is stored nowhere.
+pub async fn dump_text(db: &DatabaseConnection) -> String {
+    use sea_orm::{ConnectionTrait, Statement};
+    let backend = db.get_database_backend();
+    let tables_sql = match backend {
+        DbBackend::Postgres => {
+            "SELECT CAST(table_name AS TEXT) FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
+        }
+        _ => "SELECT name FROM sqlite_master WHERE type = 'table'",
+    };
+    let mut out = String::new();
+    let tables = db
+        .query_all_raw(Statement::from_string(backend, tables_sql))
+        .await
+        .expect("list tables");
+    for table in tables {
+        let table: String = table.try_get_by_index(0).expect("table name");
+        let columns_sql = match backend {
+            DbBackend::Postgres => format!(
+                "SELECT CAST(column_name AS TEXT) FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = '{table}'"
+            ),
+            _ => format!("SELECT name FROM pragma_table_info('{table}')"),
+        };
+        let columns: Vec<String> = db
+            .query_all_raw(Statement::from_string(backend, columns_sql))
+            .await
+            .expect("list columns")
+            .iter()
+            .map(|r| r.try_get_by_index(0).expect("column name"))
+            .collect();
+        if columns.is_empty() {
+            continue;
+        }
+        let row_text = columns
+            .iter()
+            .map(|c| format!("COALESCE(CAST(\"{c}\" AS TEXT), '')"))
+            .collect::<Vec<_>>()
+            .join(" || '|' || ");
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                backend,
+                format!("SELECT {row_text} FROM \"{table}\""),
+            ))
+            .await
+            .expect("read rows");
+        for row in rows {
+            let text: String = row.try_get_by_index(0).expect("row text");
+            out.push_str(&table);
+            out.push_str(": ");
+            out.push_str(&text);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The encryption keys of every test domain: fixed, so that two test servers on one
+/// database (two "processes") read each other's secrets, as servers sharing
+/// `IOPS_ENCRYPTION_KEYS` do.
+pub fn test_keyring() -> domain::Keyring {
+    domain::Keyring::parse(TEST_ENCRYPTION_KEYS, None).expect("test keys")
+}
+
+/// `IOPS_ENCRYPTION_KEYS` of the tests (32 bytes of 0x2a, base64).
+pub const TEST_ENCRYPTION_KEYS: &str = "test:KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
 
 /// An in-process server over `domain` on 127.0.0.1:0, built by the application's own
 /// `build_server`: its base URL and handle. THE one way tests start a server in-process.

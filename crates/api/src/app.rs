@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use domain::storage::{DatasetStore, Store};
-use domain::{Clock, Context, Database, Domain, Hasher, SystemClock};
+use domain::{Clock, Context, Database, Domain, Hasher, Keyring, SystemClock};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -107,12 +107,20 @@ impl Builder {
         } else {
             None
         };
+        // Serving needs the keys (embed keys); a one-shot command reads them only when
+        // they are configured, and never creates the key file.
+        let keyring = if self.open_store {
+            Some(config.keyring()?)
+        } else {
+            config.encryption.clone()
+        };
         let domain = assemble(
             database.clone(),
             Arc::new(SystemClock),
             opened
                 .clone()
                 .map(|store| Arc::new(store) as Arc<dyn DatasetStore>),
+            keyring,
             config.settings(),
             config.hash_concurrency,
         );
@@ -131,6 +139,7 @@ pub fn assemble(
     database: Database,
     clock: Arc<dyn Clock>,
     store: Option<Arc<dyn DatasetStore>>,
+    keyring: Option<Arc<Keyring>>,
     settings: domain::Settings,
     hash_concurrency: usize,
 ) -> Domain {
@@ -138,6 +147,9 @@ pub fn assemble(
         Context::new(database, clock, Hasher::new(hash_concurrency)).with_settings(settings);
     if let Some(store) = store {
         ctx = ctx.with_store(store);
+    }
+    if let Some(keyring) = keyring {
+        ctx = ctx.with_keyring(keyring);
     }
     Domain::new(ctx)
 }

@@ -33,6 +33,9 @@ pub struct Config {
     pub storage_grace: std::time::Duration,
     /// `IOPS_HASH_CONCURRENCY`, default twice the cores: password hashes run at once.
     pub hash_concurrency: usize,
+    /// `IOPS_ENCRYPTION_KEYS`/`IOPS_ENCRYPTION_KEY_ID` when set; otherwise the key file
+    /// in the data dir is used (created on first start). Key bytes never print.
+    pub encryption: Option<std::sync::Arc<domain::Keyring>>,
     /// S3 client settings from the standard AWS variables (`AWS_ENDPOINT_URL`,
     /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ALLOW_HTTP`, ...).
     pub s3: S3Settings,
@@ -124,6 +127,24 @@ pub struct RawSettings {
         hide_env_values = true
     )]
     pub hash_concurrency: Option<String>,
+    /// Encryption keys for secrets at rest, `id:base64key,...` (32-byte keys) [default: the key file <data dir>/encryption.keys, created once]
+    #[arg(
+        long,
+        global = true,
+        value_name = "KEYS",
+        env = "IOPS_ENCRYPTION_KEYS",
+        hide_env_values = true
+    )]
+    pub encryption_keys: Option<String>,
+    /// Which of the encryption keys new secrets use [default: the only one]
+    #[arg(
+        long,
+        global = true,
+        value_name = "ID",
+        env = "IOPS_ENCRYPTION_KEY_ID",
+        hide_env_values = true
+    )]
+    pub encryption_key_id: Option<String>,
     /// Log filter [default: info]
     #[arg(
         long = "log",
@@ -154,6 +175,8 @@ impl Config {
             bind,
             max_upload_bytes,
             hash_concurrency,
+            encryption_keys,
+            encryption_key_id,
             log_filter,
         } = raw;
         let data_dir = PathBuf::from(set(data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into()));
@@ -213,8 +236,22 @@ impl Config {
             },
         };
 
+        let encryption = match (set(encryption_keys), set(encryption_key_id)) {
+            (Some(keys), current) => Some(std::sync::Arc::new(
+                domain::Keyring::parse(&keys, current.as_deref())
+                    .map_err(|e| Error::config(format!("IOPS_ENCRYPTION_KEYS: {e}")))?,
+            )),
+            (None, Some(_)) => {
+                return Err(Error::config(
+                    "IOPS_ENCRYPTION_KEY_ID is set but IOPS_ENCRYPTION_KEYS is not",
+                ));
+            }
+            (None, None) => None,
+        };
+
         Ok(Self {
             hash_concurrency,
+            encryption,
             // Only `from_env` reads the AWS variables, all at once.
             s3: S3Settings(domain::storage::object_store::aws::AmazonS3Builder::new()),
             database_url,
@@ -258,6 +295,24 @@ impl Config {
             )));
         }
         Ok(addrs)
+    }
+
+    /// The keys secrets at rest use: the configured ones, or the data dir's key file
+    /// (created once, 0600). Several servers on one database must share keys: set
+    /// `IOPS_ENCRYPTION_KEYS` on each.
+    pub fn keyring(&self) -> Result<std::sync::Arc<domain::Keyring>> {
+        if let Some(keys) = &self.encryption {
+            return Ok(keys.clone());
+        }
+        self.ensure_data_dir()?;
+        domain::Keyring::load_or_create(&self.data_dir)
+            .map(std::sync::Arc::new)
+            .map_err(|e| {
+                Error::config(format!(
+                    "the key file {} cannot be used: {e}",
+                    self.data_dir.join(domain::KEY_FILE).display()
+                ))
+            })
     }
 
     pub fn is_sqlite(&self) -> bool {
@@ -324,8 +379,30 @@ mod tests {
             bind: get("IOPS_BIND"),
             max_upload_bytes: get("IOPS_MAX_UPLOAD_BYTES"),
             hash_concurrency: get("IOPS_HASH_CONCURRENCY"),
+            encryption_keys: get("IOPS_ENCRYPTION_KEYS"),
+            encryption_key_id: get("IOPS_ENCRYPTION_KEY_ID"),
             log_filter: get("RUST_LOG"),
         })
+    }
+
+    #[test]
+    fn encryption_keys_are_checked_at_start_and_never_echoed() {
+        let key = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
+        let ok = config(&[("IOPS_ENCRYPTION_KEYS", &format!("a:{key}"))]).unwrap();
+        assert_eq!(ok.encryption.unwrap().current_id(), "a");
+        for vars in [
+            vec![
+                ("IOPS_ENCRYPTION_KEYS", format!("a:{key}")),
+                ("IOPS_ENCRYPTION_KEY_ID", "b".to_owned()),
+            ],
+            vec![("IOPS_ENCRYPTION_KEY_ID", "a".to_owned())],
+            vec![("IOPS_ENCRYPTION_KEYS", "a:c2hvcnQ=".to_owned())],
+        ] {
+            let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let err = config(&vars).unwrap_err().to_string();
+            assert!(err.contains("IOPS_ENCRYPTION_KEY"), "{err}");
+            assert!(!err.contains(key) && !err.contains("c2hvcnQ="), "{err}");
+        }
     }
 
     /// An option goes through the same validation as its variable.

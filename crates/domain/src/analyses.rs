@@ -5,6 +5,7 @@
 //! read-then-check window exists between finding a row and using it.
 use entity::analyses;
 use entity::datasets;
+use sea_orm::sea_query::{Query, SelectStatement};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
@@ -214,6 +215,16 @@ pub(crate) async fn owned<C: ConnectionTrait>(
         .count(conn)
         .await?;
     Ok(found > 0)
+}
+
+/// `SELECT id FROM analyses WHERE user_id = $1`, written with sea-query directly: the
+/// entity's select would cast `id` to text on PostgreSQL, and `uuid IN (text)` fails.
+pub(crate) fn analyses_of(user_id: Id) -> SelectStatement {
+    Query::select()
+        .column(analyses::Column::Id)
+        .from(analyses::Entity)
+        .and_where(analyses::Column::UserId.eq(user_id))
+        .to_owned()
 }
 
 fn validate_name(name: &str) -> Result<String> {

@@ -41,6 +41,9 @@ pub enum Unauthenticated {
     CurrentPassword,
     /// A report's password is wrong.
     ReportPassword,
+    /// A signed embed was opened without a valid token (missing, malformed, not HS256,
+    /// unknown `kid`, bad signature, wrong `sub`, expired, or `exp` too far ahead).
+    EmbedToken,
 }
 
 impl Unauthenticated {
@@ -50,6 +53,7 @@ impl Unauthenticated {
             Unauthenticated::Credentials | Unauthenticated::ReportPassword => "invalid credentials",
             Unauthenticated::Token => "the token is invalid, expired or revoked",
             Unauthenticated::CurrentPassword => "the current password is wrong",
+            Unauthenticated::EmbedToken => "this embed needs a valid signed token",
         }
     }
 }

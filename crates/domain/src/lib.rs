@@ -1,5 +1,5 @@
 //! The rules of iOps as a library: accounts and tokens, tier limits and usage, datasets,
-//! analyses and reports. It works over SQLite or PostgreSQL and knows nothing of HTTP;
+//! analyses, charts and their embeds, and reports. It works over SQLite or PostgreSQL and knows nothing of HTTP;
 //! `crates/api` maps it to REST, and any other Rust program can import it and behave the
 //! same.
 //!
@@ -32,14 +32,17 @@
 mod access;
 mod accounts;
 mod analyses;
+mod charts;
 mod clock;
 mod datasets;
 mod db;
+mod embeds;
 mod error;
 mod model;
 mod pagination;
 mod passwords;
 mod reports;
+mod secrets;
 mod stats;
 pub mod storage;
 mod text;
@@ -52,16 +55,27 @@ use std::sync::Arc;
 pub use access::{Admin, Caller};
 pub use accounts::{Accounts, NewAccount, ProfileChange, Session, normalize_email};
 pub use analyses::{Analyses, AnalysisChange, NewAnalysis};
+pub use charts::{
+    Chart, ChartChange, ChartConfig, ChartType, Charts, Embed, EmbedMode, MAX_CHARTS_PER_ANALYSIS,
+    MAX_Y_COLUMNS, NewChart,
+};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use datasets::parse::{Format, MAX_COLUMNS, Shape, shape_of};
 pub use datasets::{Datasets, NewDataset, UploadPart};
 pub use db::Database;
+pub use embeds::{
+    AnalyticsDay, DataColumn, DataTable, DataType, EmbedKey, EmbedView, Embeds, IssuedEmbedKey,
+    MAX_ALLOWED_ORIGINS, MAX_ANALYTICS_DAYS, MAX_EMBED_KEYS, Visit,
+};
 pub use entity::Id;
 pub use error::{Error, LimitKind, Result, Unauthenticated};
 pub use model::{Analysis, Dataset, Report, Status, Tier, User};
 pub use pagination::{DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest};
 pub use passwords::Hasher;
-pub use reports::{NewReport, PublicAnalysis, PublicDataset, PublicView, ReportChange, Reports};
+pub use reports::{
+    NewReport, PublicAnalysis, PublicChart, PublicDataset, PublicView, ReportChange, Reports,
+};
+pub use secrets::{KEY_FILE, Keyring};
 pub use stats::{Stats, TableCount};
 pub use text::json_contains_nul;
 pub use throttle::{MAX_FAILURES, WINDOW as FAILURE_WINDOW};
@@ -103,6 +117,7 @@ pub struct Context {
     clock: Arc<dyn Clock>,
     hasher: Hasher,
     store: Option<Arc<dyn storage::DatasetStore>>,
+    keyring: Option<Arc<Keyring>>,
     settings: Settings,
 }
 
@@ -116,6 +131,7 @@ impl Context {
             clock,
             hasher,
             store: None,
+            keyring: None,
             settings: Settings::default(),
         }
     }
@@ -123,6 +139,13 @@ impl Context {
     /// Where dataset files live.
     pub fn with_store(mut self, store: Arc<dyn storage::DatasetStore>) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// The keys secrets at rest are encrypted with (embed keys); without them, creating or
+    /// checking embed keys fails with [`Error::Internal`].
+    pub fn with_keyring(mut self, keyring: Arc<Keyring>) -> Self {
+        self.keyring = Some(keyring);
         self
     }
 
@@ -135,6 +158,12 @@ impl Context {
     /// The settings in force.
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    fn keyring(&self) -> Result<&Keyring> {
+        self.keyring
+            .as_deref()
+            .ok_or_else(|| Error::Internal("no encryption keys are configured".to_owned()))
     }
 
     fn store(&self) -> Result<&Arc<dyn storage::DatasetStore>> {
@@ -160,6 +189,10 @@ pub struct Domain {
     pub analyses: Analyses,
     /// Reports and their public view.
     pub reports: Reports,
+    /// Charts of analyses, drawn as SVG.
+    pub charts: Charts,
+    /// Chart embeds, embed keys and embed analytics.
+    pub embeds: Embeds,
     /// Row counts and readiness, for operators.
     pub stats: Stats,
 }
@@ -174,6 +207,8 @@ impl Domain {
             datasets: Datasets::new(ctx.clone()),
             analyses: Analyses::new(ctx.clone()),
             reports: Reports::new(ctx.clone()),
+            charts: Charts::new(ctx.clone()),
+            embeds: Embeds::new(ctx.clone()),
             stats: Stats::new(ctx.clone()),
             ctx,
         }

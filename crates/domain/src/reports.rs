@@ -6,20 +6,23 @@
 //! by short code and applies the contract's rules in their fixed order.
 use chrono::{DateTime, NaiveDateTime, Utc};
 use entity::{analyses, datasets, reports};
-use sea_orm::sea_query::{Query, SelectStatement};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
     QuerySelect, SqlErr, Statement, TryInsertResult,
 };
+use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::analyses::analyses_of;
 use crate::error::{Error, LimitKind, Result};
 use crate::pagination::{Page, PageRequest, page_from};
 use crate::passwords::{self, Hasher, Verified};
 use crate::throttle::{self, Scope};
 use crate::tokens::{IssuedToken, Tokens};
-use crate::{Context, Id, Report, Status, analyses as analyses_service, db, usage};
+use crate::{
+    ChartConfig, ChartType, Context, Id, Report, Status, analyses as analyses_service, db, usage,
+};
 
 /// Length of a new short code. Each character is drawn uniformly from the 62 base62
 /// characters (the contract's alphabet), so a code carries 10 * log2(62) ≈ 59.5 bits from
@@ -70,6 +73,47 @@ pub struct PublicView {
     pub analysis: PublicAnalysis,
     /// `None` when the analysis has no dataset (or it was deleted).
     pub dataset: Option<PublicDataset>,
+    /// The analysis's charts, oldest first (the order the page shows them in).
+    pub charts: Vec<PublicChart>,
+}
+
+/// A chart as a report shows it: drawn from the analysis's current results.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct PublicChart {
+    /// Its id.
+    pub id: Id,
+    /// Its name.
+    pub name: String,
+    /// How it draws.
+    pub chart_type: ChartType,
+    /// What it draws.
+    pub config: ChartConfig,
+}
+
+impl PublicView {
+    /// Each chart with its SVG drawing, from the results shown (parsed once for all).
+    pub fn drawings(&self) -> Vec<(&PublicChart, String)> {
+        if self.charts.is_empty() {
+            return Vec::new();
+        }
+        let table = self
+            .analysis
+            .results
+            .as_deref()
+            .and_then(|raw| serde_json::from_str::<serde_json::Value>(raw.get()).ok())
+            .as_ref()
+            .and_then(plot::Table::from_results)
+            .unwrap_or_else(crate::charts::empty_table);
+        self.charts
+            .iter()
+            .map(|c| {
+                (
+                    c,
+                    crate::charts::draw(&c.name, c.chart_type, &c.config, &table),
+                )
+            })
+            .collect()
+    }
 }
 
 /// `config` and `results` are the stored JSON text, checked but not decoded: the public
@@ -105,6 +149,7 @@ impl PublicView {
         report: reports::Model,
         analysis: analyses::Model,
         dataset: Option<datasets::Model>,
+        charts: Vec<PublicChart>,
     ) -> Result<Self> {
         // The same shape as a row of the one-statement path, so that both paths build
         // the view in one place.
@@ -121,7 +166,9 @@ impl PublicView {
             dataset_name: dataset.as_ref().map(|d| d.name.clone()),
             dataset_row_count: dataset.as_ref().and_then(|d| d.row_count),
             dataset_column_count: dataset.as_ref().and_then(|d| d.column_count),
+            charts: None,
         })
+        .map(|view| PublicView { charts, ..view })
     }
 }
 
@@ -142,6 +189,8 @@ struct PublicRow {
     dataset_name: Option<String>,
     dataset_row_count: Option<i32>,
     dataset_column_count: Option<i32>,
+    /// The charts as a JSON array (`json_agg`), `None` when there are none.
+    charts: Option<String>,
 }
 
 impl TryFrom<PublicRow> for PublicView {
@@ -170,6 +219,11 @@ impl TryFrom<PublicRow> for PublicView {
                 row_count: row.dataset_row_count,
                 column_count: row.dataset_column_count,
             }),
+            charts: match row.charts {
+                Some(text) => serde_json::from_str(&text)
+                    .map_err(|e| Error::Internal(format!("stored charts do not parse: {e}")))?,
+                None => Vec::new(),
+            },
         })
     }
 }
@@ -377,8 +431,9 @@ impl Reports {
         // The foreign key makes a report without its analysis impossible; treat the
         // impossible like a missing report rather than failing loudly on a public page.
         let analysis = analysis.ok_or(Error::NotFound)?;
+        let charts = self.charts_of(analysis.id).await?;
         report.view_count = self.count_view(report.id).await?;
-        PublicView::of(report, analysis, dataset)
+        PublicView::of(report, analysis, dataset, charts)
     }
 
     /// Trades a report's password for an access token that [`Reports::view`] accepts.
@@ -467,6 +522,27 @@ impl Reports {
         }
     }
 
+    /// The charts a report of `analysis_id` shows, oldest first.
+    async fn charts_of(&self, analysis_id: Id) -> Result<Vec<PublicChart>> {
+        let rows = entity::charts::Entity::find()
+            .filter(entity::charts::Column::AnalysisId.eq(analysis_id))
+            .order_by_asc(entity::charts::Column::CreatedAt)
+            .order_by_asc(entity::charts::Column::Id)
+            .all(&self.ctx.db)
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                let chart = crate::charts::chart_of(row, None)?;
+                Ok(PublicChart {
+                    id: chart.id,
+                    name: chart.name,
+                    chart_type: chart.chart_type,
+                    config: chart.config,
+                })
+            })
+            .collect()
+    }
+
     /// One atomic increment that also reads the new value, so concurrent views (in this
     /// process or another) each get their own count and none is lost.
     async fn count_view(&self, id: Id) -> Result<i32> {
@@ -542,16 +618,6 @@ fn active_model(model: &reports::Model) -> reports::ActiveModel {
     }
 }
 
-/// `SELECT id FROM analyses WHERE user_id = $1`, written with sea-query directly: the
-/// entity's select would cast `id` to text on PostgreSQL, and `uuid IN (text)` fails.
-fn analyses_of(user_id: Id) -> SelectStatement {
-    Query::select()
-        .column(analyses::Column::Id)
-        .from(analyses::Entity)
-        .and_where(analyses::Column::UserId.eq(user_id))
-        .to_owned()
-}
-
 /// A fresh random short code (see [`SHORT_CODE_LEN`] for its strength).
 fn new_short_code() -> Result<String> {
     use rand::SeedableRng;
@@ -594,7 +660,11 @@ const VIEW_OPEN_REPORT_SQL: &str = "\
            CAST(a.results AS text) AS analysis_results, \
            a.updated_at AS analysis_updated_at, \
            d.name AS dataset_name, d.row_count AS dataset_row_count, \
-           d.column_count AS dataset_column_count \
+           d.column_count AS dataset_column_count, \
+           (SELECT CAST(json_agg(json_build_object('id', c.id, 'name', c.name, \
+                       'chart_type', c.chart_type, 'config', c.config) \
+                       ORDER BY c.created_at, c.id) AS text) \
+              FROM charts c WHERE c.analysis_id = viewed.analysis_id) AS charts \
       FROM viewed \
       JOIN analyses a ON a.id = viewed.analysis_id \
       LEFT JOIN datasets d ON d.id = a.dataset_id";

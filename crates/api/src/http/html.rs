@@ -99,7 +99,8 @@ input[type=password]{flex:1;min-width:12rem;padding:.5rem;border:1px solid #b8bf
 border-radius:6px;font-size:1rem}\
 button{padding:.5rem 1rem;border:0;border-radius:6px;background:#2457c5;color:#fff;\
 font-size:1rem;cursor:pointer}\
-footer{text-align:center;color:#8a93a3;font-size:.8rem;margin-bottom:2rem}";
+footer{text-align:center;color:#8a93a3;font-size:.8rem;margin-bottom:2rem}\
+figure.chart{margin:0 0 1rem}figure.chart svg{width:100%;height:auto;display:block}";
 
 fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -140,6 +141,8 @@ pub struct ReportPage<'a> {
     pub results: Option<&'a serde_json::value::RawValue>,
     /// Name, rows and columns of the dataset, if the analysis still has one.
     pub dataset: Option<(&'a str, Option<i32>, Option<i32>)>,
+    /// Each chart's name and SVG drawing, in the order shown.
+    pub charts: Vec<(&'a str, String)>,
 }
 
 pub fn report(view: &ReportPage<'_>) -> HttpResponse {
@@ -161,6 +164,14 @@ pub fn report(view: &ReportPage<'_>) -> HttpResponse {
                     dd { (name) " (" (count(rows, "row")) ", " (count(columns, "column")) ")" }
                 }
                 None => dd.muted { "none" },
+            }
+        }
+        @if !view.charts.is_empty() {
+            h2 { "Charts" }
+            @for (name, svg) in &view.charts {
+                // The drawing is the plot crate's SVG, which escapes every text it holds
+                // and has no scripts (tested with hostile names); it is spliced as markup.
+                figure.chart aria-label=(name) { (PreEscaped(svg)) }
             }
         }
         h2 { "Results" }
@@ -365,4 +376,92 @@ mod tests {
         assert!(with("application/json;q=0.5, text/html"));
         assert!(!wants_html(&TestRequest::default().to_http_request()));
     }
+}
+
+/// An SVG document drawn by the server: nothing in it may load or run, and it is never
+/// sniffed as anything else.
+pub fn svg(svg: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "image/svg+xml"))
+        .insert_header((header::CONTENT_SECURITY_POLICY, EMBED_CSP_BASE))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(svg)
+}
+
+/// What an embed may do: nothing but show itself with inline styles.
+const EMBED_CSP_BASE: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'";
+
+/// Adds `frame-ancestors` to the response's policy: the listed origins, or any (`*`)
+/// when none is listed. Origins were validated as `scheme://host[:port]` when published,
+/// so none can smuggle another directive.
+pub fn frame_ancestors(res: &mut HttpResponse, origins: &[String]) {
+    let ancestors = if origins.is_empty() {
+        "*".to_owned()
+    } else {
+        origins.join(" ")
+    };
+    let policy = format!("{EMBED_CSP_BASE}; frame-ancestors {ancestors}");
+    if let Ok(value) = header::HeaderValue::from_str(&policy) {
+        res.headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+}
+
+/// The page of `/e/{code}`: the chart alone, filling the frame, no scripts.
+pub fn embed(name: &str, svg: &str, origins: &[String]) -> HttpResponse {
+    let html = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="referrer" content="no-referrer";
+                title { (name) " · iOps" }
+                style { (PreEscaped(EMBED_STYLE)) }
+            }
+            // The plot crate's SVG (escaped text, no scripts), spliced as markup.
+            body { (PreEscaped(svg)) }
+        }
+    };
+    let mut res = HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(html.into_string());
+    frame_ancestors(&mut res, origins);
+    res
+}
+
+const EMBED_STYLE: &str = "html,body{margin:0;padding:0;background:#fff}\
+svg{width:100%;height:auto;display:block}";
+
+/// An embed that cannot be shown (`401`, `404`, ...): a one-line page that any site may
+/// frame, so the embedding page shows why instead of a browser error.
+pub fn embed_error(status: StatusCode) -> HttpResponse {
+    let message = match status {
+        StatusCode::NOT_FOUND => "This chart is not available.",
+        StatusCode::UNAUTHORIZED => "This chart needs a valid link.",
+        _ => "This chart cannot be shown right now.",
+    };
+    let html = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { (message) }
+                style { (PreEscaped(EMBED_STYLE)) }
+            }
+            body { p style="font-family:system-ui,sans-serif;color:#5b6474;padding:1rem" { (message) } }
+        }
+    };
+    let mut res = HttpResponse::build(status)
+        .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(html.into_string());
+    frame_ancestors(&mut res, &[]);
+    res
 }

@@ -4,7 +4,9 @@
 pub mod accounts;
 pub mod admin;
 pub mod analyses;
+pub mod charts;
 pub mod datasets;
+pub mod embeds;
 pub mod ops;
 pub mod public;
 pub mod reports;
@@ -23,8 +25,10 @@ pub fn configure(cfg: &mut ServiceConfig) {
     admin::configure(cfg);
     datasets::configure(cfg);
     analyses::configure(cfg);
+    charts::configure(cfg);
     reports::configure(cfg);
     public::configure(cfg);
+    embeds::configure(cfg);
 }
 
 /// The documented paths and their methods, taken from the OpenAPI document when the

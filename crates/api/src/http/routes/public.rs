@@ -45,6 +45,17 @@ pub struct PublicReportDto {
     pub analysis: PublicAnalysisDto,
     /// `null` when the analysis has no dataset (or it was deleted).
     pub dataset: Option<PublicDatasetDto>,
+    /// The analysis's charts, oldest first; the HTML page draws each above the data.
+    pub charts: Vec<PublicChartDto>,
+}
+
+/// A chart of a public report.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct PublicChartDto {
+    pub id: uuid::Uuid,
+    pub name: String,
+    pub chart_type: domain::ChartType,
+    pub config: domain::ChartConfig,
 }
 
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -84,6 +95,16 @@ impl From<PublicView> for PublicReportDto {
                 row_count: d.row_count,
                 column_count: d.column_count,
             }),
+            charts: view
+                .charts
+                .into_iter()
+                .map(|c| PublicChartDto {
+                    id: c.id.0,
+                    name: c.name,
+                    chart_type: c.chart_type,
+                    config: c.config,
+                })
+                .collect(),
         }
     }
 }
@@ -147,7 +168,7 @@ async fn view_report(
     let token = bearer_token(&req).or_else(|| cookie.clone());
     let outcome = state.domain.reports.view(&code, token.as_deref()).await;
     let mut res = match outcome {
-        Ok(view) if browser => html::report(&page_of(&view)),
+        Ok(view) if browser => html::report(&page_of(&view, view.drawings())),
         Ok(view) => HttpResponse::Ok().json(PublicReportDto::from(view)),
         Err(err) if browser => {
             let mut res = crate::http::problem::html_page(err, &code);
@@ -354,7 +375,10 @@ fn no_store(res: &mut HttpResponse) {
     );
 }
 
-fn page_of(view: &PublicView) -> html::ReportPage<'_> {
+fn page_of<'a>(
+    view: &'a PublicView,
+    drawings: Vec<(&'a domain::PublicChart, String)>,
+) -> html::ReportPage<'a> {
     html::ReportPage {
         short_code: &view.short_code,
         view_count: view.view_count,
@@ -369,5 +393,9 @@ fn page_of(view: &PublicView) -> html::ReportPage<'_> {
             .dataset
             .as_ref()
             .map(|d| (d.name.as_str(), d.row_count, d.column_count)),
+        charts: drawings
+            .into_iter()
+            .map(|(chart, svg)| (chart.name.as_str(), svg))
+            .collect(),
     }
 }

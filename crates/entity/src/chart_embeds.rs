@@ -1,0 +1,109 @@
+//! `chart_embeds` (revision 004): the live embed of a chart (at most one per chart), with
+//! the snapshot it shows: the chart's config and the data it drew when it was published.
+use sea_orm::entity::prelude::*;
+
+use crate::{Id, uuid_column};
+
+#[derive(Copy, Clone, Default, Debug, DeriveEntity)]
+pub struct Entity;
+
+impl EntityName for Entity {
+    fn table_name(&self) -> &'static str {
+        "chart_embeds"
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveModel, DeriveActiveModel)]
+pub struct Model {
+    pub id: Id,
+    pub chart_id: Id,
+    pub code: String,
+    pub mode: String,
+    pub allowed_origins: Json,
+    pub snapshot: Json,
+    pub published_at: DateTime,
+    pub created_at: DateTime,
+    pub updated_at: DateTime,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveColumn)]
+pub enum Column {
+    Id,
+    ChartId,
+    Code,
+    Mode,
+    AllowedOrigins,
+    Snapshot,
+    PublishedAt,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DerivePrimaryKey)]
+pub enum PrimaryKey {
+    Id,
+}
+
+impl PrimaryKeyTrait for PrimaryKey {
+    type ValueType = Id;
+
+    fn auto_increment() -> bool {
+        false
+    }
+}
+
+impl ColumnTrait for Column {
+    type EntityName = Entity;
+
+    fn def(&self) -> ColumnDef {
+        match self {
+            Self::Id => ColumnType::Uuid.def(),
+            Self::ChartId => ColumnType::Uuid.def().unique(),
+            Self::Code => ColumnType::String(StringLen::N(20)).def().unique(),
+            Self::Mode => ColumnType::String(StringLen::N(10)).def(),
+            Self::AllowedOrigins => ColumnType::Json.def(),
+            Self::Snapshot => ColumnType::Json.def(),
+            Self::PublishedAt => ColumnType::DateTime.def(),
+            Self::CreatedAt => ColumnType::DateTime.def(),
+            Self::UpdatedAt => ColumnType::DateTime.def(),
+        }
+    }
+
+    fn select_as(&self, expr: Expr) -> Expr {
+        match self {
+            Self::Id | Self::ChartId => uuid_column::select_as(expr),
+            _ => self.select_enum_as(expr),
+        }
+    }
+
+    fn save_as(&self, val: Expr) -> Expr {
+        match self {
+            Self::Id | Self::ChartId => uuid_column::save_as(val),
+            _ => self.save_enum_as(val),
+        }
+    }
+}
+
+#[derive(Copy, Clone, Debug, EnumIter)]
+pub enum Relation {
+    Chart,
+}
+
+impl RelationTrait for Relation {
+    fn def(&self) -> RelationDef {
+        match self {
+            Self::Chart => Entity::belongs_to(super::charts::Entity)
+                .from(Column::ChartId)
+                .to(super::charts::Column::Id)
+                .into(),
+        }
+    }
+}
+
+impl Related<super::charts::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Chart.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}
