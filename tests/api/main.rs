@@ -3,6 +3,7 @@
 mod accounts;
 mod admin;
 mod analyses;
+mod charts;
 mod cli;
 mod datasets;
 mod deployment;

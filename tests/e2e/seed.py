@@ -6,6 +6,11 @@
     seed.py BASE_URL report TOKEN REPORT_PASSWORD
         uploads a small CSV, creates a completed analysis over it and publishes a report
         protected by REPORT_PASSWORD; prints {"short_code", "url", "analysis_name"} as JSON.
+    seed.py BASE_URL charts TOKEN
+        creates an analysis whose results a client computed (a date, a float and a string
+        column), a bar chart and a line chart over its date column, and a public report;
+        prints {"short_code", "url", "analysis_name", "charts": [{"id", "chart_type",
+        "title"}]} as JSON (the title is what the chart draws at its top).
     seed.py BASE_URL fuzz TOKEN CONFIG_FILE EMAIL PASSWORD
         creates datasets, analyses, reports (one with a password) and a second user, and
         writes a schemathesis config that offers their ids, short codes, the report
@@ -98,6 +103,50 @@ def report(base, token, report_password):
                       "analysis_name": name}))
 
 
+def charts(base, token):
+    # Monthly revenue of two regions: the bar chart groups the regions side by side, the
+    # line chart draws one line per region over the date axis.
+    months = ["2026-01-01", "2026-02-01", "2026-03-01", "2026-04-01", "2026-05-01",
+              "2026-06-01"]
+    north = [1200.5, 1350.0, 1280.25, 1490.0, 1620.75, 1705.0]
+    south = [950.0, 910.5, 1040.0, 1115.25, 1090.0, 1230.5]
+    rows = [[m, v, "north"] for m, v in zip(months, north)]
+    rows += [[m, v, "south"] for m, v in zip(months, south)]
+    results = {"columns": [{"name": "month", "type": "date"},
+                           {"name": "revenue", "type": "float"},
+                           {"name": "region", "type": "string"}],
+               "rows": rows}
+    name = "Revenue by region <e2e>"
+    _, analysis = call(base, "POST", "/api/v1/analyses", token, {"name": name},
+                       expect=(201,))
+    call(base, "PATCH", f"/api/v1/analyses/{analysis['id']}", token,
+         {"status": "completed", "results": results})
+    # One chart with a title of its own, one drawn under its name; both have text that
+    # must come out escaped (`<`, `&`).
+    specs = [
+        ("Monthly revenue (bar)", "bar",
+         {"x": "month", "y": ["revenue"], "series": "region",
+          "title": "Monthly revenue by region & month"}),
+        ("Revenue trend <line>", "line",
+         {"x": "month", "y": ["revenue"], "series": "region"}),
+    ]
+    made = []
+    for chart_name, chart_type, config in specs:
+        _, chart = call(base, "POST", f"/api/v1/analyses/{analysis['id']}/charts", token,
+                        {"name": chart_name, "chart_type": chart_type, "config": config},
+                        expect=(201,))
+        if chart.get("chart_type") != chart_type or chart.get("embed") is not None:
+            raise ApiError(f"unexpected chart object: {chart!r}")
+        made.append({"id": chart["id"], "chart_type": chart_type,
+                     "title": config.get("title", chart_name)})
+    _, rep = call(base, "POST", f"/api/v1/analyses/{analysis['id']}/reports", token,
+                  {"is_public": True}, expect=(201,))
+    if rep.get("has_password"):
+        raise ApiError(f"unexpected report object: {rep!r}")
+    print(json.dumps({"short_code": rep["short_code"], "url": rep["url"],
+                      "analysis_name": name, "charts": made}))
+
+
 FUZZ_PASSWORD = "fuzz-report-password"
 
 
@@ -163,6 +212,7 @@ def fuzz(base, token, config_path, email, password):
 
 def main(argv):
     if not (len(argv) == 5 and argv[2] in ("user", "report")
+            or len(argv) == 4 and argv[2] == "charts"
             or len(argv) == 7 and argv[2] == "fuzz"):
         print(__doc__, file=sys.stderr)
         return 2
@@ -172,6 +222,8 @@ def main(argv):
             user(base, argv[3], argv[4])
         elif argv[2] == "report":
             report(base, argv[3], argv[4])
+        elif argv[2] == "charts":
+            charts(base, argv[3])
         else:
             fuzz(base, *argv[3:7])
     except (ApiError, OSError, ValueError) as err:
