@@ -24,6 +24,7 @@ pub async fn run(config: &Config, no_migrate: bool) -> Result<()> {
     if let Some(store) = app.store.clone() {
         tokio::spawn(sweep(store, app.clone(), config.storage_grace));
     }
+    tokio::spawn(forget_visitors(app.domain.clone()));
 
     let addr = listener
         .local_addr()
@@ -68,6 +69,24 @@ async fn sweep(store: Store, app: App, grace: std::time::Duration) {
         Err(e) => {
             let error = crate::error::Error::from(e).one_line();
             tracing::warn!(%error, "dataset store sweep failed");
+        }
+    }
+}
+
+/// Embed analytics keep daily salts and the day's visitor hashes only until the day after:
+/// views prune them when the day changes, and this hourly pass does it on a server that
+/// sees no views, so none outlives 48 hours by much.
+async fn forget_visitors(domain: domain::Domain) {
+    let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        every_hour.tick().await;
+        match domain.embeds.prune().await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "old embed salts and visitor hashes deleted"),
+            Err(e) => {
+                let error = crate::error::Error::from(e).one_line();
+                tracing::warn!(%error, "deleting old embed salts failed");
+            }
         }
     }
 }

@@ -260,124 +260,6 @@ pub fn error(status: StatusCode) -> HttpResponse {
     page(status, title, body)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use actix_web::body::MessageBody as _;
-    use actix_web::test::TestRequest;
-
-    fn text(res: HttpResponse) -> String {
-        let bytes = res.into_body().try_into_bytes().expect("an in-memory body");
-        String::from_utf8(bytes.to_vec()).expect("UTF-8")
-    }
-
-    const HOSTILE: &str = r#"<script>alert("x&'y")</script>"#;
-    const ESCAPED: &str = "&lt;script&gt;alert(&quot;x&amp;'y&quot;)&lt;/script&gt;";
-
-    #[test]
-    fn report_pages_escape_every_value() {
-        let results = serde_json::value::RawValue::from_string(
-            serde_json::json!({ "note": "</pre><img src=x onerror=alert(2)>" }).to_string(),
-        )
-        .unwrap();
-        let at = DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        let res = report(&ReportPage {
-            short_code: "abcDEF123",
-            view_count: 3,
-            expires_at: Some(at),
-            created_at: at,
-            analysis_name: HOSTILE,
-            analysis_status: "completed",
-            analysis_updated_at: at,
-            config: None,
-            results: Some(&results),
-            dataset: Some((HOSTILE, Some(1), None)),
-        });
-        assert_eq!(res.status(), StatusCode::OK);
-        let page = text(res);
-        println!("{page}");
-        assert!(page.starts_with("<!DOCTYPE html>"), "{page}");
-        assert!(!page.contains("<script"), "{page}");
-        assert!(!page.contains("<img"), "{page}");
-        assert!(
-            page.contains(&format!("<title>{ESCAPED} · iOps</title>")),
-            "{page}"
-        );
-        assert!(page.contains(&format!("<h1>{ESCAPED}</h1>")), "{page}");
-        assert!(
-            page.contains(&format!("<dd>{ESCAPED} (1 row, unknown columns)</dd>")),
-            "{page}"
-        );
-        assert!(
-            page.contains("&lt;/pre&gt;&lt;img src=x onerror=alert(2)&gt;"),
-            "{page}"
-        );
-        assert!(page.contains("<dt>Expires</dt><dd>2026-01-02T03:04:05Z</dd>"));
-        assert!(page.contains("<h2>Configuration</h2><p class=\"muted\">None.</p>"));
-    }
-
-    #[test]
-    fn password_pages_escape_the_code_in_the_form_action() {
-        let res = password_form(r#"x"><script>"#, FormNotice::WrongPassword);
-        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-        let page = text(res);
-        println!("{page}");
-        assert!(!page.contains("<script"), "{page}");
-        assert!(
-            page.contains(r#"action="/r/x&quot;&gt;&lt;script&gt;/unlock""#),
-            "{page}"
-        );
-        assert!(page.contains("That password is not right. Try again."));
-        let missing = password_form("abc", FormNotice::Missing);
-        assert_eq!(missing.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    }
-
-    #[test]
-    fn every_page_carries_the_security_headers() {
-        for res in [
-            not_found(),
-            gone(),
-            rate_limited(61),
-            error(StatusCode::SERVICE_UNAVAILABLE),
-            password_form("abc", FormNotice::None),
-        ] {
-            let get = |name| res.headers().get(name).expect("header").to_str().unwrap();
-            assert_eq!(get(header::CONTENT_SECURITY_POLICY), CSP);
-            assert_eq!(get(header::X_CONTENT_TYPE_OPTIONS), "nosniff");
-            assert_eq!(get(header::REFERRER_POLICY), "no-referrer");
-            assert_eq!(get(header::CACHE_CONTROL), "no-store");
-            assert_eq!(get(header::VARY), "Accept, Cookie, Authorization");
-        }
-        let limited = rate_limited(61);
-        assert_eq!(limited.headers().get(header::RETRY_AFTER).unwrap(), "61");
-        assert!(text(limited).contains("Try again in about 2 minutes."));
-        assert!(text(rate_limited(1)).contains("Try again in about 1 minute."));
-    }
-
-    #[test]
-    fn browsers_get_html_and_api_clients_json() {
-        let with = |accept: &str| {
-            wants_html(
-                &TestRequest::default()
-                    .insert_header((header::ACCEPT, accept))
-                    .to_http_request(),
-            )
-        };
-        assert!(with(
-            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
-        ));
-        assert!(with("text/html"));
-        assert!(!with("application/json"));
-        assert!(!with("*/*"));
-        assert!(!with("application/json, text/html"));
-        assert!(!with("text/html;q=0"));
-        assert!(with("application/json;q=0.5, text/html"));
-        assert!(!wants_html(&TestRequest::default().to_http_request()));
-    }
-}
-
 /// An SVG document drawn by the server: nothing in it may load or run, and it is never
 /// sniffed as anything else.
 pub fn svg(svg: String) -> HttpResponse {
@@ -464,4 +346,123 @@ pub fn embed_error(status: StatusCode) -> HttpResponse {
         .body(html.into_string());
     frame_ancestors(&mut res, &[]);
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::MessageBody as _;
+    use actix_web::test::TestRequest;
+
+    fn text(res: HttpResponse) -> String {
+        let bytes = res.into_body().try_into_bytes().expect("an in-memory body");
+        String::from_utf8(bytes.to_vec()).expect("UTF-8")
+    }
+
+    const HOSTILE: &str = r#"<script>alert("x&'y")</script>"#;
+    const ESCAPED: &str = "&lt;script&gt;alert(&quot;x&amp;'y&quot;)&lt;/script&gt;";
+
+    #[test]
+    fn report_pages_escape_every_value() {
+        let results = serde_json::value::RawValue::from_string(
+            serde_json::json!({ "note": "</pre><img src=x onerror=alert(2)>" }).to_string(),
+        )
+        .unwrap();
+        let at = DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let res = report(&ReportPage {
+            short_code: "abcDEF123",
+            view_count: 3,
+            expires_at: Some(at),
+            created_at: at,
+            analysis_name: HOSTILE,
+            analysis_status: "completed",
+            analysis_updated_at: at,
+            config: None,
+            results: Some(&results),
+            dataset: Some((HOSTILE, Some(1), None)),
+            charts: Vec::new(),
+        });
+        assert_eq!(res.status(), StatusCode::OK);
+        let page = text(res);
+        println!("{page}");
+        assert!(page.starts_with("<!DOCTYPE html>"), "{page}");
+        assert!(!page.contains("<script"), "{page}");
+        assert!(!page.contains("<img"), "{page}");
+        assert!(
+            page.contains(&format!("<title>{ESCAPED} · iOps</title>")),
+            "{page}"
+        );
+        assert!(page.contains(&format!("<h1>{ESCAPED}</h1>")), "{page}");
+        assert!(
+            page.contains(&format!("<dd>{ESCAPED} (1 row, unknown columns)</dd>")),
+            "{page}"
+        );
+        assert!(
+            page.contains("&lt;/pre&gt;&lt;img src=x onerror=alert(2)&gt;"),
+            "{page}"
+        );
+        assert!(page.contains("<dt>Expires</dt><dd>2026-01-02T03:04:05Z</dd>"));
+        assert!(page.contains("<h2>Configuration</h2><p class=\"muted\">None.</p>"));
+    }
+
+    #[test]
+    fn password_pages_escape_the_code_in_the_form_action() {
+        let res = password_form(r#"x"><script>"#, FormNotice::WrongPassword);
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        let page = text(res);
+        println!("{page}");
+        assert!(!page.contains("<script"), "{page}");
+        assert!(
+            page.contains(r#"action="/r/x&quot;&gt;&lt;script&gt;/unlock""#),
+            "{page}"
+        );
+        assert!(page.contains("That password is not right. Try again."));
+        let missing = password_form("abc", FormNotice::Missing);
+        assert_eq!(missing.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    #[test]
+    fn every_page_carries_the_security_headers() {
+        for res in [
+            not_found(),
+            gone(),
+            rate_limited(61),
+            error(StatusCode::SERVICE_UNAVAILABLE),
+            password_form("abc", FormNotice::None),
+        ] {
+            let get = |name| res.headers().get(name).expect("header").to_str().unwrap();
+            assert_eq!(get(header::CONTENT_SECURITY_POLICY), CSP);
+            assert_eq!(get(header::X_CONTENT_TYPE_OPTIONS), "nosniff");
+            assert_eq!(get(header::REFERRER_POLICY), "no-referrer");
+            assert_eq!(get(header::CACHE_CONTROL), "no-store");
+            assert_eq!(get(header::VARY), "Accept, Cookie, Authorization");
+        }
+        let limited = rate_limited(61);
+        assert_eq!(limited.headers().get(header::RETRY_AFTER).unwrap(), "61");
+        assert!(text(limited).contains("Try again in about 2 minutes."));
+        assert!(text(rate_limited(1)).contains("Try again in about 1 minute."));
+    }
+
+    #[test]
+    fn browsers_get_html_and_api_clients_json() {
+        let with = |accept: &str| {
+            wants_html(
+                &TestRequest::default()
+                    .insert_header((header::ACCEPT, accept))
+                    .to_http_request(),
+            )
+        };
+        assert!(with(
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+        ));
+        assert!(with("text/html"));
+        assert!(!with("application/json"));
+        assert!(!with("*/*"));
+        assert!(!with("application/json, text/html"));
+        assert!(!with("text/html;q=0"));
+        assert!(with("application/json;q=0.5, text/html"));
+        assert!(!wants_html(&TestRequest::default().to_http_request()));
+    }
 }
