@@ -229,6 +229,12 @@ async fn two_servers_share_one_database_and_one_bucket() {
     let bucket = server.new_bucket().await;
     let mut env = server.aws_env();
     env.push(("IOPS_STORAGE_URL", format!("s3://{bucket}/deploy")));
+    // Shared, as docs/deployment.md says: a secret written through one machine is read
+    // through the other.
+    env.push((
+        "IOPS_ENCRYPTION_KEYS",
+        iops_tests::TEST_ENCRYPTION_KEYS.to_owned(),
+    ));
     let dir_a = db.dir.path().join("machine-a");
     let dir_b = db.dir.path().join("machine-b");
 
@@ -289,6 +295,71 @@ async fn two_servers_share_one_database_and_one_bucket() {
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     assert_eq!(keys_of(&store).await, Vec::<String>::new());
     assert_eq!(count(&conn, "datasets").await, 0);
+
+    // A signed embed whose key was created through A opens through B.
+    let token_a = a.register_and_login(&client, "cy@example.com").await;
+    let post = |url: String, token: String, body: serde_json::Value| {
+        let client = client.clone();
+        async move {
+            let res = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert!(res.status().is_success(), "{}", res.status());
+            res.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let key = post(
+        format!("{}/api/v1/me/embed-keys", a.base),
+        token_a.clone(),
+        json!({}),
+    )
+    .await;
+    let analysis = post(
+        format!("{}/api/v1/analyses", a.base),
+        token_a.clone(),
+        json!({"name": "n"}),
+    )
+    .await;
+    let chart = post(
+        format!(
+            "{}/api/v1/analyses/{}/charts",
+            a.base,
+            analysis["id"].as_str().unwrap()
+        ),
+        token_a.clone(),
+        json!({"name": "t", "chart_type": "table", "config": {}}),
+    )
+    .await;
+    let embed = post(
+        format!(
+            "{}/api/v1/charts/{}/embed",
+            a.base,
+            chart["id"].as_str().unwrap()
+        ),
+        token_a.clone(),
+        json!({"mode": "signed"}),
+    )
+    .await;
+    let code = embed["embed_code"].as_str().unwrap();
+    let jwt = jsonwebtoken::encode(
+        &jsonwebtoken::Header {
+            kid: Some(key["kid"].as_str().unwrap().to_owned()),
+            ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256)
+        },
+        &json!({"sub": code, "exp": chrono::Utc::now().timestamp() + 600}),
+        &jsonwebtoken::EncodingKey::from_secret(key["secret"].as_str().unwrap().as_bytes()),
+    )
+    .unwrap();
+    let res = client
+        .get(format!("{}/e/{code}.json?token={jwt}", b.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
 
     // Neither machine kept a dataset file of its own: staging only, and empty.
     for dir in [&dir_a, &dir_b] {

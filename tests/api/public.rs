@@ -118,6 +118,7 @@ async fn full_flow_from_upload_to_public_view_body(db: TestDb) {
         view,
         json!({
             "short_code": report["short_code"],
+            "charts": [],
             "view_count": 1,
             "expires_at": null,
             "created_at": report["created_at"],

@@ -317,8 +317,10 @@ pub fn embed(name: &str, svg: &str, origins: &[String]) -> HttpResponse {
     res
 }
 
-const EMBED_STYLE: &str = "html,body{margin:0;padding:0;background:#fff}\
-svg{width:100%;height:auto;display:block}";
+/// The chart fills the frame whatever its size: the SVG's `viewBox` keeps its proportions
+/// (blank margins instead of a cut-off axis or scroll bars).
+const EMBED_STYLE: &str = "html,body{height:100%;margin:0;padding:0;background:#fff;\
+overflow:hidden}svg{width:100%;height:100%;display:block}";
 
 /// An embed that cannot be shown (`401`, `404`, ...): a one-line page that any site may
 /// frame, so the embedding page shows why instead of a browser error.
