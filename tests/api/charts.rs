@@ -253,6 +253,33 @@ async fn embeds_body(db: TestDb) {
         .unwrap();
     assert_eq!(got["embed"]["embed_code"], code);
 
+    // A frame the browser will refuse (its page is not an allowed origin) is no view; one
+    // from an allowed page is.
+    for referrer in [
+        "https://evil.example.com/page",
+        "https://blog.example.com/post",
+    ] {
+        let res = app
+            .request(Method::GET, &format!("/e/{code}"), None)
+            .header("sec-fetch-dest", "iframe")
+            .header(header::REFERER, referrer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    let stats: Value = app
+        .get(&format!("/api/v1/charts/{id}/analytics"), Some(&token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        stats["days"][0]["referrers"],
+        json!({"blog.example.com": 1}),
+        "{stats}"
+    );
+
     // The page: inline SVG, no script, framing only from the listed origins.
     let res = app.get(&format!("/e/{code}"), None).await;
     assert_eq!(res.status(), StatusCode::OK);

@@ -479,6 +479,7 @@ fn visit(client: &str, referrer: Option<&str>) -> Visit {
         client: client.to_owned(),
         user_agent: "Mozilla/5.0 (X11; Linux x86_64) TestBrowser/1.0".to_owned(),
         referrer: referrer.map(str::to_owned),
+        framed: false,
     }
 }
 

@@ -61,6 +61,10 @@ pub struct Visit {
     pub user_agent: String,
     /// The `Referer` header.
     pub referrer: Option<String>,
+    /// Whether the browser is loading it into a frame (`Sec-Fetch-Dest: iframe`, ...). A
+    /// frame whose page is not one of the allowed origins is refused by the browser after
+    /// the answer arrives, so it is not counted as a view.
+    pub framed: bool,
 }
 
 /// The columns and rows a chart draws, as frozen in a snapshot or read from results.
@@ -305,7 +309,7 @@ impl Embeds {
                 .map_err(|e| Error::Internal(format!("stored origins do not parse: {e}")))?,
             published_at: row.published_at.and_utc(),
         };
-        if let Some(visit) = visit {
+        if let Some(visit) = visit.filter(|v| frame_allowed(v, &view.allowed_origins)) {
             self.count(chart_id, visit).await?;
         }
         Ok(view)
@@ -705,6 +709,24 @@ fn normalize_origins(origins: Vec<String>) -> Result<Vec<String>> {
     Ok(normalized)
 }
 
+/// False only for a frame load whose embedding page (by its `Referer`) is not an allowed
+/// origin: the browser will not show it, so it is no view.
+fn frame_allowed(visit: &Visit, allowed_origins: &[String]) -> bool {
+    if !visit.framed || allowed_origins.is_empty() {
+        return true;
+    }
+    let Some(origin) = visit
+        .referrer
+        .as_deref()
+        .and_then(|r| url::Url::parse(r).ok())
+        .map(|u| u.origin().ascii_serialization())
+    else {
+        // No referrer (a page with `no-referrer`): the browser decides; count it.
+        return true;
+    };
+    allowed_origins.contains(&origin)
+}
+
 /// The referrer's host, lower-case, without port; `""` when there is none or it is not a
 /// URL with a host.
 fn referrer_host(referrer: Option<&str>) -> String {
@@ -753,6 +775,38 @@ mod tests {
         ] {
             assert!(normalize_origins(vec![bad.into()]).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn frames_refused_by_the_browser_are_not_views() {
+        let allowed = vec!["https://blog.example.com".to_owned()];
+        let framed_from = |referrer: Option<&str>| Visit {
+            referrer: referrer.map(str::to_owned),
+            framed: true,
+            ..Visit::default()
+        };
+        assert!(frame_allowed(
+            &framed_from(Some("https://blog.example.com/post")),
+            &allowed
+        ));
+        assert!(!frame_allowed(
+            &framed_from(Some("https://evil.example.com/")),
+            &allowed
+        ));
+        assert!(!frame_allowed(
+            &framed_from(Some("https://blog.example.com:444/")),
+            &allowed
+        ));
+        assert!(frame_allowed(&framed_from(None), &allowed));
+        assert!(frame_allowed(
+            &framed_from(Some("https://evil.example.com/")),
+            &[]
+        ));
+        let opened = Visit {
+            referrer: Some("https://evil.example.com/".to_owned()),
+            ..Visit::default()
+        };
+        assert!(frame_allowed(&opened, &allowed), "a link, not a frame");
     }
 
     #[test]

@@ -271,9 +271,14 @@ fn visit_of(req: &HttpRequest) -> Visit {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
+    let dest = text(header::HeaderName::from_static("sec-fetch-dest"));
     Visit {
         client: client_id(req),
         user_agent: text(header::USER_AGENT).unwrap_or_default(),
         referrer: text(header::REFERER),
+        framed: matches!(
+            dest.as_deref(),
+            Some("iframe" | "frame" | "embed" | "object")
+        ),
     }
 }
