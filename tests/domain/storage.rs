@@ -499,6 +499,57 @@ async fn account_delete_body(db: TestDb, kind: Kind) {
 // Garbage collection
 // ---------------------------------------------------------------------------------------
 
+on_every_store!(gc_clears_partial_uploads_but_not_live_ones, staging_gc_body);
+async fn staging_gc_body(db: TestDb, kind: Kind) {
+    use domain::storage::DatasetStore;
+    let env = Env::new(db, kind).await;
+    // A crash's leftover: a partial upload no process is writing.
+    let leftover = env.store.staging_dir().join("0123abcd.part");
+    std::fs::write(&leftover, b"id,value\n1,").unwrap();
+    // An upload of this process, in progress (its client is slow).
+    let live = env.store.stage().await.unwrap();
+    std::fs::write(&live, b"id,value\n").unwrap();
+
+    // The default grace keeps both: the leftover is too young to be sure.
+    let db = env.domain.database();
+    let report = env
+        .store
+        .collect_garbage(db, Utc::now(), STALE_STAGING, false)
+        .await
+        .unwrap();
+    assert_eq!(report.staging_removed, 0);
+    assert!(leftover.exists() && live.exists());
+
+    // A dry run with no grace names the leftover only and removes nothing.
+    let zero = std::time::Duration::ZERO;
+    let report = env
+        .store
+        .collect_garbage(db, Utc::now(), zero, true)
+        .await
+        .unwrap();
+    assert_eq!(report.staging_removed, 1);
+    assert!(leftover.exists());
+
+    // No grace (one server): the leftover goes; the live upload is never touched.
+    let report = env
+        .store
+        .collect_garbage(db, Utc::now(), zero, false)
+        .await
+        .unwrap();
+    assert_eq!(report.staging_removed, 1);
+    assert!(!leftover.exists());
+    assert!(live.exists(), "an upload in progress lost its file");
+    // Once the upload is over, its file is the store's no more.
+    env.store.discard(&live).await.unwrap();
+    assert!(env.staging_is_empty());
+    let report = env
+        .store
+        .collect_garbage(db, Utc::now(), zero, false)
+        .await
+        .unwrap();
+    assert_eq!(report.staging_removed, 0);
+}
+
 on_every_store!(gc_removes_old_unreferenced_files_only, gc_body);
 async fn gc_body(db: TestDb, kind: Kind) {
     let env = Env::new(db, kind).await;

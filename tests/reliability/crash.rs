@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use futures_util::future::join_all;
 use iops_tests::{TestDb, on_both};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
@@ -36,6 +37,42 @@ fn stored_keys(root: &Path) -> BTreeSet<String> {
         }
     }
     keys
+}
+
+/// Files directly in `dir`.
+fn files_in(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Every file under `dir`, relative, except the database's own files, the key file and the
+/// server logs the test writes there.
+fn files_under(dir: &Path) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        for entry in std::fs::read_dir(&current).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let ours = name.ends_with(".log")
+                || name == domain::KEY_FILE
+                || name.contains(".db")
+                || name.ends_with(".sqlite");
+            if !ours {
+                let relative = path.strip_prefix(dir).expect("under dir");
+                found.insert(relative.to_string_lossy().into_owned());
+            }
+        }
+    }
+    found
 }
 
 async fn rows(conn: &DatabaseConnection) -> (BTreeSet<String>, BTreeSet<String>) {
@@ -81,6 +118,34 @@ async fn kill_9_during_uploads_body(db: TestDb) {
         .expect("pro tier");
     let token = login(&c, &server.base, "crash@example.com").await;
 
+    // A client that sends the start of its file and then nothing: its upload is surely
+    // mid-flight, with a partial file in staging, when the process dies.
+    let staging = data_dir.join("datasets").join(".staging");
+    let slow = {
+        let body = reqwest::Body::wrap_stream(
+            futures_util::stream::iter([Ok::<_, std::io::Error>(b"id,value\n1,2\n".to_vec())])
+                .chain(futures_util::stream::pending()),
+        );
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::stream(body).file_name("slow.csv"),
+        );
+        let request = c
+            .post(format!("{}/api/v1/datasets", server.base))
+            .bearer_auth(&token)
+            .multipart(form)
+            .send();
+        tokio::spawn(request)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while files_in(&staging).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the slow upload never reached staging"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     // ~2 MB each, so that the uploads are spread over receiving, parsing and committing
     // when the process dies.
     let csv: Vec<u8> = std::iter::once("id,value,label\n".to_owned())
@@ -117,6 +182,11 @@ async fn kill_9_during_uploads_body(db: TestDb) {
     let (acknowledged, ()) = tokio::join!(join_all(uploads), kill);
     let acknowledged: BTreeSet<String> = acknowledged.into_iter().flatten().collect();
     drop(server);
+    slow.abort();
+    assert!(
+        !files_in(&staging).is_empty(),
+        "the crash left partial uploads behind"
+    );
 
     let restarted = Process::serve(&db.url, &data_dir, &[("IOPS_STORAGE_GRACE_SECS", "0")]).await;
     let store_root = data_dir.join("datasets");
@@ -133,6 +203,18 @@ async fn kill_9_during_uploads_body(db: TestDb) {
         stored_keys(&store_root),
         keys,
         "files and rows match one to one"
+    );
+    // The start-up sweep (grace 0) cleared the partial uploads: nothing is under the data
+    // dir but the database, the key file, the logs and the committed datasets' files.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !files_in(&staging).is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let expected: BTreeSet<String> = keys.iter().map(|k| format!("datasets/{k}")).collect();
+    assert_eq!(
+        files_under(&data_dir),
+        expected,
+        "files left under IOPS_DATA_DIR"
     );
     assert!(
         acknowledged.is_subset(&ids),

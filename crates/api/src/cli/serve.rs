@@ -46,29 +46,40 @@ pub async fn run(config: &Config, no_migrate: bool) -> Result<()> {
     Ok(())
 }
 
-/// The start-up sweep: objects a crash left unreferenced (published, never committed; or
-/// whose row was deleted before the object could be). In the background, so that a large
-/// store does not delay serving; several servers sweeping at once only repeat deletes.
+/// How often a running server sweeps its store (after the sweep at start).
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The store sweep, at start and then every [`SWEEP_EVERY`]: objects a crash left
+/// unreferenced (published, never committed; or whose row was deleted before the object
+/// could be) and partial uploads a crash left in staging, once older than
+/// `IOPS_STORAGE_GRACE_SECS` (this process's own uploads in progress are never touched).
+/// In the background, so that a large store does not delay serving; several servers
+/// sweeping at once only repeat deletes.
 async fn sweep(store: Store, app: App, grace: std::time::Duration) {
-    let now = app.domain.now();
-    match store
-        .collect_garbage(&app.database, now, grace, false)
-        .await
-    {
-        Ok(report) if report.removed.is_empty() => {
-            tracing::debug!(
+    let mut every = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        every.tick().await;
+        let now = app.domain.now();
+        match store
+            .collect_garbage(&app.database, now, grace, false)
+            .await
+        {
+            Ok(report) if report.removed.is_empty() && report.staging_removed == 0 => {
+                tracing::debug!(
+                    examined = report.examined,
+                    "dataset store sweep: nothing to remove"
+                );
+            }
+            Ok(report) => tracing::info!(
                 examined = report.examined,
-                "dataset store sweep: nothing to remove"
-            );
-        }
-        Ok(report) => tracing::info!(
-            examined = report.examined,
-            removed = report.removed.len(),
-            "dataset store sweep removed unreferenced files"
-        ),
-        Err(e) => {
-            let error = crate::error::Error::from(e).one_line();
-            tracing::warn!(%error, "dataset store sweep failed");
+                removed = report.removed.len(),
+                staging_removed = report.staging_removed,
+                "dataset store sweep removed unreferenced files"
+            ),
+            Err(e) => {
+                let error = crate::error::Error::from(e).one_line();
+                tracing::warn!(%error, "dataset store sweep failed");
+            }
         }
     }
 }

@@ -57,6 +57,12 @@ async fn gc(
         grace.as_secs(),
         report.too_recent,
     );
+    println!(
+        "{} {} partial upload(s) left in staging by a crash (older than {}s)",
+        if dry_run { "would remove" } else { "removed" },
+        report.staging_removed,
+        grace.as_secs(),
+    );
     Ok(())
 }
 

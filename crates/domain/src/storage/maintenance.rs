@@ -25,6 +25,9 @@ pub struct GarbageReport {
     pub too_recent: usize,
     /// Unreferenced objects old enough, removed (or that would be, on a dry run).
     pub removed: Vec<String>,
+    /// Partial uploads in the staging folder old enough (a crash's leftovers), removed (or
+    /// that would be).
+    pub staging_removed: usize,
 }
 
 /// What [`Store::migrate_to`] did, per referenced file.
@@ -43,9 +46,11 @@ pub struct MigrationReport {
 impl Store {
     /// Removes the dataset objects that no `datasets.file_path` references and that were
     /// last modified at least `min_age` before `now` (an upload publishes its object just
-    /// before it commits its row; [`super::STALE_STAGING`] is the age the server uses).
-    /// Only objects laid out as datasets are (`<user uuid>/<file>`) are considered, so a
-    /// shared bucket prefix loses nothing else. With `dry_run`, only reports.
+    /// before it commits its row; [`super::STALE_STAGING`] is the default age), and the
+    /// staging files (partial uploads) last written at least `min_age` before `now`,
+    /// except this process's uploads in progress. Only objects laid out as datasets are
+    /// (`<user uuid>/<file>`) are considered, so a shared bucket prefix loses nothing
+    /// else. With `dry_run`, only reports.
     pub async fn collect_garbage(
         &self,
         db: &Database,
@@ -63,6 +68,7 @@ impl Store {
             .collect();
         let mut report = GarbageReport {
             examined: objects.len(),
+            staging_removed: self.sweep_staging(now, min_age, dry_run).await?,
             ..GarbageReport::default()
         };
         for batch in objects.chunks(BATCH) {

@@ -26,10 +26,11 @@ pub use object::{Store, StoredObject};
 /// on the crate themselves.
 pub use object_store;
 
-/// A staged file untouched for this long belongs to an upload that died with its process
-/// (an upload that is alive writes to it, or has already published it). The same age
-/// guards stored objects from [`Store::collect_garbage`]: an upload publishes its object
-/// moments before it commits the row that references it.
+/// The default of `IOPS_STORAGE_GRACE_SECS`. A staged file untouched for this long belongs
+/// to an upload that died with its process (an upload that is alive writes to it, or has
+/// already published it). The same age guards stored objects from
+/// [`Store::collect_garbage`]: an upload publishes its object moments before it commits the
+/// row that references it.
 pub const STALE_STAGING: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Where dataset files are kept. [`Store`] and [`LocalStore`] implement it; a program may
@@ -66,9 +67,8 @@ pub struct LocalStore {
 }
 
 impl LocalStore {
-    /// Opens (creating if needed) the store under `root`, and clears staging leftovers of a
-    /// run that died mid-upload. Only files older than [`STALE_STAGING`] go: another
-    /// process sharing the folder may be writing the younger ones right now.
+    /// Opens (creating if needed) the store under `root`. Staging leftovers of a run that
+    /// died mid-upload are cleared by [`Store::collect_garbage`].
     pub async fn open(root: impl Into<PathBuf>) -> std::io::Result<Self> {
         let root = root.into();
         let store = Store::folder(root.clone()).await?;

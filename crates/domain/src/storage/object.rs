@@ -1,6 +1,7 @@
 //! [`Store`]: the one [`DatasetStore`] implementation, over an `object_store` backend.
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,8 +14,8 @@ use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, RetryConfig, WriteMultipart};
 use tokio::io::AsyncReadExt;
 
+use super::DatasetStore;
 use super::location::{Location, valid_segment};
-use super::{DatasetStore, STALE_STAGING};
 
 /// Size of one part of a multipart upload: above S3's 5 MiB minimum. A file smaller than
 /// this goes up in one request.
@@ -37,6 +38,9 @@ pub struct Store {
     objects: Arc<dyn ObjectStore>,
     location: Location,
     staging: PathBuf,
+    /// Staging files of this process's uploads in progress: a sweep never removes them,
+    /// whatever their age (an upload from a slow client may sit idle for a long time).
+    in_flight: Arc<Mutex<HashSet<PathBuf>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -78,7 +82,7 @@ impl Store {
     }
 
     /// A folder store: files at `<root>/<key>`, staging in `<root>/.staging`. Creates the
-    /// folders if needed and clears stale staging files.
+    /// folders if needed. Leftovers of a crash are cleared by [`Store::collect_garbage`].
     pub async fn folder(root: PathBuf) -> std::io::Result<Self> {
         let staging = root.join(".staging");
         tokio::fs::create_dir_all(&staging).await?;
@@ -86,13 +90,12 @@ impl Store {
             .map_err(into_io)?
             // An account's folder goes with its last file: nothing is left behind.
             .with_automatic_cleanup(true);
-        let store = Self {
+        Ok(Self {
             objects: Arc::new(objects),
             location: Location::Folder(root),
             staging,
-        };
-        store.clear_staging().await?;
-        Ok(store)
+            in_flight: Arc::default(),
+        })
     }
 
     /// A bucket store configured by `builder` (which may already carry settings, from the
@@ -120,16 +123,15 @@ impl Store {
         } else {
             Arc::new(PrefixStore::new(s3, prefix))
         };
-        let store = Self {
+        Ok(Self {
             objects,
             location: Location::S3 {
                 bucket: bucket.to_owned(),
                 prefix: prefix.to_owned(),
             },
             staging,
-        };
-        store.clear_staging().await?;
-        Ok(store)
+            in_flight: Arc::default(),
+        })
     }
 
     /// Where it is.
@@ -251,18 +253,60 @@ impl Store {
         ObjectPath::parse(relative.to_str()?).ok()
     }
 
-    async fn clear_staging(&self) -> std::io::Result<()> {
+    /// Removes staging files (partial uploads a crash left behind) last written at least
+    /// `min_age` before `now`, except this process's uploads in progress. Another process
+    /// sharing the folder may be receiving a younger file right now: that is what the age
+    /// protects. Returns how many were (or, with `dry_run`, would be) removed.
+    pub(super) async fn sweep_staging(
+        &self,
+        now: DateTime<Utc>,
+        min_age: chrono::Duration,
+        dry_run: bool,
+    ) -> std::io::Result<usize> {
+        let mut removed = 0;
         let mut entries = tokio::fs::read_dir(&self.staging).await?;
         while let Some(entry) = entries.next_entry().await? {
-            let stale = entry
-                .metadata()
-                .await
-                .and_then(|m| m.modified())
-                .map(|modified| modified.elapsed().unwrap_or_default() > STALE_STAGING)
-                .unwrap_or(false);
-            if stale {
-                ignore_missing(tokio::fs::remove_file(entry.path()).await)?;
+            let path = entry.path();
+            if self.is_in_flight(&path) {
+                continue;
             }
+            let Ok(modified) = entry.metadata().await.and_then(|m| m.modified()) else {
+                continue;
+            };
+            if now - DateTime::<Utc>::from(modified) < min_age {
+                continue;
+            }
+            if !dry_run {
+                ignore_missing(tokio::fs::remove_file(&path).await)?;
+            }
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    fn is_in_flight(&self, path: &Path) -> bool {
+        self.in_flight
+            .lock()
+            .map(|set| set.contains(path))
+            .unwrap_or(true)
+    }
+
+    fn settle(&self, path: &Path) {
+        if let Ok(mut set) = self.in_flight.lock() {
+            set.remove(path);
+        }
+    }
+
+    async fn publish_staged(&self, staged: &Path, key: &str) -> std::io::Result<()> {
+        let path = object_path(key)?;
+        if let Some(staged) = self.staged_in_store(staged) {
+            // A folder stages inside itself: one atomic rename, no copy.
+            return self.objects.rename(&staged, &path).await.map_err(into_io);
+        }
+        self.upload(staged, &path).await?;
+        // The object is complete; the staged copy has served its purpose.
+        if let Err(e) = ignore_missing(tokio::fs::remove_file(staged).await) {
+            tracing::warn!(error = %e, "removing a published staging file failed");
         }
         Ok(())
     }
@@ -324,22 +368,20 @@ impl DatasetStore for Store {
         let path = self
             .staging
             .join(format!("{}.part", uuid::Uuid::new_v4().simple()));
-        tokio::fs::File::create(&path).await?;
+        if let Ok(mut set) = self.in_flight.lock() {
+            set.insert(path.clone());
+        }
+        if let Err(e) = tokio::fs::File::create(&path).await {
+            self.settle(&path);
+            return Err(e);
+        }
         Ok(path)
     }
 
     async fn publish(&self, staged: &Path, key: &str) -> std::io::Result<()> {
-        let path = object_path(key)?;
-        if let Some(staged) = self.staged_in_store(staged) {
-            // A folder stages inside itself: one atomic rename, no copy.
-            return self.objects.rename(&staged, &path).await.map_err(into_io);
-        }
-        self.upload(staged, &path).await?;
-        // The object is complete; the staged copy has served its purpose.
-        if let Err(e) = ignore_missing(tokio::fs::remove_file(staged).await) {
-            tracing::warn!(error = %e, "removing a published staging file failed");
-        }
-        Ok(())
+        let published = self.publish_staged(staged, key).await;
+        self.settle(staged);
+        published
     }
 
     async fn remove(&self, key: &str) -> std::io::Result<()> {
@@ -347,7 +389,9 @@ impl DatasetStore for Store {
     }
 
     async fn discard(&self, staged: &Path) -> std::io::Result<()> {
-        ignore_missing(tokio::fs::remove_file(staged).await)
+        let discarded = ignore_missing(tokio::fs::remove_file(staged).await);
+        self.settle(staged);
+        discarded
     }
 
     async fn exists(&self, key: &str) -> std::io::Result<bool> {
