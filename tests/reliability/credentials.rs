@@ -90,7 +90,8 @@ async fn login_limit_body(db: TestDb) {
     assert_eq!(status, 401);
 
     // Thirty simultaneous guesses at a fresh account, half through each process: the
-    // count is taken before any password is checked, so exactly ten are checked.
+    // limit is checked right before each hash, so at most the hashes running at once
+    // (4 per test process) overshoot it; every other guess is refused unchecked.
     register(&c, &a.base, "cy@example.com").await;
     let guess = json!({"email": "cy@example.com", "password": "wrong password"});
     let outcomes = join_all((0..30).map(|i| {
@@ -100,16 +101,16 @@ async fn login_limit_body(db: TestDb) {
         async move { post(&c, url, &guess).await.0 }
     }))
     .await;
-    assert_eq!(
-        outcomes.iter().filter(|s| **s == 401).count(),
-        10,
-        "{outcomes:?}"
-    );
-    assert_eq!(
-        outcomes.iter().filter(|s| **s == 429).count(),
-        20,
-        "{outcomes:?}"
-    );
+    assert_burst_bounded(&outcomes);
+}
+
+/// Of a burst of wrong guesses, at least the limit's ten and at most ten plus the hashes
+/// running at once in both processes (2 x 4) less one are checked; the rest are refused.
+fn assert_burst_bounded(outcomes: &[u16]) {
+    let checked = outcomes.iter().filter(|s| **s == 401).count();
+    let refused = outcomes.iter().filter(|s| **s == 429).count();
+    assert!((10..=17).contains(&checked), "{outcomes:?}");
+    assert_eq!(checked + refused, outcomes.len(), "{outcomes:?}");
 }
 
 on_both!(unlock_limit_holds_across_processes, unlock_limit_body);
@@ -168,7 +169,7 @@ async fn unlock_limit_body(db: TestDb) {
     let (status, body, _) = post(&c, unlock_url(&b, neighbour), &right).await;
     assert_eq!(status, 200, "{body}");
 
-    // A burst on the neighbour, split across both processes: exactly ten are checked.
+    // A burst on the neighbour, split across both processes: bounded as for logins.
     let outcomes = join_all((0..30).map(|i| {
         let url = unlock_url(if i % 2 == 0 { &a } else { &b }, neighbour);
         let c = c.clone();
@@ -176,16 +177,7 @@ async fn unlock_limit_body(db: TestDb) {
         async move { post(&c, url, &wrong).await.0 }
     }))
     .await;
-    assert_eq!(
-        outcomes.iter().filter(|s| **s == 401).count(),
-        10,
-        "{outcomes:?}"
-    );
-    assert_eq!(
-        outcomes.iter().filter(|s| **s == 429).count(),
-        20,
-        "{outcomes:?}"
-    );
+    assert_burst_bounded(&outcomes);
 
     // After the window, the right password opens the report, and the unlock token one
     // process issued is honoured by the other.
@@ -209,11 +201,9 @@ on_both!(
     a_burst_of_right_logins_never_locks_out,
     burst_of_right_logins_body
 );
-/// The count is taken before the password is checked (that is what makes the limit hold
-/// under concurrency), so attempts in flight at the same moment share the window: of 16
-/// simultaneous logins with the RIGHT password from one address, those beyond ten may be
-/// refused (429). None is ever a 401, and the owner is not locked out afterwards: each
-/// success clears the window.
+/// Failures are counted, not attempts: 16 simultaneous logins with the RIGHT password
+/// from one address, through two processes, all succeed (the old attempt count refused
+/// those beyond ten), and the owner can log in again afterwards.
 async fn burst_of_right_logins_body(db: TestDb) {
     let (a, b, _clock) = two_processes(&db).await;
     let c = client();
@@ -226,14 +216,7 @@ async fn burst_of_right_logins_body(db: TestDb) {
         async move { post(&c, url, &right).await.0 }
     }))
     .await;
-    assert!(
-        outcomes.iter().all(|s| *s == 200 || *s == 429),
-        "{outcomes:?}"
-    );
-    assert!(
-        outcomes.iter().filter(|s| **s == 200).count() >= 10,
-        "{outcomes:?}"
-    );
+    assert!(outcomes.iter().all(|s| *s == 200), "{outcomes:?}");
     login(&c, &b.base, "ada@example.com").await;
     login(&c, &a.base, "ada@example.com").await;
 }

@@ -208,23 +208,29 @@ impl Accounts {
 
     /// Checks the password and opens a session.
     ///
-    /// The attempt is counted before the check, so that once a client has used up the
-    /// window on an account even the right password is refused (429) until it passes;
-    /// a success forgets the count. An unknown email and a wrong password are the same
+    /// Failures are counted (see `throttle`): once a client has used up the window on an
+    /// account even the right password is refused (429) until it passes; a success
+    /// forgets the count, and simultaneous right logins are never refused. An unknown email and a wrong password are the same
     /// [`Error::Unauthorized`], after about the same time.
     pub async fn login(&self, email: &str, password: &str, client: &str) -> Result<Session> {
         let key = lookup_key(email);
         let now = self.ctx.clock.now_naive();
-        throttle::reserve(&self.ctx.db, now, Scope::Login, &key, client).await?;
-
         let user = find_by_email(&self.ctx.db, &key).await?;
         let stored = user.as_ref().map(|u| u.password_hash.clone());
-        let verified = self.ctx.hasher.verify(password.to_owned(), stored).await?;
+        let verified = throttle::verify(
+            &self.ctx.db,
+            &self.ctx.hasher,
+            now,
+            Scope::Login,
+            &key,
+            client,
+            password,
+            stored,
+        )
+        .await?;
         let Some(mut user) = user.filter(|_| verified.ok()) else {
             return Err(Error::Unauthorized(Unauthenticated::Credentials));
         };
-
-        throttle::clear(&self.ctx.db, Scope::Login, &key, client).await?;
         if verified == Verified::YesRehash {
             user.password_hash = self.rehash(&user, password).await?;
         }
@@ -314,23 +320,20 @@ impl Accounts {
         let user = self.row(user_id).await?;
         let key = lookup_key(&user.email);
         let now = self.ctx.clock.now_naive();
-        throttle::reserve(
+        let verified = throttle::verify(
             &self.ctx.db,
+            &self.ctx.hasher,
             now,
             Scope::Login,
             &key,
             PASSWORD_CHANGE_CLIENT,
+            current,
+            Some(user.password_hash),
         )
         .await?;
-        let verified = self
-            .ctx
-            .hasher
-            .verify(current.to_owned(), Some(user.password_hash))
-            .await?;
         if !verified.ok() {
             return Err(Error::Unauthorized(Unauthenticated::CurrentPassword));
         }
-        throttle::clear(&self.ctx.db, Scope::Login, &key, PASSWORD_CHANGE_CLIENT).await?;
 
         let fresh = self.ctx.hasher.hash(new.to_owned()).await?;
         let txn = db::begin_write(&self.ctx.db).await?;

@@ -107,20 +107,24 @@ impl Hasher {
             .map_err(|e| Error::Internal(format!("hashing task failed: {e}")))
     }
 
-    /// Hashes on the blocking pool.
-    pub(crate) async fn hash(&self, password: String) -> Result<String> {
-        self.on_blocking_pool(move || hash_blocking(&password))
-            .await?
+    /// A hashing permit: held, it counts against the hashes running at once. The
+    /// failed-attempt limit checks and records under it (see `throttle`).
+    pub(crate) async fn permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>> {
+        self.permits
+            .acquire()
+            .await
+            .map_err(|e| Error::Internal(format!("hashing limiter closed: {e}")))
     }
 
-    /// Verifies on the blocking pool. `stored: None` (no such account) burns the same time
-    /// on the decoy hash and answers [`Verified::No`].
-    pub(crate) async fn verify(
+    /// Verifies on the blocking pool, under a permit the caller holds (`stored: None`, no
+    /// such account, burns the same time on the decoy hash and answers [`Verified::No`]).
+    pub(crate) async fn verify_holding(
         &self,
+        _permit: &tokio::sync::SemaphorePermit<'_>,
         password: String,
         stored: Option<String>,
     ) -> Result<Verified> {
-        self.on_blocking_pool(move || match stored {
+        tokio::task::spawn_blocking(move || match stored {
             Some(stored) => verify_blocking(&password, &stored),
             None => {
                 let _ = verify_blocking(&password, DECOY_HASH);
@@ -128,6 +132,13 @@ impl Hasher {
             }
         })
         .await
+        .map_err(|e| Error::Internal(format!("hashing task failed: {e}")))
+    }
+
+    /// Hashes on the blocking pool.
+    pub(crate) async fn hash(&self, password: String) -> Result<String> {
+        self.on_blocking_pool(move || hash_blocking(&password))
+            .await?
     }
 }
 

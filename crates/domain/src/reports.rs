@@ -440,9 +440,9 @@ impl Reports {
     ///
     /// The same NotFound and Gone rules as the view come first. A report without a
     /// password is [`Error::Validation`]: there is nothing to unlock, and refusing keeps
-    /// anonymous callers from minting token rows at will. Attempts are counted per report
-    /// and `client` before the (slow) check; after 10 failures in 15 minutes even the
-    /// right password is [`Error::RateLimited`].
+    /// anonymous callers from minting token rows at will. Failures are counted per report
+    /// and `client`; after 10 failures in 15 minutes even the right password is
+    /// [`Error::RateLimited`].
     pub async fn unlock(
         &self,
         short_code: &str,
@@ -462,26 +462,23 @@ impl Reports {
             return Err(Error::NothingToUnlock);
         };
         let subject = report.id.0.hyphenated().to_string();
-        throttle::reserve(
+        let verdict = throttle::verify(
             &self.ctx.db,
+            &self.ctx.hasher,
             self.ctx.clock.now_naive(),
             Scope::Unlock,
             &subject,
             client,
+            password,
+            Some(stored.clone()),
         )
         .await?;
-        let verdict = self
-            .ctx
-            .hasher
-            .verify(password.to_owned(), Some(stored.clone()))
-            .await?;
         if verdict == Verified::No {
             return Err(Error::Unauthorized(crate::Unauthenticated::ReportPassword));
         }
         if verdict == Verified::YesRehash {
             self.rehash(report.id, &stored, password).await;
         }
-        throttle::clear(&self.ctx.db, Scope::Unlock, &subject, client).await?;
         self.tokens.issue_for_report(&self.ctx.db, report.id).await
     }
 

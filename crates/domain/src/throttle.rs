@@ -1,16 +1,20 @@
 //! Failed-attempt limits for logins and report unlocks, counted in the database.
 //!
-//! An attempt is counted BEFORE the password is checked ([`reserve`]) and forgotten when
-//! it succeeds ([`clear`]). Counting first is what makes the limit hold under
-//! concurrency: N simultaneous guesses each take a slot, and once the window holds
-//! [`MAX_FAILURES`] slots every further guess is refused before any hashing, whichever
-//! process it reaches. (Counting after a failed check would let a burst of guesses all
-//! read "9 failures" and all be checked.)
+//! Failures are counted, not attempts ([`verify`]): a guess is checked only while the
+//! window holds fewer than [`MAX_FAILURES`] failures, a wrong password adds one (one
+//! atomic upsert), and a right one forgets the window. So simultaneous logins with the
+//! right password are never refused, however many arrive at once.
+//!
+//! The check, the hash and the recording all happen under one of the password hasher's
+//! permits: a burst of guesses can therefore overshoot the limit by at most the hashes
+//! running at once (`IOPS_HASH_CONCURRENCY` per process, minus one) before every further
+//! guess is refused, whichever process it reaches.
 use chrono::NaiveDateTime;
 use entity::attempt_limits;
 use sea_orm::{ConnectionTrait, EntityTrait, Statement, Value};
 
 use crate::error::{Error, Result};
+use crate::passwords::{Hasher, Verified};
 
 /// Attempts allowed per window; the next one is refused.
 pub const MAX_FAILURES: i32 = 10;
@@ -87,8 +91,63 @@ const RESERVE_SQL: &str = "
     WHERE attempt_limits.window_start <= $5 OR attempt_limits.failures < $6
     RETURNING failures";
 
-/// Counts one attempt of `client` on `subject`, before the password is checked.
-/// Refused with [`Error::RateLimited`] when the window already holds [`MAX_FAILURES`].
+/// Checks `password` against `stored` (`None`: no such account, a decoy hash is checked)
+/// under the failed-attempt limit of `client` on `subject`: [`Error::RateLimited`] without
+/// hashing when the window holds [`MAX_FAILURES`] failures; otherwise the verdict, with a
+/// failure counted or the window forgotten.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn verify<C: ConnectionTrait>(
+    conn: &C,
+    hasher: &Hasher,
+    now: NaiveDateTime,
+    scope: Scope,
+    subject: &str,
+    client: &str,
+    password: &str,
+    stored: Option<String>,
+) -> Result<Verified> {
+    // Check, hash and record under one permit: a guess waiting for a permit sees every
+    // failure of the guesses that held it before.
+    let permit = hasher.permit().await?;
+    check(conn, now, scope, subject, client).await?;
+    let verdict = hasher
+        .verify_holding(&permit, password.to_owned(), stored)
+        .await?;
+    if verdict.ok() {
+        clear(conn, scope, subject, client).await?;
+    } else {
+        // Refused by the full window means a concurrent guess filled it meanwhile: this
+        // one was already checked, and the window is full either way.
+        let _ = reserve(conn, now, scope, subject, client).await;
+    }
+    drop(permit);
+    Ok(verdict)
+}
+
+/// [`Error::RateLimited`] when the window of `client` on `subject` is running and holds
+/// [`MAX_FAILURES`] failures; a read only.
+async fn check<C: ConnectionTrait>(
+    conn: &C,
+    now: NaiveDateTime,
+    scope: Scope,
+    subject: &str,
+    client: &str,
+) -> Result<()> {
+    let window = attempt_limits::Entity::find_by_id(key(scope, subject, client))
+        .one(conn)
+        .await?;
+    match window {
+        Some(w) if w.window_start > now - WINDOW && w.failures >= MAX_FAILURES => {
+            Err(Error::RateLimited {
+                retry_after_secs: seconds_until(w.window_start + WINDOW, now),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Counts one failure of `client` on `subject`. Refused with [`Error::RateLimited`] when
+/// the window already holds [`MAX_FAILURES`].
 pub async fn reserve<C: ConnectionTrait>(
     conn: &C,
     now: NaiveDateTime,
