@@ -4,6 +4,8 @@ use sea_orm_migration::sea_orm::{
     ConnectionTrait, DbBackend, DbErr, Statement, TransactionSession, TransactionTrait, Value,
 };
 
+use sea_orm_migration::sea_orm::prelude::ChronoDateTime;
+
 use crate::{Migrator, revision_id};
 
 /// If the database carries an `alembic_version` table, records every revision up to the
@@ -63,9 +65,71 @@ where
         ))
         .await?;
     }
+    if backend == DbBackend::Sqlite {
+        normalize_sqlite_timestamps(&txn).await?;
+    }
     txn.execute_unprepared("DROP TABLE alembic_version").await?;
     txn.commit().await?;
     Ok(Some(version))
+}
+
+/// The timestamp columns of the Python-era tables.
+const LEGACY_TIMESTAMPS: &[(&str, &[&str])] = &[
+    ("users", &["created_at", "updated_at"]),
+    ("usage_tracking", &["created_at", "updated_at"]),
+    ("datasets", &["created_at", "updated_at"]),
+    ("analyses", &["created_at", "updated_at"]),
+    ("reports", &["expires_at", "created_at", "updated_at"]),
+];
+
+/// SQLite keeps timestamps as text, and compares them as text. The Python era wrote
+/// `2025-01-06 14:30:00.000000` where sqlx writes `2025-01-06 14:30:00` for the same
+/// instant: a cursor or an expiry compared against a bound value would see two different
+/// instants (a page could skip a row created at the cursor's very instant). Each legacy
+/// value is rewritten in sqlx's form, by binding it back as a timestamp; values already in
+/// that form are left alone.
+async fn normalize_sqlite_timestamps<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    for (table, columns) in LEGACY_TIMESTAMPS {
+        if !has_table(db, table).await? {
+            continue;
+        }
+        for column in *columns {
+            let rows = db
+                .query_all_raw(Statement::from_string(
+                    backend,
+                    format!("SELECT rowid, {column} FROM {table} WHERE {column} IS NOT NULL"),
+                ))
+                .await?;
+            for row in rows {
+                let rowid: i64 = row.try_get_by_index(0)?;
+                let text: String = row.try_get_by_index(1)?;
+                let Some(instant) = parse_legacy(&text) else {
+                    return Err(DbErr::Migration(format!(
+                        "{table}.{column} of row {rowid} is not a timestamp: {text:?}"
+                    )));
+                };
+                if instant.format("%Y-%m-%d %H:%M:%S%.f").to_string() == text {
+                    continue;
+                }
+                db.execute_raw(Statement::from_sql_and_values(
+                    backend,
+                    format!("UPDATE {table} SET {column} = $1 WHERE rowid = $2"),
+                    [Value::from(instant), Value::from(rowid)],
+                ))
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A timestamp as SQLAlchemy or SQLite wrote it: `YYYY-MM-DD HH:MM:SS[.ffffff]`, or with
+/// `T` between date and time.
+fn parse_legacy(text: &str) -> Option<ChronoDateTime> {
+    ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
+        .iter()
+        .find_map(|format| ChronoDateTime::parse_from_str(text.trim(), format).ok())
 }
 
 async fn has_table<C: ConnectionTrait>(db: &C, table: &str) -> Result<bool, DbErr> {

@@ -235,3 +235,46 @@ async fn new_rows_match_legacy_storage(db: TestDb) {
     }
 }
 on_both!(new_rows_match_legacy_storage, new_rows_match_legacy_storage);
+
+/// SQLite compares timestamps as text: the take-over rewrites the Python era's
+/// `... 14:30:00.000000` in the form sqlx writes (`... 14:30:00`), the same instants, so
+/// that cursors and expiries compare legacy and new rows alike.
+#[tokio::test]
+async fn sqlite_takeover_writes_timestamps_as_sqlx_does() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let legacy = TestDb::legacy(Backend::Sqlite).await;
+    let conn = legacy.connect().await;
+    let read = |sql: &'static str| {
+        let conn = conn.clone();
+        async move {
+            conn.query_all_raw(Statement::from_string(conn.get_database_backend(), sql))
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.try_get_by_index::<String>(0).unwrap())
+                .collect::<Vec<String>>()
+        }
+    };
+    const SQL: &str = "SELECT created_at FROM users UNION ALL SELECT updated_at FROM users \
+                       UNION ALL SELECT expires_at FROM reports WHERE expires_at IS NOT NULL \
+                       UNION ALL SELECT created_at FROM datasets";
+    let before = read(SQL).await;
+    assert!(before.iter().any(|t| t.ends_with(".000000")), "{before:?}");
+
+    migration::schema::upgrade(&conn, None).await.unwrap();
+    let after = read(SQL).await;
+    assert_eq!(before.len(), after.len());
+    for (old, new) in before.iter().zip(&after) {
+        let parse =
+            |t: &str| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f").unwrap();
+        assert_eq!(parse(old), parse(new), "same instant");
+        assert_eq!(
+            new,
+            &parse(new).format("%Y-%m-%d %H:%M:%S%.f").to_string(),
+            "sqlx's form"
+        );
+    }
+    assert!(after.iter().all(|t| !t.ends_with(".000000")), "{after:?}");
+    // The fraction that is not zero is kept.
+    assert!(after.iter().any(|t| t.ends_with(".123456")), "{after:?}");
+}
