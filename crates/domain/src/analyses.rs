@@ -8,8 +8,8 @@ use entity::datasets;
 use sea_orm::sea_query::{Query, SelectStatement};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, SqlErr,
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use serde_json::Value;
 
@@ -91,7 +91,7 @@ impl Analyses {
         analyses::Entity::insert(active)
             .exec_without_returning(&self.ctx.db)
             .await
-            .map_err(dataset_race)?;
+            .map_err(Error::parent_gone)?;
         Ok(model.into())
     }
 
@@ -168,7 +168,7 @@ impl Analyses {
             .filter(analyses::Column::UserId.eq(user_id))
             .exec_with_returning(&self.ctx.db)
             .await
-            .map_err(dataset_race)?;
+            .map_err(Error::parent_gone)?;
         updated
             .into_iter()
             .next()
@@ -257,19 +257,6 @@ fn validate_json(field: &str, value: Option<Value>) -> Result<Option<Value>> {
         Some(_) => Err(Error::validation(format!(
             "{field} must be a JSON object or null"
         ))),
-    }
-}
-
-/// The dataset was checked, then deleted before our write landed: the foreign key refuses
-/// the write, which for the caller is the same as the dataset not being theirs.
-fn dataset_race(err: DbErr) -> Error {
-    if matches!(
-        err.sql_err(),
-        Some(SqlErr::ForeignKeyConstraintViolation(_))
-    ) {
-        Error::NotFound
-    } else {
-        err.into()
     }
 }
 

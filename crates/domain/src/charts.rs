@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use entity::{analyses, chart_embeds, charts};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
+    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -275,7 +275,7 @@ impl Charts {
         })
         .exec_without_returning(&self.ctx.db)
         .await
-        .map_err(analysis_race)?;
+        .map_err(Error::parent_gone)?;
         chart_of(model, None)
     }
 
@@ -523,18 +523,6 @@ pub(crate) fn embed_of(embed: chart_embeds::Model) -> Result<Embed> {
             .map_err(|e| Error::Internal(format!("stored origins do not parse: {e}")))?,
         published_at: embed.published_at.and_utc(),
     })
-}
-
-/// The analysis was deleted between the ownership check and the insert.
-fn analysis_race(err: DbErr) -> Error {
-    if matches!(
-        err.sql_err(),
-        Some(SqlErr::ForeignKeyConstraintViolation(_))
-    ) {
-        Error::NotFound
-    } else {
-        err.into()
-    }
 }
 
 #[cfg(test)]

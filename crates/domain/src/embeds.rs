@@ -23,8 +23,8 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use entity::{chart_embeds, charts, embed_codes, embed_keys};
 use sea_orm::sea_query::{OnConflict, Query, SelectStatement};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult,
-    PaginatorTrait, QueryFilter, QueryOrder, SqlErr, Statement, TryInsertResult,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
+    PaginatorTrait, QueryFilter, QueryOrder, Statement, TryInsertResult,
 };
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -32,12 +32,10 @@ use sha2::{Digest, Sha256};
 use crate::analyses::analyses_of;
 use crate::charts::{self as chart_rules, ChartConfig, ChartType, Embed, EmbedMode};
 use crate::error::{Error, Result, Unauthenticated};
-use crate::{Context, Id, db};
+use crate::{Context, Id, codes, db};
 
 /// Length of a new embed code (10 * log2(62) ≈ 59.5 random bits, as report codes).
 const CODE_LEN: usize = 10;
-/// Longest code a request may carry (`VARCHAR(20)`).
-const MAX_CODE_LEN: usize = 20;
 /// Most origins one embed may list.
 pub const MAX_ALLOWED_ORIGINS: usize = 20;
 /// Most embed keys one user may hold.
@@ -223,7 +221,7 @@ impl Embeds {
             )
             .exec_with_returning(&self.ctx.db)
             .await
-            .map_err(chart_race)?;
+            .map_err(Error::parent_gone)?;
         chart_rules::embed_of(saved)
     }
 
@@ -273,7 +271,7 @@ impl Embeds {
         token: Option<&str>,
         visit: Option<&Visit>,
     ) -> Result<EmbedView> {
-        if !plausible_code(code) {
+        if !codes::plausible(code) {
             return Err(Error::NotFound);
         }
         let backend = self.ctx.db.get_database_backend();
@@ -328,8 +326,8 @@ impl Embeds {
             )));
         }
         let id = Id::new_v4();
-        let kid = format!("ek_{}", random_base62(16)?);
-        let secret = format!("eks_{}", random_base62(43)?);
+        let kid = format!("ek_{}", codes::random(16)?);
+        let secret = format!("eks_{}", codes::random(43)?);
         let now = self.ctx.clock.now_naive();
         let stored = keyring.encrypt(secret.as_bytes(), id.to_string().as_bytes())?;
         embed_keys::Entity::insert(embed_keys::ActiveModel {
@@ -539,7 +537,7 @@ impl Embeds {
                         ],
                     ))
                     .await
-                    .map_err(chart_race)?;
+                    .map_err(Error::parent_gone)?;
             }
             _ => {
                 // SQLite cannot put an INSERT in a CTE; the write lock of BEGIN IMMEDIATE
@@ -558,7 +556,7 @@ impl Embeds {
                         ],
                     ))
                     .await
-                    .map_err(chart_race)?
+                    .map_err(Error::parent_gone)?
                     .rows_affected();
                 txn.execute_raw(Statement::from_sql_and_values(
                     backend,
@@ -620,7 +618,7 @@ impl Embeds {
     /// A fresh code, reserved for ever in `embed_codes` (a taken one is drawn again).
     async fn reserve_code(&self) -> Result<String> {
         for _ in 0..5 {
-            let code = random_base62(CODE_LEN)?;
+            let code = codes::random(CODE_LEN)?;
             let outcome = embed_codes::Entity::insert(embed_codes::ActiveModel {
                 code: Set(code.clone()),
                 created_at: Set(self.ctx.clock.now_naive()),
@@ -660,18 +658,6 @@ fn charts_of(user_id: Id) -> SelectStatement {
         .from(charts::Entity)
         .and_where(charts::Column::AnalysisId.in_subquery(analyses_of(user_id)))
         .to_owned()
-}
-
-/// The chart was deleted while being published or viewed.
-fn chart_race(err: DbErr) -> Error {
-    if matches!(
-        err.sql_err(),
-        Some(SqlErr::ForeignKeyConstraintViolation(_))
-    ) {
-        Error::NotFound
-    } else {
-        err.into()
-    }
 }
 
 /// Each origin as `scheme://host[:port]`, lower-case, http or https, nothing else; de-
@@ -736,18 +722,6 @@ fn referrer_host(referrer: Option<&str>) -> String {
         .map(|h| h.trim_end_matches('.').to_owned())
         .filter(|h| h.len() <= MAX_HOST_LEN)
         .unwrap_or_default()
-}
-
-fn plausible_code(code: &str) -> bool {
-    (1..=MAX_CODE_LEN).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphanumeric())
-}
-
-fn random_base62(len: usize) -> Result<String> {
-    use rand::SeedableRng;
-    use rand::distr::{Alphanumeric, SampleString};
-    let mut rng = rand::rngs::StdRng::try_from_os_rng()
-        .map_err(|e| Error::Internal(format!("OS random generator failed: {e}")))?;
-    Ok(Alphanumeric.sample_string(&mut rng, len))
 }
 
 #[cfg(test)]

@@ -208,6 +208,20 @@ impl Error {
         Error::Validation(message.into())
     }
 
+    /// A write refused by a foreign key: the row it hangs off (an analysis, a dataset, a
+    /// chart) was deleted between the ownership check and the write, which to the caller
+    /// is the same as never having been there ([`Error::NotFound`]).
+    pub(crate) fn parent_gone(err: DbErr) -> Error {
+        if matches!(
+            err.sql_err(),
+            Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))
+        ) {
+            Error::NotFound
+        } else {
+            err.into()
+        }
+    }
+
     /// True when a unique constraint refused the write (two backends, two messages).
     pub(crate) fn is_unique_violation(err: &DbErr) -> bool {
         matches!(

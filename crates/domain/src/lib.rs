@@ -34,6 +34,7 @@ mod accounts;
 mod analyses;
 mod charts;
 mod clock;
+mod codes;
 mod datasets;
 mod db;
 mod embeds;

@@ -8,8 +8,8 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use entity::{analyses, datasets, reports};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
-    QuerySelect, SqlErr, Statement, TryInsertResult,
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    QuerySelect, Statement, TryInsertResult,
 };
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -21,7 +21,8 @@ use crate::passwords::{self, Hasher, Verified};
 use crate::throttle::{self, Scope};
 use crate::tokens::{IssuedToken, Tokens};
 use crate::{
-    ChartConfig, ChartType, Context, Id, Report, Status, analyses as analyses_service, db, usage,
+    ChartConfig, ChartType, Context, Id, Report, Status, analyses as analyses_service, codes, db,
+    usage,
 };
 
 /// Length of a new short code. Each character is drawn uniformly from the 62 base62
@@ -31,8 +32,6 @@ use crate::{
 const SHORT_CODE_LEN: usize = 10;
 /// Fresh codes to try when one is already taken, before giving up.
 const SHORT_CODE_ATTEMPTS: usize = 5;
-/// Longest short code the schema holds (`VARCHAR(20)`); legacy codes are 8 or 9.
-const MAX_SHORT_CODE_LEN: usize = 20;
 
 /// What a caller gives to publish a report of an analysis.
 #[derive(Clone, Debug, Default)]
@@ -284,7 +283,7 @@ impl Reports {
                 .on_conflict_do_nothing_on([reports::Column::ShortCode])
                 .exec_without_returning(&txn)
                 .await
-                .map_err(analysis_race)?;
+                .map_err(Error::parent_gone)?;
             if matches!(outcome, TryInsertResult::Inserted(n) if n > 0) {
                 inserted = true;
                 break;
@@ -403,7 +402,7 @@ impl Reports {
     /// lookup in between. Loading the analysis before the rules are decided costs a little
     /// on refused requests, and saves a round trip on every successful one.
     pub async fn view(&self, short_code: &str, access_token: Option<&str>) -> Result<PublicView> {
-        if !plausible_short_code(short_code) {
+        if !codes::plausible(short_code) {
             return Err(Error::NotFound);
         }
         if let Some(view) = self.view_open_report(short_code).await? {
@@ -449,7 +448,7 @@ impl Reports {
         password: &str,
         client: &str,
     ) -> Result<IssuedToken> {
-        if !plausible_short_code(short_code) {
+        if !codes::plausible(short_code) {
             return Err(Error::NotFound);
         }
         let report = reports::Entity::find()
@@ -617,29 +616,7 @@ fn active_model(model: &reports::Model) -> reports::ActiveModel {
 
 /// A fresh random short code (see [`SHORT_CODE_LEN`] for its strength).
 fn new_short_code() -> Result<String> {
-    use rand::SeedableRng;
-    use rand::distr::{Alphanumeric, SampleString};
-    let mut rng = rand::rngs::StdRng::try_from_os_rng()
-        .map_err(|e| Error::Internal(format!("OS random generator failed: {e}")))?;
-    Ok(Alphanumeric.sample_string(&mut rng, SHORT_CODE_LEN))
-}
-
-/// Only something that could be a short code reaches the database.
-fn plausible_short_code(code: &str) -> bool {
-    (1..=MAX_SHORT_CODE_LEN).contains(&code.len())
-        && code.bytes().all(|b| b.is_ascii_alphanumeric())
-}
-
-/// The analysis was deleted between the ownership check and the insert.
-fn analysis_race(err: DbErr) -> Error {
-    if matches!(
-        err.sql_err(),
-        Some(SqlErr::ForeignKeyConstraintViolation(_))
-    ) {
-        Error::NotFound
-    } else {
-        err.into()
-    }
+    codes::random(SHORT_CODE_LEN)
 }
 
 /// The statement of [`Reports::view_open_report`]. It reads only what [`PublicView`]
@@ -702,11 +679,11 @@ mod tests {
 
     #[test]
     fn implausible_codes_are_rejected_before_any_query() {
-        assert!(plausible_short_code("Xk9Lm2Qa"));
-        assert!(plausible_short_code("a"));
-        assert!(!plausible_short_code(""));
-        assert!(!plausible_short_code(&"a".repeat(21)));
-        assert!(!plausible_short_code("abc-def"));
-        assert!(!plausible_short_code("ünïcode"));
+        assert!(codes::plausible("Xk9Lm2Qa"));
+        assert!(codes::plausible("a"));
+        assert!(!codes::plausible(""));
+        assert!(!codes::plausible(&"a".repeat(21)));
+        assert!(!codes::plausible("abc-def"));
+        assert!(!codes::plausible("ünïcode"));
     }
 }
