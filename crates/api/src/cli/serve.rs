@@ -24,7 +24,7 @@ pub async fn run(config: &Config, no_migrate: bool) -> Result<()> {
     if let Some(store) = app.store.clone() {
         tokio::spawn(sweep(store, app.clone(), config.storage_grace));
     }
-    tokio::spawn(forget_visitors(app.domain.clone()));
+    tokio::spawn(housekeeping(app.domain.clone()));
 
     let addr = listener
         .local_addr()
@@ -84,10 +84,12 @@ async fn sweep(store: Store, app: App, grace: std::time::Duration) {
     }
 }
 
-/// Embed analytics keep daily salts and the day's visitor hashes only until the day after:
-/// views prune them when the day changes, and this hourly pass does it on a server that
-/// sees no views, so none outlives 48 hours by much.
-async fn forget_visitors(domain: domain::Domain) {
+/// The hourly pass. Embed analytics keep daily salts and the day's visitor hashes only
+/// until the day after: views prune them when the day changes, and this pass does it on a
+/// server that sees no views, so none outlives 48 hours by much. Login and unlock tokens
+/// expired or revoked more than a day ago are deleted too (they would only accumulate).
+/// Several servers running it at once only repeat deletes.
+async fn housekeeping(domain: domain::Domain) {
     let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         every_hour.tick().await;
@@ -97,6 +99,14 @@ async fn forget_visitors(domain: domain::Domain) {
             Err(e) => {
                 let error = crate::error::Error::from(e).one_line();
                 tracing::warn!(%error, "deleting old embed salts failed");
+            }
+        }
+        match domain.tokens.purge_expired().await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "expired and revoked tokens deleted"),
+            Err(e) => {
+                let error = crate::error::Error::from(e).one_line();
+                tracing::warn!(%error, "deleting expired tokens failed");
             }
         }
     }
