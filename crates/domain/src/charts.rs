@@ -365,14 +365,16 @@ impl Charts {
 
     /// The chart drawn from its analysis's current results, as an SVG document.
     pub async fn image(&self, user_id: Id, id: Id) -> Result<String> {
-        let (chart, _) = self.find_owned(user_id, id).await?;
-        let results = self.owned_results(user_id, chart.analysis_id).await?;
-        let chart = chart_of(chart, None)?;
-        let table = results
-            .as_ref()
-            .and_then(plot::Table::from_results)
-            .unwrap_or_else(empty_table);
+        let (chart, table) = self.with_data(user_id, id).await?;
         Ok(draw(&chart.name, chart.chart_type, &chart.config, &table))
+    }
+
+    /// The chart `id` of `user_id` and the data its analysis's current results give it
+    /// to draw: what the image draws and what an embed freezes.
+    pub(crate) async fn with_data(&self, user_id: Id, id: Id) -> Result<(Chart, plot::Table)> {
+        let (chart, embed) = self.find_owned(user_id, id).await?;
+        let results = self.owned_results(user_id, chart.analysis_id).await?;
+        Ok((chart_of(chart, embed)?, data_of(results.as_ref())))
     }
 
     async fn find_owned(
@@ -390,11 +392,7 @@ impl Charts {
     }
 
     /// The results of `analysis_id` if it is `user_id`'s ([`Error::NotFound`] otherwise).
-    pub(crate) async fn owned_results(
-        &self,
-        user_id: Id,
-        analysis_id: Id,
-    ) -> Result<Option<Value>> {
+    async fn owned_results(&self, user_id: Id, analysis_id: Id) -> Result<Option<Value>> {
         let row: Option<Option<Value>> = analyses::Entity::find()
             .select_only()
             .column(analyses::Column::Results)
@@ -425,11 +423,15 @@ pub(crate) fn draw(
     plot::render(&chart, table)
 }
 
-pub(crate) fn empty_table() -> plot::Table {
-    plot::Table {
-        columns: Vec::new(),
-        rows: Vec::new(),
-    }
+/// The table a chart draws from `results` (an analysis's results or a snapshot); empty,
+/// so that the drawing says "No data to draw", when they are absent or in another shape.
+pub(crate) fn data_of(results: Option<&Value>) -> plot::Table {
+    results
+        .and_then(plot::Table::from_results)
+        .unwrap_or_else(|| plot::Table {
+            columns: Vec::new(),
+            rows: Vec::new(),
+        })
 }
 
 /// The type's needs, the text rules, and (when results exist in the documented shape) that

@@ -30,7 +30,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::analyses::analyses_of;
-use crate::charts::{self as chart_rules, ChartConfig, ChartType, Embed, EmbedMode};
+use crate::charts::{self as chart_rules, ChartConfig, ChartType, Charts, Embed, EmbedMode};
 use crate::error::{Error, Result, Unauthenticated};
 use crate::{Context, Id, codes, db};
 
@@ -137,6 +137,7 @@ pub struct AnalyticsDay {
 #[derive(Clone)]
 pub struct Embeds {
     ctx: Context,
+    charts: Charts,
     /// Today's salt, once read: salts never change once written, so a cached one is
     /// always the one every process uses.
     salt: Arc<Mutex<Option<(NaiveDate, String)>>>,
@@ -155,6 +156,7 @@ struct Snapshot {
 impl Embeds {
     pub(crate) fn new(ctx: Context) -> Self {
         Self {
+            charts: Charts::new(ctx.clone()),
             ctx,
             salt: Arc::new(Mutex::new(None)),
         }
@@ -170,13 +172,7 @@ impl Embeds {
         allowed_origins: Vec<String>,
     ) -> Result<Embed> {
         let origins = normalize_origins(allowed_origins)?;
-        let charts = crate::charts::Charts::new(self.ctx.clone());
-        let chart = charts.get(user_id, chart_id).await?;
-        let results = charts.owned_results(user_id, chart.analysis_id).await?;
-        let table = results
-            .as_ref()
-            .and_then(plot::Table::from_results)
-            .unwrap_or_else(chart_rules::empty_table);
+        let (chart, table) = self.charts.with_data(user_id, chart_id).await?;
         let drawn: Vec<&str> = chart.config.columns();
         let frozen = if drawn.is_empty() {
             table
@@ -298,8 +294,7 @@ impl Embeds {
         let snapshot: Snapshot = serde_json::from_str(&row.snapshot)
             .map_err(|e| Error::Internal(format!("stored snapshot does not parse: {e}")))?;
         let view = EmbedView {
-            data: plot::Table::from_results(&snapshot.data)
-                .unwrap_or_else(chart_rules::empty_table),
+            data: chart_rules::data_of(Some(&snapshot.data)),
             name: snapshot.name,
             chart_type: snapshot.chart_type,
             config: snapshot.config,
@@ -397,9 +392,7 @@ impl Embeds {
                 "a range covers at most {MAX_ANALYTICS_DAYS} days"
             )));
         }
-        crate::charts::Charts::new(self.ctx.clone())
-            .get(user_id, chart_id)
-            .await?;
+        self.charts.get(user_id, chart_id).await?;
         use entity::embed_analytics as ea;
         let rows = ea::Entity::find()
             .filter(ea::Column::ChartId.eq(chart_id))

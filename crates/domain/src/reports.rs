@@ -95,14 +95,12 @@ impl PublicView {
         if self.charts.is_empty() {
             return Vec::new();
         }
-        let table = self
+        let results = self
             .analysis
             .results
             .as_deref()
-            .and_then(|raw| serde_json::from_str::<serde_json::Value>(raw.get()).ok())
-            .as_ref()
-            .and_then(plot::Table::from_results)
-            .unwrap_or_else(crate::charts::empty_table);
+            .and_then(|raw| serde_json::from_str::<serde_json::Value>(raw.get()).ok());
+        let table = crate::charts::data_of(results.as_ref());
         self.charts
             .iter()
             .map(|c| {
