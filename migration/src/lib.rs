@@ -12,6 +12,7 @@ mod m001_core_tables;
 mod m002_reports;
 mod m003_tokens_and_limits;
 mod m004_charts;
+mod m007_collaboration;
 pub mod schema;
 
 pub use adopt::adopt_alembic;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m002_reports::Migration),
             Box::new(m003_tokens_and_limits::Migration),
             Box::new(m004_charts::Migration),
+            Box::new(m007_collaboration::Migration),
         ]
     }
 }

@@ -5,6 +5,7 @@ mod admin;
 mod analyses;
 mod charts;
 mod cli;
+mod collaboration;
 mod datasets;
 mod deployment;
 mod ops;

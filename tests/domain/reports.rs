@@ -416,11 +416,11 @@ async fn view_rules_body(db: TestDb) {
     ));
     assert!(matches!(
         d.reports.view(&expired_locked.short_code, None).await,
-        Err(Error::Gone)
+        Err(Error::Gone(_))
     ));
     assert!(matches!(
         d.reports.view(&at_edge.short_code, None).await,
-        Err(Error::Gone)
+        Err(Error::Gone(_))
     ));
     assert!(matches!(
         d.reports.view(&locked.short_code, None).await,
@@ -442,7 +442,7 @@ async fn view_rules_body(db: TestDb) {
         d.reports
             .unlock(&expired_locked.short_code, "locked-pass-1", "c")
             .await,
-        Err(Error::Gone)
+        Err(Error::Gone(_))
     ));
     assert!(matches!(
         d.reports.unlock(&open.short_code, "anything-1", "c").await,
@@ -725,13 +725,13 @@ async fn legacy_reports_body(db: TestDb) {
 
     assert!(matches!(
         d.reports.view("e4VnQ8sD0", None).await,
-        Err(Error::Gone)
+        Err(Error::Gone(_))
     ));
     assert!(matches!(
         d.reports
             .unlock("e4VnQ8sD0", "report-secret-42", "client")
             .await,
-        Err(Error::Gone)
+        Err(Error::Gone(_))
     ));
     assert_eq!(
         stored(d.database().connection(), "e4VnQ8sD0")

@@ -240,6 +240,34 @@ async function chartsCheck(base, code, barTitle, lineTitle, outDir) {
   });
 }
 
+// The page an invitation link opens: readable without login or JavaScript, the analysis
+// name shown as text (its markup escaped), the invited email and role, how to answer.
+async function invitationCheck(base, inviteUrl, analysisName, email, outDir) {
+  await withBrowser({ javaScriptEnabled: false }, async (context) => {
+    const page = context.pages()[0] ?? (await context.newPage());
+    const foreign = watchOrigins(page, base);
+    const problems = watchConsole(page);
+    const res = await page.goto(`${base}${inviteUrl}`);
+    check(res.status() === 200, 'the invitation link opens with 200', `got ${res.status()}`);
+    check((res.headers()['referrer-policy'] || '') === 'no-referrer',
+      'the page sends no Referer (its URL holds the token)', res.headers()['referrer-policy']);
+    const heading = (await page.locator('h1').textContent()).trim();
+    check(heading.includes(analysisName), 'the heading names the analysis, its markup shown as text',
+      JSON.stringify(heading));
+    check((await page.locator('main script').count()) === 0, 'the analysis name injected no element');
+    const text = await page.locator('main').innerText();
+    check(text.includes(email) && text.includes('editor'), 'the page says who is invited and as what',
+      JSON.stringify(text.slice(0, 300)));
+    check(text.includes(`${inviteUrl.replace('/invitations/', '/api/v1/invitations/')}/accept`),
+      'the page says how to accept');
+    await page.screenshot({ path: join(outDir, 'invitation.png'), fullPage: true });
+    const expired = await page.goto(`${base}/invitations/not-a-real-token`);
+    check(expired.status() === 404, 'an unknown invitation link is a 404 page', `got ${expired.status()}`);
+    check(problems.length === 0, 'the browser reports no error or CSP violation', problems.join(' | '));
+    check(foreign.length === 0, 'no request leaves the server', foreign.join(' '));
+  });
+}
+
 // A page server standing for a site that embeds the chart; `page()` gives its HTML, so
 // the embed code (known only once published, for this server's origin) can come later.
 async function startSite(page) {
@@ -410,9 +438,12 @@ async function main() {
     await chartsCheck(...rest);
   } else if (mode === 'embed' && rest.length === 5) {
     await embedCheck(...rest);
+  } else if (mode === 'invitation' && rest.length === 5) {
+    await invitationCheck(...rest);
   } else {
     console.error('usage: browser.mjs report BASE CODE PASSWORD NAME OUT_DIR | docs BASE OUT_DIR |\n' +
-      '  charts BASE CODE BAR_TITLE LINE_TITLE OUT_DIR | embed BASE TOKEN CHART_ID CHART_TITLE OUT_DIR');
+      '  charts BASE CODE BAR_TITLE LINE_TITLE OUT_DIR | embed BASE TOKEN CHART_ID CHART_TITLE OUT_DIR |\n' +
+      '  invitation BASE INVITE_URL ANALYSIS_NAME EMAIL OUT_DIR');
     process.exit(2);
   }
 }

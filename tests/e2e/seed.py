@@ -11,6 +11,9 @@
         column), a bar chart and a line chart over its date column, and a public report;
         prints {"short_code", "url", "analysis_name", "charts": [{"id", "chart_type",
         "title"}]} as JSON (the title is what the chart draws at its top).
+    seed.py BASE_URL invitation TOKEN
+        creates an analysis whose name holds markup, invites invitee@example.com to it as
+        editor, and prints {"invite_url", "analysis_name", "email"} as JSON.
     seed.py BASE_URL fuzz TOKEN CONFIG_FILE EMAIL PASSWORD
         creates datasets, analyses, reports (one with a password) and a second user, and
         writes a schemathesis config that offers their ids, short codes, the report
@@ -150,8 +153,21 @@ def charts(base, token):
 FUZZ_PASSWORD = "fuzz-report-password"
 
 
+def invitation(base, token):
+    name = "Board pack <script>alert(1)</script> & notes"
+    _, analysis = call(base, "POST", "/api/v1/analyses", token, {"name": name},
+                       expect=(201,))
+    email = "invitee@example.com"
+    _, inv = call(base, "POST", f"/api/v1/analyses/{analysis['id']}/collaborators", token,
+                  {"email": email, "role": "editor"}, expect=(201,))
+    if inv.get("status") != "pending" or not inv.get("invite_url", "").startswith("/invitations/"):
+        raise ApiError(f"unexpected invitation: {inv!r}")
+    print(json.dumps({"invite_url": inv["invite_url"], "analysis_name": name, "email": email}))
+
+
 def fuzz(base, token, config_path, email, password):
-    ids = {"dataset": [], "analysis": [], "report": [], "code": [], "user": []}
+    ids = {"dataset": [], "analysis": [], "report": [], "code": [], "user": [],
+           "chart": [], "comment": [], "collaboration": []}
     for i, (filename, ctype, content) in enumerate([
         ("fuzz.csv", "text/csv", b"a,b\n1,2\n3,4\n"),
         ("fuzz.ndjson", "application/x-ndjson", b'{"a": 1}\n{"a": 2}\n'),
@@ -169,6 +185,16 @@ def fuzz(base, token, config_path, email, password):
                       body, expect=(201,))
         ids["report"].append(rep["id"])
         ids["code"].append(rep["short_code"])
+    _, chart = call(base, "POST", f"/api/v1/analyses/{ids['analysis'][1]}/charts", token,
+                    {"name": "fuzz table", "chart_type": "table", "config": {}}, expect=(201,))
+    ids["chart"].append(chart["id"])
+    _, comment = call(base, "POST", f"/api/v1/charts/{chart['id']}/comments", token,
+                      {"body": "fuzz comment"}, expect=(201,))
+    ids["comment"].append(comment["id"])
+    _, invitation = call(base, "POST", f"/api/v1/analyses/{ids['analysis'][1]}/collaborators",
+                         token, {"email": "fuzz-collaborator@example.com", "role": "viewer"},
+                         expect=(201,))
+    ids["collaboration"].append(invitation["id"])
     other = f"fuzz-target-{uuid.uuid4().hex[:12]}@example.com"
     _, user_obj = call(base, "POST", "/api/v1/auth/register",
                        body={"email": other, "password": "fuzz-password-1"}, expect=(201,))
@@ -180,7 +206,14 @@ def fuzz(base, token, config_path, email, password):
     # Each binding draws from the seeded values half of the time; the rest stays random.
     bindings = [
         ("dataset", "path.id", "^(get|rename|delete)_dataset$"),
-        ("analysis", "path.id", "^((get|update|delete)_analysis|create_report)$"),
+        ("analysis", "path.id",
+         "^((get|update|delete)_analysis|create_report|(create|list)_charts?"
+         "|(invite|list)_collaborators?)$"),
+        ("chart", "path.id",
+         "^((get|update|delete)_chart|chart_image|(publish|stop|rotate)_embed"
+         "|chart_analytics|(create|list)_comments?)$"),
+        ("comment", "path.id", "^(edit|delete|resolve)_comment$"),
+        ("collaboration", "path.id", "^(change_collaborator_role|revoke_collaborator)$"),
         ("report", "path.id", "^(get|update|delete)_report$"),
         ("code", "path.short_code", "^(view|unlock)$"),
         ("user", "path.id", "^(update_user|user_usage)$"),
@@ -212,7 +245,7 @@ def fuzz(base, token, config_path, email, password):
 
 def main(argv):
     if not (len(argv) == 5 and argv[2] in ("user", "report")
-            or len(argv) == 4 and argv[2] == "charts"
+            or len(argv) == 4 and argv[2] in ("charts", "invitation")
             or len(argv) == 7 and argv[2] == "fuzz"):
         print(__doc__, file=sys.stderr)
         return 2
@@ -224,6 +257,8 @@ def main(argv):
             report(base, argv[3], argv[4])
         elif argv[2] == "charts":
             charts(base, argv[3])
+        elif argv[2] == "invitation":
+            invitation(base, argv[3])
         else:
             fuzz(base, *argv[3:7])
     except (ApiError, OSError, ValueError) as err:

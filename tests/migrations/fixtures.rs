@@ -31,7 +31,13 @@ async fn takeover_records_history_and_keeps_rows(db: TestDb) {
     let states: Vec<(&str, bool)> = history.iter().map(|r| (r.id.as_str(), r.applied)).collect();
     assert_eq!(
         states,
-        [("001", true), ("002", true), ("003", false), ("004", false)]
+        [
+            ("001", true),
+            ("002", true),
+            ("003", false),
+            ("004", false),
+            ("007", false)
+        ]
     );
     assert_eq!(
         migration::schema::current(&conn).await.unwrap().as_deref(),
@@ -39,7 +45,7 @@ async fn takeover_records_history_and_keeps_rows(db: TestDb) {
     );
 
     let applied = migration::schema::upgrade(&conn, None).await.unwrap();
-    assert_eq!(applied, ["003", "004"]);
+    assert_eq!(applied, ["003", "004", "007"]);
     for (table, rows) in [
         ("users", 3),
         ("usage_tracking", 5),

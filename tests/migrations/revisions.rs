@@ -14,7 +14,7 @@ async fn state(db: &DatabaseConnection) -> Vec<(String, bool)> {
 }
 
 fn expect(applied: &[bool]) -> Vec<(String, bool)> {
-    ["001", "002", "003", "004"]
+    ["001", "002", "003", "004", "007"]
         .iter()
         .zip(applied)
         .map(|(id, a)| (id.to_string(), *a))
@@ -42,7 +42,10 @@ async fn table_exists(db: &DatabaseConnection, table: &str) -> bool {
 async fn round_trips(db: TestDb) {
     let conn = db.connect().await;
     assert_eq!(migration::schema::current(&conn).await.unwrap(), None);
-    assert_eq!(state(&conn).await, expect(&[false, false, false, false]));
+    assert_eq!(
+        state(&conn).await,
+        expect(&[false, false, false, false, false])
+    );
 
     assert_eq!(
         migration::schema::upgrade(&conn, Some("001"))
@@ -58,9 +61,9 @@ async fn round_trips(db: TestDb) {
 
     assert_eq!(
         migration::schema::upgrade(&conn, None).await.unwrap(),
-        ["002", "003", "004"]
+        ["002", "003", "004", "007"]
     );
-    assert_eq!(state(&conn).await, expect(&[true, true, true, true]));
+    assert_eq!(state(&conn).await, expect(&[true, true, true, true, true]));
     for table in [
         "charts",
         "chart_embeds",
@@ -69,6 +72,9 @@ async fn round_trips(db: TestDb) {
         "embed_analytics",
         "embed_visitors",
         "embed_salts",
+        "collaborations",
+        "comments",
+        "activity_log",
     ] {
         assert!(table_exists(&conn, table).await, "{table}");
     }
@@ -80,6 +86,14 @@ async fn round_trips(db: TestDb) {
             .is_empty()
     );
 
+    assert_eq!(
+        migration::schema::downgrade(&conn, None).await.unwrap(),
+        ["007"]
+    );
+    for table in ["collaborations", "comments", "activity_log"] {
+        assert!(!table_exists(&conn, table).await, "{table}");
+    }
+    assert!(table_exists(&conn, "charts").await);
     assert_eq!(
         migration::schema::downgrade(&conn, None).await.unwrap(),
         ["004"]
@@ -112,9 +126,12 @@ async fn round_trips(db: TestDb) {
         migration::schema::downgrade(&conn, Some("001"))
             .await
             .unwrap(),
-        ["004", "003", "002"]
+        ["007", "004", "003", "002"]
     );
-    assert_eq!(state(&conn).await, expect(&[true, false, false, false]));
+    assert_eq!(
+        state(&conn).await,
+        expect(&[true, false, false, false, false])
+    );
     assert!(table_exists(&conn, "analyses").await && !table_exists(&conn, "reports").await);
 
     assert_eq!(
@@ -126,9 +143,9 @@ async fn round_trips(db: TestDb) {
 
     assert_eq!(
         migration::schema::upgrade(&conn, None).await.unwrap(),
-        ["001", "002", "003", "004"]
+        ["001", "002", "003", "004", "007"]
     );
-    assert_eq!(state(&conn).await, expect(&[true, true, true, true]));
+    assert_eq!(state(&conn).await, expect(&[true, true, true, true, true]));
 }
 on_both!(round_trips, round_trips);
 
@@ -150,7 +167,10 @@ async fn unknown_revision_changes_nothing(db: TestDb) {
                 .is_err()
         );
     }
-    assert_eq!(state(&conn).await, expect(&[true, false, false, false]));
+    assert_eq!(
+        state(&conn).await,
+        expect(&[true, false, false, false, false])
+    );
 }
 on_both!(
     unknown_revision_changes_nothing,

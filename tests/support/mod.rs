@@ -228,11 +228,23 @@ pub fn domain(
     store: std::sync::Arc<dyn domain::storage::DatasetStore>,
     settings: domain::Settings,
 ) -> domain::Domain {
+    domain_mailing(conn, clock, store, settings, None)
+}
+
+/// [`domain`] with invitation mail going through `outbox`.
+pub fn domain_mailing(
+    conn: DatabaseConnection,
+    clock: std::sync::Arc<dyn domain::Clock>,
+    store: std::sync::Arc<dyn domain::storage::DatasetStore>,
+    settings: domain::Settings,
+    outbox: Option<domain::Outbox>,
+) -> domain::Domain {
     api::app::assemble(
         domain::Database::from_connection(conn),
         clock,
         Some(store),
         Some(std::sync::Arc::new(test_keyring())),
+        outbox,
         settings,
         4,
     )

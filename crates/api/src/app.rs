@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use domain::storage::{DatasetStore, Store};
-use domain::{Clock, Context, Database, Domain, Hasher, Keyring, SystemClock};
+use domain::{
+    Clock, Context, Database, Domain, Hasher, Keyring, MailTransport, Outbox, SystemClock,
+};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -114,6 +116,14 @@ impl Builder {
         } else {
             config.encryption.clone()
         };
+        // Serving mails invitations when SMTP is configured; commands mail nothing.
+        let outbox = match (&config.smtp, self.open_store) {
+            (Some(smtp), true) => {
+                let transport: Arc<dyn MailTransport> = Arc::new(smtp.transport()?);
+                Some(Outbox::start(transport, &config.public_url).0)
+            }
+            _ => None,
+        };
         let domain = assemble(
             database.clone(),
             Arc::new(SystemClock),
@@ -121,6 +131,7 @@ impl Builder {
                 .clone()
                 .map(|store| Arc::new(store) as Arc<dyn DatasetStore>),
             keyring,
+            outbox,
             config.settings(),
             config.hash_concurrency,
         );
@@ -140,6 +151,7 @@ pub fn assemble(
     clock: Arc<dyn Clock>,
     store: Option<Arc<dyn DatasetStore>>,
     keyring: Option<Arc<Keyring>>,
+    outbox: Option<Outbox>,
     settings: domain::Settings,
     hash_concurrency: usize,
 ) -> Domain {
@@ -150,6 +162,9 @@ pub fn assemble(
     }
     if let Some(keyring) = keyring {
         ctx = ctx.with_keyring(keyring);
+    }
+    if let Some(outbox) = outbox {
+        ctx = ctx.with_outbox(outbox);
     }
     Domain::new(ctx)
 }

@@ -36,10 +36,43 @@ pub struct Config {
     /// `IOPS_ENCRYPTION_KEYS`/`IOPS_ENCRYPTION_KEY_ID` when set; otherwise the key file
     /// in the data dir is used (created on first start). Key bytes never print.
     pub encryption: Option<std::sync::Arc<domain::Keyring>>,
+    /// `IOPS_SMTP_URL` and `IOPS_SMTP_FROM`: where invitation mail goes; `None` sends no
+    /// mail (the invitation link is shown to the owner either way).
+    pub smtp: Option<SmtpSettings>,
+    /// `IOPS_PUBLIC_URL`: where people reach this server, for links in mail [default:
+    /// `http://` + `IOPS_BIND`].
+    pub public_url: String,
     /// S3 client settings from the standard AWS variables (`AWS_ENDPOINT_URL`,
     /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ALLOW_HTTP`, ...).
     pub s3: S3Settings,
 }
+
+/// Invitation mail settings. The URL may hold a password: it is never printed.
+#[derive(Clone)]
+pub struct SmtpSettings {
+    url: String,
+    /// The sender, `Name <address>` or an address.
+    pub from: String,
+}
+
+impl std::fmt::Debug for SmtpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpSettings")
+            .field("url", &"<redacted>")
+            .field("from", &self.from)
+            .finish()
+    }
+}
+
+impl SmtpSettings {
+    /// The SMTP transport these settings describe.
+    pub fn transport(&self) -> Result<domain::SmtpTransport> {
+        domain::SmtpTransport::new(&self.url, &self.from).map_err(|e| Error::config(e.to_string()))
+    }
+}
+
+/// Sender of invitation mail when `IOPS_SMTP_FROM` is unset.
+pub const DEFAULT_SMTP_FROM: &str = "iOps <noreply@localhost>";
 
 /// The S3 client settings read from the environment; never printed (they hold a secret).
 #[derive(Clone)]
@@ -145,6 +178,33 @@ pub struct RawSettings {
         hide_env_values = true
     )]
     pub encryption_key_id: Option<String>,
+    /// SMTP server for invitation mail, `smtp://[user:pass@]host:port` (add `?tls=required` for STARTTLS) or `smtps://...` [default: no mail]
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "IOPS_SMTP_URL",
+        hide_env_values = true
+    )]
+    pub smtp_url: Option<String>,
+    /// Sender of invitation mail [default: iOps <noreply@localhost>]
+    #[arg(
+        long,
+        global = true,
+        value_name = "MAILBOX",
+        env = "IOPS_SMTP_FROM",
+        hide_env_values = true
+    )]
+    pub smtp_from: Option<String>,
+    /// Where people reach this server, for links in mail [default: http://<IOPS_BIND>]
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "IOPS_PUBLIC_URL",
+        hide_env_values = true
+    )]
+    pub public_url: Option<String>,
     /// Log filter [default: info]
     #[arg(
         long = "log",
@@ -177,6 +237,9 @@ impl Config {
             hash_concurrency,
             encryption_keys,
             encryption_key_id,
+            smtp_url,
+            smtp_from,
+            public_url,
             log_filter,
         } = raw;
         let data_dir = PathBuf::from(set(data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into()));
@@ -249,9 +312,38 @@ impl Config {
             (None, None) => None,
         };
 
+        let smtp = match set(smtp_url) {
+            None => None,
+            Some(url) => {
+                let smtp = SmtpSettings {
+                    url,
+                    from: set(smtp_from).unwrap_or_else(|| DEFAULT_SMTP_FROM.into()),
+                };
+                // Refused now, with one line, rather than at the first invitation.
+                smtp.transport()?;
+                Some(smtp)
+            }
+        };
+        let public_url = match set(public_url) {
+            None => format!("http://{bind}"),
+            Some(raw) => {
+                let raw = raw.trim().trim_end_matches('/').to_owned();
+                match url::Url::parse(&raw) {
+                    Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => raw,
+                    _ => {
+                        return Err(Error::config(format!(
+                            "IOPS_PUBLIC_URL must be an http:// or https:// URL, got '{raw}'"
+                        )));
+                    }
+                }
+            }
+        };
+
         Ok(Self {
             hash_concurrency,
             encryption,
+            smtp,
+            public_url,
             // Only `from_env` reads the AWS variables, all at once.
             s3: S3Settings(domain::storage::object_store::aws::AmazonS3Builder::new()),
             database_url,
@@ -381,8 +473,44 @@ mod tests {
             hash_concurrency: get("IOPS_HASH_CONCURRENCY"),
             encryption_keys: get("IOPS_ENCRYPTION_KEYS"),
             encryption_key_id: get("IOPS_ENCRYPTION_KEY_ID"),
+            smtp_url: get("IOPS_SMTP_URL"),
+            smtp_from: get("IOPS_SMTP_FROM"),
+            public_url: get("IOPS_PUBLIC_URL"),
             log_filter: get("RUST_LOG"),
         })
+    }
+
+    #[test]
+    fn mail_settings_are_checked_at_start_and_the_url_never_printed() {
+        let ok = config(&[
+            ("IOPS_SMTP_URL", "smtp://mailer:s3cret-pw@127.0.0.1:2525"),
+            ("IOPS_BIND", "0.0.0.0:9000"),
+        ])
+        .unwrap();
+        let smtp = ok.smtp.clone().unwrap();
+        assert_eq!(smtp.from, DEFAULT_SMTP_FROM);
+        assert!(!format!("{ok:?}").contains("s3cret-pw"));
+        assert_eq!(ok.public_url, "http://0.0.0.0:9000");
+        assert!(config(&[]).unwrap().smtp.is_none());
+
+        let public = config(&[("IOPS_PUBLIC_URL", "https://iops.example.com/")]).unwrap();
+        assert_eq!(public.public_url, "https://iops.example.com");
+
+        for vars in [
+            vec![("IOPS_SMTP_URL", "ftp://mailer:s3cret-pw@host")],
+            vec![
+                ("IOPS_SMTP_URL", "smtp://127.0.0.1:25"),
+                ("IOPS_SMTP_FROM", "not a mailbox"),
+            ],
+            vec![("IOPS_PUBLIC_URL", "javascript:alert(1)")],
+        ] {
+            let Err(e) = config(&vars) else {
+                panic!("{vars:?} must be refused")
+            };
+            let line = e.to_string();
+            assert!(!line.contains("s3cret-pw"), "{line}");
+            assert!(!line.contains('\n'), "{line}");
+        }
     }
 
     #[test]

@@ -46,7 +46,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .login(&email, "correct horse battery", "example")
         .await?;
     let caller = domain.tokens.authenticate(&session.token.secret).await?;
-    assert!(matches!(caller.admin(), Err(Error::Forbidden)));
+    assert!(matches!(caller.admin(), Err(Error::Forbidden(_))));
 
     let analysis = domain
         .analyses
@@ -72,7 +72,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Err(Error::LimitExceeded {
                 limit: LimitKind::Reports,
                 allowed,
-                resets_at,
+                resets_at: Some(resets_at),
                 ..
             }) => {
                 println!("limit reached: {allowed} reports a month, until {resets_at}");

@@ -1,8 +1,11 @@
 //! Analyses: create, read, update, delete, list.
 //!
-//! Every statement carries `user_id = caller` in its own WHERE clause, so another user's
-//! analysis is indistinguishable from a missing one (both are [`Error::NotFound`]) and no
-//! read-then-check window exists between finding a row and using it.
+//! Every statement carries `id IN (the analyses the caller reaches with the role needed)`
+//! in its own WHERE clause ([`crate::access::analyses_reachable`]), so another user's
+//! analysis is indistinguishable from a missing one (both are [`Error::NotFound`]), a
+//! collaborator beyond their role is told so ([`Error::Forbidden`]), and no read-then-check
+//! window exists between finding a row and using it. Each change writes its activity row
+//! in its own transaction.
 use entity::analyses;
 use entity::datasets;
 use sea_orm::sea_query::{Query, SelectStatement};
@@ -13,6 +16,9 @@ use sea_orm::{
 };
 use serde_json::Value;
 
+use crate::access::{self, Actor, Role, Through, analyses_reachable};
+use crate::activity::{self, Entry};
+use crate::db::begin_write;
 use crate::error::{Error, Result};
 use crate::pagination::{Page, PageRequest, page_from};
 use crate::{Analysis, Context, Id, Status};
@@ -58,8 +64,10 @@ impl Analyses {
         Self { ctx }
     }
 
-    /// Creates a draft analysis of `user_id`.
-    pub async fn create(&self, user_id: Id, new: NewAnalysis) -> Result<Analysis> {
+    /// Creates a draft analysis of the actor's.
+    pub async fn create(&self, actor: impl Into<Actor>, new: NewAnalysis) -> Result<Analysis> {
+        let actor = actor.into();
+        let user_id = actor.user_id;
         let name = validate_name(&new.name)?;
         let config = validate_json("config", new.config)?;
         if let Some(dataset_id) = new.dataset_id {
@@ -88,18 +96,29 @@ impl Analyses {
             created_at: Set(now),
             updated_at: Set(now),
         };
+        let txn = begin_write(&self.ctx.db).await?;
         analyses::Entity::insert(active)
-            .exec_without_returning(&self.ctx.db)
+            .exec_without_returning(&txn)
             .await
             .map_err(Error::parent_gone)?;
+        log(
+            &txn,
+            &actor,
+            now,
+            &model,
+            "analysis.created",
+            serde_json::json!({ "name": model.name }),
+        )
+        .await?;
+        txn.commit().await?;
         Ok(model.into())
     }
 
-    /// The analysis `id` of `user_id`.
+    /// The analysis `id`, if `user_id` owns it or it is shared with them.
     pub async fn get(&self, user_id: Id, id: Id) -> Result<Analysis> {
         analyses::Entity::find()
             .filter(analyses::Column::Id.eq(id))
-            .filter(analyses::Column::UserId.eq(user_id))
+            .filter(analyses::Column::Id.in_subquery(analyses_reachable(user_id, Role::Viewer)))
             .one(&self.ctx.db)
             .await?
             .map(Analysis::from)
@@ -131,8 +150,22 @@ impl Analyses {
     }
 
     /// Applies `change` and bumps `updated_at`, in one `UPDATE ... RETURNING` scoped to
-    /// the owner.
-    pub async fn update(&self, user_id: Id, id: Id, change: AnalysisChange) -> Result<Analysis> {
+    /// the analyses the caller may edit: an editor changes the name, config, results and
+    /// status; changing the dataset is the owner's.
+    pub async fn update(
+        &self,
+        actor: impl Into<Actor>,
+        id: Id,
+        change: AnalysisChange,
+    ) -> Result<Analysis> {
+        let actor = actor.into();
+        let user_id = actor.user_id;
+        let needed = if change.dataset_id.is_some() {
+            Role::Owner
+        } else {
+            Role::Editor
+        };
+        let fields = changed_fields(&change);
         let mut active = analyses::ActiveModel {
             id: NotSet,
             user_id: NotSet,
@@ -157,36 +190,75 @@ impl Analyses {
             active.status = Set(status.into());
         }
         if let Some(dataset_id) = change.dataset_id {
+            // The role first: an editor naming the owner's dataset is refused for their
+            // role, not told that the dataset is missing.
+            access::analysis_for(&self.ctx.db, user_id, id, Role::Owner).await?;
             if let Some(dataset_id) = dataset_id {
                 self.require_own_dataset(user_id, dataset_id).await?;
             }
             active.dataset_id = Set(dataset_id);
         }
+        let txn = begin_write(&self.ctx.db).await?;
         let updated = analyses::Entity::update_many()
             .set(active)
             .filter(analyses::Column::Id.eq(id))
-            .filter(analyses::Column::UserId.eq(user_id))
-            .exec_with_returning(&self.ctx.db)
+            .filter(analyses::Column::Id.in_subquery(analyses_reachable(user_id, needed)))
+            .exec_with_returning(&txn)
             .await
             .map_err(Error::parent_gone)?;
-        updated
-            .into_iter()
-            .next()
-            .map(Analysis::from)
-            .ok_or(Error::NotFound)
+        let Some(row) = updated.into_iter().next() else {
+            return Err(access::refusal(&txn, user_id, Through::Analysis(id), needed).await?);
+        };
+        log(
+            &txn,
+            &actor,
+            row.updated_at,
+            &row,
+            "analysis.updated",
+            serde_json::json!({ "fields": fields }),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(row.into())
     }
 
-    /// Deletes the analysis; its reports (and their unlock tokens) go with it through the
-    /// schema's `ON DELETE CASCADE`.
-    pub async fn delete(&self, user_id: Id, id: Id) -> Result<()> {
-        let result = analyses::Entity::delete_many()
+    /// Deletes the analysis (the owner only); its reports (and their unlock tokens),
+    /// charts, comments and invitations go with it through the schema's
+    /// `ON DELETE CASCADE`. Its activity rows stay.
+    pub async fn delete(&self, actor: impl Into<Actor>, id: Id) -> Result<()> {
+        let actor = actor.into();
+        let now = self.ctx.clock.now_naive();
+        let txn = begin_write(&self.ctx.db).await?;
+        // Read, then delete, in one transaction: sea-orm's `DELETE ... RETURNING` skips the
+        // id columns' text cast that PostgreSQL's `uuid` needs.
+        let found = analyses::Entity::find()
             .filter(analyses::Column::Id.eq(id))
-            .filter(analyses::Column::UserId.eq(user_id))
-            .exec(&self.ctx.db)
+            .filter(analyses::Column::UserId.eq(actor.user_id))
+            .one(&txn)
             .await?;
-        if result.rows_affected == 0 {
+        let Some(row) = found else {
+            return Err(
+                access::refusal(&txn, actor.user_id, Through::Analysis(id), Role::Owner).await?,
+            );
+        };
+        let deleted = analyses::Entity::delete_many()
+            .filter(analyses::Column::Id.eq(id))
+            .filter(analyses::Column::UserId.eq(actor.user_id))
+            .exec(&txn)
+            .await?;
+        if deleted.rows_affected == 0 {
             return Err(Error::NotFound);
         }
+        log(
+            &txn,
+            &actor,
+            now,
+            &row,
+            "analysis.deleted",
+            serde_json::json!({ "name": row.name }),
+        )
+        .await?;
+        txn.commit().await?;
         Ok(())
     }
 
@@ -203,20 +275,6 @@ impl Analyses {
     }
 }
 
-/// Checks whether `analysis_id` is `user_id`'s, inside `conn` (a transaction or not).
-pub(crate) async fn owned<C: ConnectionTrait>(
-    conn: &C,
-    user_id: Id,
-    analysis_id: Id,
-) -> Result<bool> {
-    let found = analyses::Entity::find()
-        .filter(analyses::Column::Id.eq(analysis_id))
-        .filter(analyses::Column::UserId.eq(user_id))
-        .count(conn)
-        .await?;
-    Ok(found > 0)
-}
-
 /// `SELECT id FROM analyses WHERE user_id = $1`, written with sea-query directly: the
 /// entity's select would cast `id` to text on PostgreSQL, and `uuid IN (text)` fails.
 pub(crate) fn analyses_of(user_id: Id) -> SelectStatement {
@@ -225,6 +283,52 @@ pub(crate) fn analyses_of(user_id: Id) -> SelectStatement {
         .from(analyses::Entity)
         .and_where(analyses::Column::UserId.eq(user_id))
         .to_owned()
+}
+
+/// The analysis's activity row, in the transaction of its change.
+async fn log<C: ConnectionTrait>(
+    conn: &C,
+    actor: &Actor,
+    now: chrono::NaiveDateTime,
+    row: &analyses::Model,
+    verb: &'static str,
+    metadata: Value,
+) -> Result<()> {
+    activity::record(
+        conn,
+        actor,
+        now,
+        Entry {
+            owner_id: row.user_id,
+            analysis_id: Some(row.id),
+            verb,
+            object_type: "analysis",
+            object_id: row.id,
+            metadata,
+        },
+    )
+    .await
+}
+
+/// The names of the fields a change touches, for the activity log (never their values).
+fn changed_fields(change: &AnalysisChange) -> Vec<&'static str> {
+    let mut fields = Vec::new();
+    if change.name.is_some() {
+        fields.push("name");
+    }
+    if change.dataset_id.is_some() {
+        fields.push("dataset_id");
+    }
+    if change.config.is_some() {
+        fields.push("config");
+    }
+    if change.results.is_some() {
+        fields.push("results");
+    }
+    if change.status.is_some() {
+        fields.push("status");
+    }
+    fields
 }
 
 fn validate_name(name: &str) -> Result<String> {

@@ -1,19 +1,22 @@
 //! Charts of an analysis: what to draw from its results, checked against the columns the
 //! results have, and drawn on the server as SVG by the `plot` crate.
 //!
-//! Ownership follows the analysis: every statement is scoped with `analysis_id IN (SELECT
-//! id FROM analyses WHERE user_id = caller)`, so another user's chart is a plain
-//! [`Error::NotFound`].
+//! Access follows the analysis: statements are scoped with `analysis_id IN (the analyses
+//! the caller reaches with the role needed)`; viewers read and draw, editors and the owner
+//! change, everyone else gets a plain [`Error::NotFound`].
 use chrono::{DateTime, Utc};
 use entity::{analyses, chart_embeds, charts};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::analyses::analyses_of;
+use crate::access::{self, Actor, Role, Through, analyses_reachable};
+use crate::activity::{self, Entry};
+use crate::db::begin_write;
 use crate::error::{Error, Result};
 use crate::pagination::{Page, PageRequest, page_from};
 use crate::{Context, Id};
@@ -239,22 +242,30 @@ impl Charts {
         Self { ctx }
     }
 
-    /// Adds a chart to `analysis_id` (one of `user_id`'s). The config must suit the type
-    /// and, when the analysis has results, name only columns they have.
-    pub async fn create(&self, user_id: Id, analysis_id: Id, new: NewChart) -> Result<Chart> {
-        let results = self.owned_results(user_id, analysis_id).await?;
+    /// Adds a chart to `analysis_id` (the actor owns or edits it). The config must suit
+    /// the type and, when the analysis has results, name only columns they have.
+    pub async fn create(
+        &self,
+        actor: impl Into<Actor>,
+        analysis_id: Id,
+        new: NewChart,
+    ) -> Result<Chart> {
+        let actor = actor.into();
         let name = crate::text::validate_name(new.name, true)?;
-        validate(new.chart_type, &new.config, results.as_ref())?;
+        let now = self.ctx.clock.now_naive();
+        let txn = begin_write(&self.ctx.db).await?;
+        let (analysis, _) =
+            access::analysis_for(&txn, actor.user_id, analysis_id, Role::Editor).await?;
+        validate(new.chart_type, &new.config, analysis.results.as_ref())?;
         let existing = charts::Entity::find()
             .filter(charts::Column::AnalysisId.eq(analysis_id))
-            .count(&self.ctx.db)
+            .count(&txn)
             .await?;
         if existing >= MAX_CHARTS_PER_ANALYSIS {
             return Err(Error::validation(format!(
                 "an analysis has at most {MAX_CHARTS_PER_ANALYSIS} charts"
             )));
         }
-        let now = self.ctx.clock.now_naive();
         let model = charts::Model {
             id: Id::new_v4(),
             analysis_id,
@@ -273,22 +284,22 @@ impl Charts {
             created_at: Set(now),
             updated_at: Set(now),
         })
-        .exec_without_returning(&self.ctx.db)
+        .exec_without_returning(&txn)
         .await
         .map_err(Error::parent_gone)?;
+        log(&txn, &actor, now, analysis.user_id, &model, "chart.created").await?;
+        txn.commit().await?;
         chart_of(model, None)
     }
 
-    /// The charts of `analysis_id` (one of `user_id`'s), newest first.
+    /// The charts of `analysis_id` (which `user_id` owns or can see), newest first.
     pub async fn list(
         &self,
         user_id: Id,
         analysis_id: Id,
         page: &PageRequest,
     ) -> Result<Page<Chart>> {
-        if !crate::analyses::owned(&self.ctx.db, user_id, analysis_id).await? {
-            return Err(Error::NotFound);
-        }
+        access::analysis_for(&self.ctx.db, user_id, analysis_id, Role::Viewer).await?;
         let mut query = charts::Entity::find().filter(charts::Column::AnalysisId.eq(analysis_id));
         if let Some(after) = &page.after {
             query = query.filter(after.older_than(charts::Column::CreatedAt, charts::Column::Id));
@@ -312,21 +323,30 @@ impl Charts {
         })
     }
 
-    /// The chart `id`, if its analysis is `user_id`'s.
+    /// The chart `id`, if `user_id` owns or can see its analysis.
     pub async fn get(&self, user_id: Id, id: Id) -> Result<Chart> {
-        let (chart, embed) = self.find_owned(user_id, id).await?;
+        let (chart, embed) = self.find(&self.ctx.db, user_id, id, Role::Viewer).await?;
         chart_of(chart, embed)
     }
 
-    /// Applies `change`. The type and config that result are checked against the
-    /// analysis's current results, as on create.
-    pub async fn update(&self, user_id: Id, id: Id, change: ChartChange) -> Result<Chart> {
-        let (chart, embed) = self.find_owned(user_id, id).await?;
+    /// Applies `change` (the owner or an editor). The type and config that result are
+    /// checked against the analysis's current results, as on create.
+    pub async fn update(
+        &self,
+        actor: impl Into<Actor>,
+        id: Id,
+        change: ChartChange,
+    ) -> Result<Chart> {
+        let actor = actor.into();
+        let now = self.ctx.clock.now_naive();
+        let txn = begin_write(&self.ctx.db).await?;
+        let (chart, embed) = self.find(&txn, actor.user_id, id, Role::Editor).await?;
+        let (analysis, _) =
+            access::analysis_for(&txn, actor.user_id, chart.analysis_id, Role::Editor).await?;
         let current = chart_of(chart.clone(), None)?;
         let chart_type = change.chart_type.unwrap_or(current.chart_type);
         let config = change.config.unwrap_or(current.config);
-        let results = self.owned_results(user_id, chart.analysis_id).await?;
-        validate(chart_type, &config, results.as_ref())?;
+        validate(chart_type, &config, analysis.results.as_ref())?;
         let mut active = charts::ActiveModel {
             id: NotSet,
             analysis_id: NotSet,
@@ -334,7 +354,7 @@ impl Charts {
             chart_type: Set(chart_type.as_str().to_owned()),
             config: Set(config_json(&config)?),
             created_at: NotSet,
-            updated_at: Set(self.ctx.clock.now_naive()),
+            updated_at: Set(now),
         };
         if let Some(name) = change.name {
             active.name = Set(crate::text::validate_name(name, true)?);
@@ -342,67 +362,129 @@ impl Charts {
         let updated = charts::Entity::update_many()
             .set(active)
             .filter(charts::Column::Id.eq(id))
-            .filter(charts::Column::AnalysisId.in_subquery(analyses_of(user_id)))
-            .exec_with_returning(&self.ctx.db)
+            .filter(
+                charts::Column::AnalysisId
+                    .in_subquery(analyses_reachable(actor.user_id, Role::Editor)),
+            )
+            .exec_with_returning(&txn)
             .await?;
         let chart = updated.into_iter().next().ok_or(Error::NotFound)?;
+        log(&txn, &actor, now, analysis.user_id, &chart, "chart.updated").await?;
+        txn.commit().await?;
         chart_of(chart, embed)
     }
 
-    /// Deletes the chart; its embed and analytics go with it (the schema's cascade). Its
-    /// embed code stays retired.
-    pub async fn delete(&self, user_id: Id, id: Id) -> Result<()> {
-        let result = charts::Entity::delete_many()
+    /// Deletes the chart (the owner or an editor); its embed, analytics and comments go
+    /// with it (the schema's cascade). Its embed code stays retired.
+    pub async fn delete(&self, actor: impl Into<Actor>, id: Id) -> Result<()> {
+        let actor = actor.into();
+        let now = self.ctx.clock.now_naive();
+        let txn = begin_write(&self.ctx.db).await?;
+        // Read, then delete, in one transaction: sea-orm's `DELETE ... RETURNING` skips the
+        // id columns' text cast that PostgreSQL's `uuid` needs.
+        let (chart, _) = self.find(&txn, actor.user_id, id, Role::Editor).await?;
+        let deleted = charts::Entity::delete_many()
             .filter(charts::Column::Id.eq(id))
-            .filter(charts::Column::AnalysisId.in_subquery(analyses_of(user_id)))
-            .exec(&self.ctx.db)
+            .filter(
+                charts::Column::AnalysisId
+                    .in_subquery(analyses_reachable(actor.user_id, Role::Editor)),
+            )
+            .exec(&txn)
             .await?;
-        if result.rows_affected == 0 {
+        if deleted.rows_affected == 0 {
             return Err(Error::NotFound);
         }
+        let owner_id: Option<Id> = analyses::Entity::find_by_id(chart.analysis_id)
+            .select_only()
+            .column(analyses::Column::UserId)
+            .into_tuple()
+            .one(&txn)
+            .await?;
+        log(
+            &txn,
+            &actor,
+            now,
+            owner_id.ok_or(Error::NotFound)?,
+            &chart,
+            "chart.deleted",
+        )
+        .await?;
+        txn.commit().await?;
         Ok(())
     }
 
     /// The chart drawn from its analysis's current results, as an SVG document.
     pub async fn image(&self, user_id: Id, id: Id) -> Result<String> {
-        let (chart, table) = self.with_data(user_id, id).await?;
+        let (chart, table) = self.with_data(user_id, id, Role::Viewer).await?;
         Ok(draw(&chart.name, chart.chart_type, &chart.config, &table))
     }
 
-    /// The chart `id` of `user_id` and the data its analysis's current results give it
-    /// to draw: what the image draws and what an embed freezes.
-    pub(crate) async fn with_data(&self, user_id: Id, id: Id) -> Result<(Chart, plot::Table)> {
-        let (chart, embed) = self.find_owned(user_id, id).await?;
-        let results = self.owned_results(user_id, chart.analysis_id).await?;
-        Ok((chart_of(chart, embed)?, data_of(results.as_ref())))
-    }
-
-    async fn find_owned(
+    /// The chart `id`, reached by `user_id` with at least `role`, and the data its
+    /// analysis's current results give it to draw: what the image draws and what an embed
+    /// freezes.
+    pub(crate) async fn with_data(
         &self,
         user_id: Id,
         id: Id,
-    ) -> Result<(charts::Model, Option<chart_embeds::Model>)> {
-        charts::Entity::find()
-            .filter(charts::Column::Id.eq(id))
-            .filter(charts::Column::AnalysisId.in_subquery(analyses_of(user_id)))
-            .find_also_related(chart_embeds::Entity)
-            .one(&self.ctx.db)
-            .await?
-            .ok_or(Error::NotFound)
-    }
-
-    /// The results of `analysis_id` if it is `user_id`'s ([`Error::NotFound`] otherwise).
-    async fn owned_results(&self, user_id: Id, analysis_id: Id) -> Result<Option<Value>> {
-        let row: Option<Option<Value>> = analyses::Entity::find()
+        role: Role,
+    ) -> Result<(Chart, plot::Table)> {
+        let (chart, embed) = self.find(&self.ctx.db, user_id, id, role).await?;
+        let results: Option<Option<Value>> = analyses::Entity::find_by_id(chart.analysis_id)
             .select_only()
             .column(analyses::Column::Results)
-            .filter(analyses::Column::Id.eq(analysis_id))
-            .filter(analyses::Column::UserId.eq(user_id))
             .into_tuple()
             .one(&self.ctx.db)
             .await?;
-        row.ok_or(Error::NotFound)
+        let results = results.ok_or(Error::NotFound)?;
+        Ok((chart_of(chart, embed)?, data_of(results.as_ref())))
     }
+
+    /// The chart `id` and its embed, if `user_id` reaches its analysis with at least
+    /// `role` (the refusal otherwise: [`Error::Forbidden`] for a collaborator beyond their
+    /// role, [`Error::NotFound`] for anyone else).
+    pub(crate) async fn find<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        user_id: Id,
+        id: Id,
+        role: Role,
+    ) -> Result<(charts::Model, Option<chart_embeds::Model>)> {
+        let found = charts::Entity::find()
+            .filter(charts::Column::Id.eq(id))
+            .filter(charts::Column::AnalysisId.in_subquery(analyses_reachable(user_id, role)))
+            .find_also_related(chart_embeds::Entity)
+            .one(conn)
+            .await?;
+        match found {
+            Some(found) => Ok(found),
+            None => Err(access::refusal(conn, user_id, Through::Chart(id), role).await?),
+        }
+    }
+}
+
+/// The chart's activity row, in the transaction of its change.
+async fn log<C: ConnectionTrait>(
+    conn: &C,
+    actor: &Actor,
+    now: chrono::NaiveDateTime,
+    owner_id: Id,
+    chart: &charts::Model,
+    verb: &'static str,
+) -> Result<()> {
+    activity::record(
+        conn,
+        actor,
+        now,
+        Entry {
+            owner_id,
+            analysis_id: Some(chart.analysis_id),
+            verb,
+            object_type: "chart",
+            object_id: chart.id,
+            metadata: serde_json::json!({ "name": chart.name }),
+        },
+    )
+    .await
 }
 
 /// Draws a chart: the one place that turns the domain's chart into the plot crate's.

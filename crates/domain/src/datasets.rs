@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDateTime, Utc};
-use entity::datasets;
+use entity::{analyses, datasets};
 use futures_util::StreamExt;
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -24,6 +24,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
+use sea_orm::sea_query::Query;
+
+use crate::access::{Actor, Role, analyses_reachable};
+use crate::activity::{self, Entry};
 use crate::db::begin_write;
 use crate::pagination::{Page, PageRequest, page_from};
 use crate::storage::DatasetStore;
@@ -83,11 +87,16 @@ impl Datasets {
     /// does not parse; [`Error::PayloadTooLarge`] past `settings.max_upload_bytes`;
     /// [`Error::LimitExceeded`] when the month's datasets are used up; [`Error::NotFound`]
     /// for an unknown user. In every error case nothing is stored and nothing counted.
-    pub async fn upload<R>(&self, user_id: Id, meta: NewDataset, body: R) -> Result<Dataset>
+    pub async fn upload<R>(
+        &self,
+        actor: impl Into<Actor>,
+        meta: NewDataset,
+        body: R,
+    ) -> Result<Dataset>
     where
         R: AsyncRead + Unpin + Send,
     {
-        self.upload_with_rest(user_id, meta, body, std::future::ready(Ok(None)))
+        self.upload_with_rest(actor, meta, body, std::future::ready(Ok(None)))
             .await
     }
 
@@ -98,7 +107,7 @@ impl Datasets {
     /// good; the file's bytes are received while `rest` is still pending.
     pub async fn upload_with_rest<R, F>(
         &self,
-        user_id: Id,
+        actor: impl Into<Actor>,
         meta: NewDataset,
         body: R,
         rest: F,
@@ -107,6 +116,7 @@ impl Datasets {
         R: AsyncRead + Unpin + Send,
         F: std::future::Future<Output = UploadPart>,
     {
+        let actor = actor.into();
         // Everything that can be refused without the bytes is refused before reading them.
         let format = Format::detect(&meta.file_name, meta.content_type.as_deref())?;
         let early_name = meta.name.map(validate_name).transpose()?;
@@ -145,16 +155,27 @@ impl Datasets {
             format,
             shape,
         };
-        tokio::spawn(finish_upload(self.ctx.clone(), user_id, name, upload))
+        tokio::spawn(finish_upload(self.ctx.clone(), actor, name, upload))
             .await
             .map_err(|e| Error::Internal(format!("dataset upload task failed: {e}")))?
     }
 
-    /// The dataset `id` of `user_id`.
+    /// The dataset `id`, if it is `user_id`'s or an analysis shared with them reads it
+    /// (sharing an analysis shares read access to its dataset).
     pub async fn get(&self, user_id: Id, id: Id) -> Result<Dataset> {
+        let shared = Query::select()
+            .column(analyses::Column::DatasetId)
+            .from(analyses::Entity)
+            .and_where(analyses::Column::Id.in_subquery(analyses_reachable(user_id, Role::Viewer)))
+            .and_where(analyses::Column::DatasetId.is_not_null())
+            .to_owned();
         datasets::Entity::find()
             .filter(datasets::Column::Id.eq(id))
-            .filter(datasets::Column::UserId.eq(user_id))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(datasets::Column::UserId.eq(user_id))
+                    .add(datasets::Column::Id.in_subquery(shared)),
+            )
             .one(&self.ctx.db)
             .await?
             .map(Dataset::from)
@@ -179,8 +200,10 @@ impl Datasets {
 
     /// Renames the dataset and bumps `updated_at`, in one `UPDATE ... RETURNING` scoped to
     /// the owner.
-    pub async fn rename(&self, user_id: Id, id: Id, name: String) -> Result<Dataset> {
+    pub async fn rename(&self, actor: impl Into<Actor>, id: Id, name: String) -> Result<Dataset> {
+        let actor = actor.into();
         let name = validate_name(name)?;
+        let now = self.ctx.clock.now_naive();
         let change = datasets::ActiveModel {
             id: NotSet,
             user_id: NotSet,
@@ -191,32 +214,55 @@ impl Datasets {
             column_count: NotSet,
             size_bytes: NotSet,
             created_at: NotSet,
-            updated_at: Set(self.ctx.clock.now_naive()),
+            updated_at: Set(now),
         };
-        datasets::Entity::update_many()
+        let txn = begin_write(&self.ctx.db).await?;
+        let row = datasets::Entity::update_many()
             .set(change)
             .filter(datasets::Column::Id.eq(id))
-            .filter(datasets::Column::UserId.eq(user_id))
-            .exec_with_returning(&self.ctx.db)
+            .filter(datasets::Column::UserId.eq(actor.user_id))
+            .exec_with_returning(&txn)
             .await?
             .into_iter()
-            .next()
-            .map(Dataset::from)
-            .ok_or(Error::NotFound)
+            .next();
+        let Some(row) = row else {
+            return Err(self.refusal(actor.user_id, id).await);
+        };
+        log(&txn, &actor, now, &row, "dataset.updated").await?;
+        txn.commit().await?;
+        Ok(row.into())
     }
 
     /// Deletes the dataset, then its file. Its analyses stay, with `dataset_id` NULL (the
     /// schema's `ON DELETE SET NULL`). The month's count is not given back. When this
     /// returns `Ok`, the file is gone.
-    pub async fn delete(&self, user_id: Id, id: Id) -> Result<()> {
+    pub async fn delete(&self, actor: impl Into<Actor>, id: Id) -> Result<()> {
+        let actor = actor.into();
+        let user_id = actor.user_id;
         // Own task: once the row is gone, its file must go too, even if the caller leaves.
-        tokio::spawn(delete_dataset(self.ctx.clone(), user_id, id))
+        let deleted = tokio::spawn(delete_dataset(self.ctx.clone(), actor, id))
             .await
-            .map_err(|e| Error::Internal(format!("dataset delete task failed: {e}")))?
+            .map_err(|e| Error::Internal(format!("dataset delete task failed: {e}")))?;
+        match deleted {
+            Err(Error::NotFound) => Err(self.refusal(user_id, id).await),
+            other => other,
+        }
+    }
+
+    /// Why a change to dataset `id` matched nothing: someone who can read it through a
+    /// shared analysis is refused ([`Error::Forbidden`]: only its owner changes it); anyone
+    /// else is told it does not exist.
+    async fn refusal(&self, user_id: Id, id: Id) -> Error {
+        match self.get(user_id, id).await {
+            Ok(_) => Error::Forbidden(crate::access::NOT_YOUR_ROLE),
+            Err(Error::NotFound) => Error::NotFound,
+            Err(other) => other,
+        }
     }
 }
 
-async fn delete_dataset(ctx: Context, user_id: Id, id: Id) -> Result<()> {
+async fn delete_dataset(ctx: Context, actor: Actor, id: Id) -> Result<()> {
+    let user_id = actor.user_id;
     // `file_path` is read first and not taken from `DELETE ... RETURNING`: sea-orm's
     // delete-returning skips the id columns' text cast, which PostgreSQL's `uuid` needs.
     // A dataset's file_path never changes, so the read cannot go stale.
@@ -228,15 +274,19 @@ async fn delete_dataset(ctx: Context, user_id: Id, id: Id) -> Result<()> {
         .ok_or(Error::NotFound)?;
     // The row is deleted first: a failure after it leaves a stray file (harmless), never
     // a dataset whose file is missing.
+    let now = ctx.clock.now_naive();
+    let txn = begin_write(&ctx.db).await?;
     let deleted = datasets::Entity::delete_many()
         .filter(datasets::Column::Id.eq(id))
         .filter(datasets::Column::UserId.eq(user_id))
-        .exec(&ctx.db)
+        .exec(&txn)
         .await?;
     if deleted.rows_affected == 0 {
         // A concurrent delete won; it removes the file.
         return Err(Error::NotFound);
     }
+    log(&txn, &actor, now, &dataset, "dataset.deleted").await?;
+    txn.commit().await?;
     if let Some(key) = dataset.file_path {
         match ctx.store()?.remove(&key).await {
             Ok(()) => {}
@@ -342,8 +392,13 @@ struct Staged {
 
 /// Parses, counts, inserts and publishes a received upload; the staged file is gone
 /// afterwards whatever the outcome.
-async fn finish_upload(ctx: Context, user_id: Id, name: String, upload: Staged) -> Result<Dataset> {
-    let result = store_upload(&ctx, user_id, name, &upload).await;
+async fn finish_upload(
+    ctx: Context,
+    actor: Actor,
+    name: String,
+    upload: Staged,
+) -> Result<Dataset> {
+    let result = store_upload(&ctx, &actor, name, &upload).await;
     // After a success the file has moved to its key and this finds nothing to remove.
     let Ok(store) = ctx.store() else {
         return result;
@@ -356,10 +411,11 @@ async fn finish_upload(ctx: Context, user_id: Id, name: String, upload: Staged) 
 
 async fn store_upload(
     ctx: &Context,
-    user_id: Id,
+    actor: &Actor,
     name: String,
     upload: &Staged,
 ) -> Result<Dataset> {
+    let user_id = actor.user_id;
     let shape = upload.shape;
     let row_count = i32::try_from(shape.rows)
         .map_err(|_| Error::validation("too many rows for one dataset"))?;
@@ -392,7 +448,7 @@ async fn store_upload(
     // `Store::collect_garbage`.
     let store = ctx.store()?;
     store.publish(&upload.path, &key).await?;
-    if let Err(err) = insert_counted(ctx, now, &model).await {
+    if let Err(err) = insert_counted(ctx, actor, now, &model).await {
         if let Err(e) = store.remove(&key).await {
             tracing::warn!(error = %e, key, "removing the file of a failed upload failed");
         }
@@ -402,7 +458,12 @@ async fn store_upload(
 }
 
 /// Counts the upload against the month and inserts its row, in one write transaction.
-async fn insert_counted(ctx: &Context, now: DateTime<Utc>, model: &datasets::Model) -> Result<()> {
+async fn insert_counted(
+    ctx: &Context,
+    actor: &Actor,
+    now: DateTime<Utc>,
+    model: &datasets::Model,
+) -> Result<()> {
     let stamp = model.created_at;
     let txn = begin_write(&ctx.db).await?;
     // Counted in the same transaction as the insert: both commit, or neither does.
@@ -421,8 +482,33 @@ async fn insert_counted(ctx: &Context, now: DateTime<Utc>, model: &datasets::Mod
     })
     .exec_without_returning(&txn)
     .await?;
+    log(&txn, actor, stamp, model, "dataset.created").await?;
     txn.commit().await?;
     Ok(())
+}
+
+/// The dataset's activity row, in the transaction of its change.
+async fn log<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    actor: &Actor,
+    now: NaiveDateTime,
+    dataset: &datasets::Model,
+    verb: &'static str,
+) -> Result<()> {
+    activity::record(
+        conn,
+        actor,
+        now,
+        Entry {
+            owner_id: dataset.user_id,
+            analysis_id: None,
+            verb,
+            object_type: "dataset",
+            object_id: dataset.id,
+            metadata: serde_json::json!({ "name": dataset.name }),
+        },
+    )
+    .await
 }
 
 /// `now` as the database keeps it: naive UTC at microsecond precision, so the returned

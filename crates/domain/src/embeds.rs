@@ -24,13 +24,16 @@ use entity::{chart_embeds, charts, embed_codes, embed_keys};
 use sea_orm::sea_query::{OnConflict, Query, SelectStatement};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
-    PaginatorTrait, QueryFilter, QueryOrder, Statement, TryInsertResult,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement, TryInsertResult,
 };
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::access::{self, Actor, Role, Through};
+use crate::activity::{self, Entry};
 use crate::analyses::analyses_of;
 use crate::charts::{self as chart_rules, ChartConfig, ChartType, Charts, Embed, EmbedMode};
+use crate::db::begin_write;
 use crate::error::{Error, Result, Unauthenticated};
 use crate::{Context, Id, codes, db};
 
@@ -166,13 +169,17 @@ impl Embeds {
     /// config and the data it draws now. A chart already published keeps its code.
     pub async fn publish(
         &self,
-        user_id: Id,
+        actor: impl Into<Actor>,
         chart_id: Id,
         mode: EmbedMode,
         allowed_origins: Vec<String>,
     ) -> Result<Embed> {
+        let actor = actor.into();
         let origins = normalize_origins(allowed_origins)?;
-        let (chart, table) = self.charts.with_data(user_id, chart_id).await?;
+        let (chart, table) = self
+            .charts
+            .with_data(actor.user_id, chart_id, Role::Owner)
+            .await?;
         let drawn: Vec<&str> = chart.config.columns();
         let frozen = if drawn.is_empty() {
             table
@@ -203,6 +210,7 @@ impl Embeds {
         // One statement whatever the state: a chart already published keeps its code
         // (the conflict on `chart_id` updates everything else), even when two publishes
         // race. The reserved code is then simply never used.
+        let txn = begin_write(&self.ctx.db).await?;
         let saved = chart_embeds::Entity::insert(row)
             .on_conflict(
                 OnConflict::column(chart_embeds::Column::ChartId)
@@ -215,29 +223,47 @@ impl Embeds {
                     ])
                     .to_owned(),
             )
-            .exec_with_returning(&self.ctx.db)
+            .exec_with_returning(&txn)
             .await
             .map_err(Error::parent_gone)?;
+        log(&txn, &actor, now, chart_id, "embed.published").await?;
+        txn.commit().await?;
         chart_rules::embed_of(saved)
     }
 
-    /// Stops the chart's embed: its code answers not found from now on, for ever.
-    pub async fn stop(&self, user_id: Id, chart_id: Id) -> Result<()> {
+    /// Stops the chart's embed (the owner only): its code answers not found from now on,
+    /// for ever.
+    pub async fn stop(&self, actor: impl Into<Actor>, chart_id: Id) -> Result<()> {
+        let actor = actor.into();
+        let now = self.ctx.clock.now_naive();
+        let txn = begin_write(&self.ctx.db).await?;
         let result = chart_embeds::Entity::delete_many()
             .filter(chart_embeds::Column::ChartId.eq(chart_id))
-            .filter(chart_embeds::Column::ChartId.in_subquery(charts_of(user_id)))
-            .exec(&self.ctx.db)
+            .filter(chart_embeds::Column::ChartId.in_subquery(charts_of(actor.user_id)))
+            .exec(&txn)
             .await?;
         if result.rows_affected == 0 {
-            return Err(Error::NotFound);
+            return Err(access::refusal(
+                &txn,
+                actor.user_id,
+                Through::Chart(chart_id),
+                Role::Owner,
+            )
+            .await?);
         }
+        log(&txn, &actor, now, chart_id, "embed.stopped").await?;
+        txn.commit().await?;
         Ok(())
     }
 
-    /// Gives the chart's embed a new code; the old one answers not found for ever. The
-    /// snapshot is kept.
-    pub async fn rotate(&self, user_id: Id, chart_id: Id) -> Result<Embed> {
+    /// Gives the chart's embed a new code (the owner only); the old one answers not found
+    /// for ever. The snapshot is kept.
+    pub async fn rotate(&self, actor: impl Into<Actor>, chart_id: Id) -> Result<Embed> {
+        let actor = actor.into();
+        let user_id = actor.user_id;
+        let now = self.ctx.clock.now_naive();
         let code = self.reserve_code().await?;
+        let txn = begin_write(&self.ctx.db).await?;
         let updated = chart_embeds::Entity::update_many()
             .col_expr(
                 chart_embeds::Column::Code,
@@ -245,17 +271,20 @@ impl Embeds {
             )
             .col_expr(
                 chart_embeds::Column::UpdatedAt,
-                sea_orm::sea_query::Expr::value(self.ctx.clock.now_naive()),
+                sea_orm::sea_query::Expr::value(now),
             )
             .filter(chart_embeds::Column::ChartId.eq(chart_id))
             .filter(chart_embeds::Column::ChartId.in_subquery(charts_of(user_id)))
-            .exec_with_returning(&self.ctx.db)
+            .exec_with_returning(&txn)
             .await?;
-        updated
-            .into_iter()
-            .next()
-            .ok_or(Error::NotFound)
-            .and_then(chart_rules::embed_of)
+        let Some(row) = updated.into_iter().next() else {
+            return Err(
+                access::refusal(&txn, user_id, Through::Chart(chart_id), Role::Owner).await?,
+            );
+        };
+        log(&txn, &actor, now, chart_id, "embed.rotated").await?;
+        txn.commit().await?;
+        chart_rules::embed_of(row)
     }
 
     /// What `/e/{code}` shows. Unknown, stopped or rotated codes are [`Error::NotFound`];
@@ -392,7 +421,9 @@ impl Embeds {
                 "a range covers at most {MAX_ANALYTICS_DAYS} days"
             )));
         }
-        self.charts.get(user_id, chart_id).await?;
+        self.charts
+            .find(&self.ctx.db, user_id, chart_id, Role::Owner)
+            .await?;
         use entity::embed_analytics as ea;
         let rows = ea::Entity::find()
             .filter(ea::Column::ChartId.eq(chart_id))
@@ -642,6 +673,37 @@ struct OpenRow {
 fn parse_id(text: &str) -> Result<Id> {
     text.parse()
         .map_err(|_| Error::Internal(format!("stored id {text:?} is not a UUID")))
+}
+
+/// The embed's activity row (object: the chart), in the transaction of its change. Only
+/// the owner manages embeds, so the row lands in the actor's own feed.
+async fn log<C: ConnectionTrait>(
+    conn: &C,
+    actor: &Actor,
+    now: chrono::NaiveDateTime,
+    chart_id: Id,
+    verb: &'static str,
+) -> Result<()> {
+    let analysis_id: Option<Id> = charts::Entity::find_by_id(chart_id)
+        .select_only()
+        .column(charts::Column::AnalysisId)
+        .into_tuple()
+        .one(conn)
+        .await?;
+    activity::record(
+        conn,
+        actor,
+        now,
+        Entry {
+            owner_id: actor.user_id,
+            analysis_id,
+            verb,
+            object_type: "embed",
+            object_id: chart_id,
+            metadata: serde_json::json!({}),
+        },
+    )
+    .await
 }
 
 /// `SELECT id FROM charts WHERE analysis_id IN (the caller's analyses)`.

@@ -7,7 +7,8 @@ use sea_orm::DbErr;
 /// Result of the domain's operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Which monthly counter a [`Error::LimitExceeded`] is about.
+/// Which limit a [`Error::LimitExceeded`] is about: a monthly counter, or a standing count
+/// of what exists now ([`LimitKind::Collaborators`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LimitKind {
@@ -17,6 +18,9 @@ pub enum LimitKind {
     AiMessages,
     /// Published reports.
     Reports,
+    /// Distinct people with a pending or accepted invitation to any of the owner's
+    /// analyses (standing, not monthly).
+    Collaborators,
 }
 
 impl LimitKind {
@@ -26,7 +30,13 @@ impl LimitKind {
             LimitKind::Datasets => "datasets",
             LimitKind::AiMessages => "ai_messages",
             LimitKind::Reports => "reports",
+            LimitKind::Collaborators => "collaborators",
         }
+    }
+
+    /// Whether the limit counts per calendar month (and resets), rather than what exists.
+    pub fn is_monthly(self) -> bool {
+        !matches!(self, LimitKind::Collaborators)
     }
 }
 
@@ -77,9 +87,11 @@ pub enum Error {
     /// Wrong credentials, or an unknown, expired or revoked token; the reason says which.
     #[error("{}", .0.message())]
     Unauthorized(Unauthenticated),
-    /// The caller is authenticated but lacks the role (admin operations).
-    #[error("this needs an administrator")]
-    Forbidden,
+    /// The caller is authenticated but lacks the role: not an administrator, or a
+    /// collaborator whose role on an analysis does not allow the operation. The text says
+    /// which.
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// An unlock of a report that has no password: nothing to unlock, the report opens as
     /// it is.
     #[error("this report has no password")]
@@ -87,20 +99,22 @@ pub enum Error {
     /// A password-protected report was asked for without a valid unlock token.
     #[error("this report needs its password")]
     PasswordRequired,
-    /// The report's `expires_at` has passed.
-    #[error("this report has expired")]
-    Gone,
-    /// The month's allowance of a tier is used up.
-    #[error("monthly {} limit reached", limit.as_str())]
+    /// Something that existed has expired (a report past its `expires_at`, an invitation
+    /// past its seven days); the text says what.
+    #[error("{0}")]
+    Gone(&'static str),
+    /// A tier's allowance is used up: the month's (datasets, reports...) or the standing
+    /// one (collaborators).
+    #[error("{} limit reached", limit.as_str())]
     LimitExceeded {
         /// Which counter.
         limit: LimitKind,
         /// The tier's allowance.
         allowed: i64,
-        /// Used so far this month.
+        /// Used so far this month, or in use now for a standing limit.
         used: i64,
-        /// When the counter goes back to zero.
-        resets_at: DateTime<Utc>,
+        /// When the counter goes back to zero; `None` for a standing limit.
+        resets_at: Option<DateTime<Utc>>,
     },
     /// Too many failed attempts; retry after that many seconds.
     #[error("too many attempts")]

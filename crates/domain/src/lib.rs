@@ -1,5 +1,6 @@
 //! The rules of iOps as a library: accounts and tokens, tier limits and usage, datasets,
-//! analyses, charts and their embeds, and reports. It works over SQLite or PostgreSQL and knows nothing of HTTP;
+//! analyses, charts and their embeds, reports, sharing with collaborators, comments and the
+//! activity log. It works over SQLite or PostgreSQL and knows nothing of HTTP;
 //! `crates/api` maps it to REST, and any other Rust program can import it and behave the
 //! same.
 //!
@@ -16,8 +17,10 @@
 //! tier limit and publishing a report.
 //!
 //! # Who may do what
-//! Owner-scoped operations take the caller's user id and answer [`Error::NotFound`] for
-//! anything the caller does not own. Admin operations take an [`Admin`] proof, which only
+//! Operations take the caller's user id (or an [`Actor`], which adds the request id the
+//! activity log records) and answer [`Error::NotFound`] for anything the caller cannot
+//! reach. An analysis is reached by its owner and by the people it is shared with, each
+//! with a [`Role`]; a collaborator beyond their role gets [`Error::Forbidden`]. Admin operations take an [`Admin`] proof, which only
 //! [`Caller::admin`] (an authenticated admin account) or [`Admin::local_operator`] (a
 //! program that holds the database credentials anyway, such as the `iops` command line)
 //! can produce.
@@ -31,14 +34,18 @@
 
 mod access;
 mod accounts;
+mod activity;
 mod analyses;
 mod charts;
 mod clock;
 mod codes;
+mod collaborations;
+mod comments;
 mod datasets;
 mod db;
 mod embeds;
 mod error;
+mod mail;
 mod model;
 mod pagination;
 mod passwords;
@@ -53,14 +60,20 @@ mod usage;
 
 use std::sync::Arc;
 
-pub use access::{Admin, Caller};
+pub use access::{Actor, Admin, Caller, Role};
 pub use accounts::{Accounts, NewAccount, ProfileChange, Session, normalize_email};
+pub use activity::{Activity, ActivityFilter, ActivityItem};
 pub use analyses::{Analyses, AnalysisChange, NewAnalysis};
 pub use charts::{
     Chart, ChartChange, ChartConfig, ChartType, Charts, Embed, EmbedMode, MAX_CHARTS_PER_ANALYSIS,
     MAX_Y_COLUMNS, NewChart,
 };
 pub use clock::{Clock, FixedClock, SystemClock};
+pub use collaborations::{
+    Collaboration, CollaborationStatus, Collaborations, INVITATION_TTL_DAYS, Invitation,
+    InvitationPreview, SharedAnalysis,
+};
+pub use comments::{Comment, Comments, MAX_COMMENT_CHARS};
 pub use datasets::parse::{Format, MAX_COLUMNS, Shape, shape_of};
 pub use datasets::{Datasets, NewDataset, UploadPart};
 pub use db::Database;
@@ -70,6 +83,7 @@ pub use embeds::{
 };
 pub use entity::Id;
 pub use error::{Error, LimitKind, Result, Unauthenticated};
+pub use mail::{InvitationMail, MailTransport, Outbox, SmtpTransport};
 pub use model::{Analysis, Dataset, Report, Status, Tier, User};
 pub use pagination::{DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest};
 pub use passwords::Hasher;
@@ -119,6 +133,7 @@ pub struct Context {
     hasher: Hasher,
     store: Option<Arc<dyn storage::DatasetStore>>,
     keyring: Option<Arc<Keyring>>,
+    outbox: Option<Outbox>,
     settings: Settings,
 }
 
@@ -133,6 +148,7 @@ impl Context {
             hasher,
             store: None,
             keyring: None,
+            outbox: None,
             settings: Settings::default(),
         }
     }
@@ -147,6 +163,12 @@ impl Context {
     /// checking embed keys fails with [`Error::Internal`].
     pub fn with_keyring(mut self, keyring: Arc<Keyring>) -> Self {
         self.keyring = Some(keyring);
+        self
+    }
+
+    /// Where invitation mail goes; without it, invitations are only shared by their link.
+    pub fn with_outbox(mut self, outbox: Outbox) -> Self {
+        self.outbox = Some(outbox);
         self
     }
 
@@ -194,6 +216,12 @@ pub struct Domain {
     pub charts: Charts,
     /// Chart embeds, embed keys and embed analytics.
     pub embeds: Embeds,
+    /// Invitations, roles and what is shared with whom.
+    pub collaborations: Collaborations,
+    /// Comments on charts.
+    pub comments: Comments,
+    /// The activity log's feeds.
+    pub activity: Activity,
     /// Row counts and readiness, for operators.
     pub stats: Stats,
 }
@@ -210,6 +238,9 @@ impl Domain {
             reports: Reports::new(ctx.clone()),
             charts: Charts::new(ctx.clone()),
             embeds: Embeds::new(ctx.clone()),
+            collaborations: Collaborations::new(ctx.clone()),
+            comments: Comments::new(ctx.clone()),
+            activity: Activity::new(ctx.clone()),
             stats: Stats::new(ctx.clone()),
             ctx,
         }

@@ -107,6 +107,18 @@ impl Cursor {
     }
 }
 
+impl Cursor {
+    /// Rows strictly after this cursor in `created_at ASC, id ASC` order (oldest-first
+    /// lists, such as comments).
+    pub(crate) fn newer_than<C: ColumnTrait>(&self, created_at: C, id: C) -> Condition {
+        Condition::any().add(created_at.gt(self.created_at)).add(
+            Condition::all()
+                .add(created_at.eq(self.created_at))
+                .add(id.gt(self.id)),
+        )
+    }
+}
+
 /// Builds a page from `limit + 1` fetched rows: the extra row only says there is more.
 pub(crate) fn page_from<T>(
     mut rows: Vec<T>,

@@ -14,16 +14,15 @@ use sea_orm::{
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::access::{self, Actor, Role, Through};
+use crate::activity::{self, Entry};
 use crate::analyses::analyses_of;
 use crate::error::{Error, LimitKind, Result};
 use crate::pagination::{Page, PageRequest, page_from};
 use crate::passwords::{self, Hasher, Verified};
 use crate::throttle::{self, Scope};
 use crate::tokens::{IssuedToken, Tokens};
-use crate::{
-    ChartConfig, ChartType, Context, Id, Report, Status, analyses as analyses_service, codes, db,
-    usage,
-};
+use crate::{ChartConfig, ChartType, Context, Id, Report, Status, codes, db, usage};
 
 /// Length of a new short code. Each character is drawn uniformly from the 62 base62
 /// characters (the contract's alphabet), so a code carries 10 * log2(62) ≈ 59.5 bits from
@@ -243,10 +242,15 @@ impl Reports {
     /// Publishes `analysis_id` (which must be the caller's). Counts once toward the
     /// month's `reports`; the count and the insert share one write transaction, so a
     /// refused report ([`Error::LimitExceeded`]) leaves nothing behind.
-    pub async fn create(&self, user_id: Id, analysis_id: Id, new: NewReport) -> Result<Report> {
-        if !analyses_service::owned(&self.ctx.db, user_id, analysis_id).await? {
-            return Err(Error::NotFound);
-        }
+    pub async fn create(
+        &self,
+        actor: impl Into<Actor>,
+        analysis_id: Id,
+        new: NewReport,
+    ) -> Result<Report> {
+        let actor = actor.into();
+        let user_id = actor.user_id;
+        access::analysis_for(&self.ctx.db, user_id, analysis_id, Role::Owner).await?;
         let now = self.ctx.clock.now();
         let expires_at = new
             .expires_at
@@ -292,19 +296,24 @@ impl Reports {
                 "no free short code after several attempts".into(),
             ));
         }
+        log(&txn, &actor, naive_now, &model, "report.created").await?;
         txn.commit().await?;
         Ok(model.into())
     }
 
     /// The report `id`, if it shows one of `user_id`'s analyses.
     pub async fn get(&self, user_id: Id, id: Id) -> Result<Report> {
-        reports::Entity::find()
+        let found = reports::Entity::find()
             .filter(reports::Column::Id.eq(id))
             .filter(reports::Column::AnalysisId.in_subquery(analyses_of(user_id)))
             .one(&self.ctx.db)
-            .await?
-            .map(Report::from)
-            .ok_or(Error::NotFound)
+            .await?;
+        match found {
+            Some(report) => Ok(report.into()),
+            None => Err(
+                access::refusal(&self.ctx.db, user_id, Through::Report(id), Role::Owner).await?,
+            ),
+        }
     }
 
     /// The caller's reports (those of their analyses), newest first.
@@ -326,7 +335,14 @@ impl Reports {
     /// Applies `change` and bumps `updated_at`. Setting, changing or clearing the password
     /// revokes the report's unlock tokens in the same transaction: whoever unlocked with
     /// the old password must not keep access.
-    pub async fn update(&self, user_id: Id, id: Id, change: ReportChange) -> Result<Report> {
+    pub async fn update(
+        &self,
+        actor: impl Into<Actor>,
+        id: Id,
+        change: ReportChange,
+    ) -> Result<Report> {
+        let actor = actor.into();
+        let user_id = actor.user_id;
         let now = self.ctx.clock.now_naive();
         let mut active = reports::ActiveModel {
             id: NotSet,
@@ -360,7 +376,9 @@ impl Reports {
             .filter(reports::Column::AnalysisId.in_subquery(analyses_of(user_id)))
             .exec_with_returning(&txn)
             .await?;
-        let report = updated.into_iter().next().ok_or(Error::NotFound)?;
+        let Some(report) = updated.into_iter().next() else {
+            return Err(access::refusal(&txn, user_id, Through::Report(id), Role::Owner).await?);
+        };
         if password_changed {
             entity::access_tokens::Entity::update_many()
                 .set(entity::access_tokens::ActiveModel {
@@ -372,20 +390,38 @@ impl Reports {
                 .exec(&txn)
                 .await?;
         }
+        log(&txn, &actor, now, &report, "report.updated").await?;
         txn.commit().await?;
         Ok(report.into())
     }
 
-    /// Deletes the report; its unlock tokens go by the schema's cascade.
-    pub async fn delete(&self, user_id: Id, id: Id) -> Result<()> {
-        let result = reports::Entity::delete_many()
+    /// Deletes the report (the owner only); its unlock tokens go by the schema's cascade.
+    pub async fn delete(&self, actor: impl Into<Actor>, id: Id) -> Result<()> {
+        let actor = actor.into();
+        let now = self.ctx.clock.now_naive();
+        let txn = db::begin_write(&self.ctx.db).await?;
+        // Read, then delete, in one transaction: sea-orm's `DELETE ... RETURNING` skips the
+        // id columns' text cast that PostgreSQL's `uuid` needs.
+        let found = reports::Entity::find()
             .filter(reports::Column::Id.eq(id))
-            .filter(reports::Column::AnalysisId.in_subquery(analyses_of(user_id)))
-            .exec(&self.ctx.db)
+            .filter(reports::Column::AnalysisId.in_subquery(analyses_of(actor.user_id)))
+            .one(&txn)
             .await?;
-        if result.rows_affected == 0 {
+        let Some(report) = found else {
+            return Err(
+                access::refusal(&txn, actor.user_id, Through::Report(id), Role::Owner).await?,
+            );
+        };
+        let deleted = reports::Entity::delete_many()
+            .filter(reports::Column::Id.eq(id))
+            .filter(reports::Column::AnalysisId.in_subquery(analyses_of(actor.user_id)))
+            .exec(&txn)
+            .await?;
+        if deleted.rows_affected == 0 {
             return Err(Error::NotFound);
         }
+        log(&txn, &actor, now, &report, "report.deleted").await?;
+        txn.commit().await?;
         Ok(())
     }
 
@@ -488,7 +524,7 @@ impl Reports {
             .expires_at
             .is_some_and(|at| at <= self.ctx.clock.now_naive())
         {
-            return Err(Error::Gone);
+            return Err(Error::Gone("this report has expired"));
         }
         Ok(())
     }
@@ -640,6 +676,31 @@ const VIEW_OPEN_REPORT_SQL: &str = "\
       FROM viewed \
       JOIN analyses a ON a.id = viewed.analysis_id \
       LEFT JOIN datasets d ON d.id = a.dataset_id";
+
+/// The report's activity row, in the transaction of its change (only the owner manages
+/// reports, so the row lands in the actor's own feed).
+async fn log<C: ConnectionTrait>(
+    conn: &C,
+    actor: &Actor,
+    now: NaiveDateTime,
+    report: &reports::Model,
+    verb: &'static str,
+) -> Result<()> {
+    activity::record(
+        conn,
+        actor,
+        now,
+        Entry {
+            owner_id: actor.user_id,
+            analysis_id: Some(report.analysis_id),
+            verb,
+            object_type: "report",
+            object_id: report.id,
+            metadata: serde_json::json!({ "is_public": report.is_public }),
+        },
+    )
+    .await
+}
 
 #[cfg(test)]
 mod tests {

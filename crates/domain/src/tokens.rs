@@ -56,7 +56,7 @@ pub(crate) fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-fn new_secret() -> Result<String> {
+pub(crate) fn new_secret() -> Result<String> {
     let mut bytes = [0u8; SECRET_BYTES];
     rand::rngs::OsRng
         .try_fill_bytes(&mut bytes)
@@ -66,7 +66,7 @@ fn new_secret() -> Result<String> {
 
 /// Whether `secret` could be one we issued. Anything else cannot match a stored hash,
 /// so it is refused without a query (and an oversized header costs no hashing).
-fn well_formed(secret: &str) -> bool {
+pub(crate) fn well_formed(secret: &str) -> bool {
     secret.len() == SECRET_LEN
         && secret
             .bytes()

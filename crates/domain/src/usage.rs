@@ -15,7 +15,8 @@ use serde::Serialize;
 use crate::db::{begin_write, id_value};
 use crate::{Context, Error, Id, LimitKind, Result, Tier};
 
-/// The monthly allowance of `kind` for `tier`; `None` is unlimited.
+/// The allowance of `kind` for `tier` (monthly, or standing for
+/// [`LimitKind::Collaborators`]); `None` is unlimited.
 ///
 /// `enterprise` is unlimited until per-customer limits exist (API.md, "Tier limits").
 pub fn limit_for(tier: Tier, kind: LimitKind) -> Option<i64> {
@@ -23,6 +24,7 @@ pub fn limit_for(tier: Tier, kind: LimitKind) -> Option<i64> {
         (Tier::Free, LimitKind::Datasets) => Some(5),
         (Tier::Free, LimitKind::AiMessages) => Some(50),
         (Tier::Free, LimitKind::Reports) => Some(3),
+        (Tier::Free | Tier::Pro, LimitKind::Collaborators) => Some(3),
         (Tier::Pro | Tier::Team | Tier::Enterprise, _) => None,
     }
 }
@@ -46,12 +48,14 @@ pub fn resets_at(now: DateTime<Utc>) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-/// The counter column of `kind`. Only these fixed names are ever spliced into SQL.
-fn count_column(kind: LimitKind) -> &'static str {
+/// The counter column of `kind`, `None` for a standing limit (no monthly counter). Only
+/// these fixed names are ever spliced into SQL.
+fn count_column(kind: LimitKind) -> Option<&'static str> {
     match kind {
-        LimitKind::Datasets => "datasets_count",
-        LimitKind::AiMessages => "ai_messages_count",
-        LimitKind::Reports => "reports_count",
+        LimitKind::Datasets => Some("datasets_count"),
+        LimitKind::AiMessages => Some("ai_messages_count"),
+        LimitKind::Reports => Some("reports_count"),
+        LimitKind::Collaborators => None,
     }
 }
 
@@ -86,7 +90,12 @@ pub(crate) async fn consume<C: ConnectionTrait>(
     let backend = conn.get_database_backend();
     let month = month_of(now);
     let now_naive = now.naive_utc();
-    let column = count_column(kind);
+    let Some(column) = count_column(kind) else {
+        return Err(Error::Internal(format!(
+            "{} is a standing limit, not a monthly counter",
+            kind.as_str()
+        )));
+    };
 
     // Step 1: make sure this month's row exists. ON CONFLICT DO NOTHING makes concurrent
     // first uses of a month race-free (the unique (user_id, month_year) key decides; the
@@ -166,7 +175,7 @@ async fn refusal<C: ConnectionTrait>(
         limit: kind,
         allowed,
         used,
-        resets_at: resets_at(now),
+        resets_at: Some(resets_at(now)),
     }))
 }
 
@@ -187,6 +196,7 @@ fn counter_of(row: &usage_tracking::Model, kind: LimitKind) -> i64 {
         LimitKind::Datasets => row.datasets_count,
         LimitKind::AiMessages => row.ai_messages_count,
         LimitKind::Reports => row.reports_count,
+        LimitKind::Collaborators => 0,
     })
 }
 
@@ -214,6 +224,9 @@ pub struct UsageReport {
     pub ai_messages: Counter,
     /// Published reports.
     pub reports: Counter,
+    /// People the user's analyses are shared with or offered to now (standing, not
+    /// monthly).
+    pub collaborators: Counter,
 }
 
 /// Monthly usage against tier limits.
@@ -237,6 +250,10 @@ impl Usage {
             .ok_or(Error::NotFound)?;
         let month = month_of(now);
         let row = usage_row(&self.ctx.db, user_id, &month).await?;
+        let collaborators = Counter {
+            used: crate::collaborations::in_use(&self.ctx.db, user_id, now.naive_utc()).await?,
+            limit: limit_for(user.tier.into(), LimitKind::Collaborators),
+        };
         let counter = |kind| Counter {
             used: row.as_ref().map_or(0, |row| counter_of(row, kind)),
             limit: limit_for(user.tier.into(), kind),
@@ -248,6 +265,7 @@ impl Usage {
             datasets: counter(LimitKind::Datasets),
             ai_messages: counter(LimitKind::AiMessages),
             reports: counter(LimitKind::Reports),
+            collaborators,
         })
     }
 

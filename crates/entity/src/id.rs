@@ -23,6 +23,12 @@ impl Id {
     pub fn new_v4() -> Self {
         Self(Uuid::new_v4())
     }
+
+    /// A time-ordered id (UUIDv7, monotonic within a process): for rows listed in the
+    /// order they were written, so that two rows of the same instant keep that order.
+    pub fn new_v7() -> Self {
+        Self(Uuid::now_v7())
+    }
 }
 
 impl fmt::Display for Id {

@@ -8,10 +8,13 @@ mod id;
 pub use id::Id;
 
 pub mod access_tokens;
+pub mod activity_log;
 pub mod analyses;
 pub mod attempt_limits;
 pub mod chart_embeds;
 pub mod charts;
+pub mod collaborations;
+pub mod comments;
 pub mod datasets;
 pub mod embed_analytics;
 pub mod embed_codes;

@@ -5,7 +5,7 @@ use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
 use super::AppState;
 use super::problem::Problem;
@@ -18,6 +18,8 @@ pub struct CurrentUser {
     pub caller: domain::Caller,
     /// The bearer secret (logout revokes it; a password change keeps it alive).
     pub token: String,
+    /// The request's id (`x-request-id`), which the activity log records with changes.
+    pub request_id: Option<String>,
 }
 
 /// Never prints the bearer secret.
@@ -34,6 +36,11 @@ impl CurrentUser {
     /// The caller's account id.
     pub fn id(&self) -> domain::Id {
         self.caller.id()
+    }
+
+    /// The caller as the author of a change: their id and the request's.
+    pub fn actor(&self) -> domain::Actor {
+        domain::Actor::new(self.caller.id(), self.request_id.clone())
     }
 }
 
@@ -59,7 +66,15 @@ async fn authenticate(req: HttpRequest) -> Result<CurrentUser, Problem> {
         ));
     };
     let caller = state.domain.tokens.authenticate(&token).await?;
-    Ok(CurrentUser { caller, token })
+    let request_id = req
+        .extensions()
+        .get::<super::request_id::RequestId>()
+        .map(|id| id.0.clone());
+    Ok(CurrentUser {
+        caller,
+        token,
+        request_id,
+    })
 }
 
 impl FromRequest for CurrentUser {

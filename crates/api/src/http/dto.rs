@@ -116,6 +116,9 @@ pub struct UsageDto {
     pub datasets: CounterDto,
     pub ai_messages: CounterDto,
     pub reports: CounterDto,
+    /// Standing, not monthly: distinct people with a pending or accepted invitation to
+    /// any of your analyses.
+    pub collaborators: CounterDto,
 }
 
 impl From<domain::UsageReport> for UsageDto {
@@ -131,6 +134,7 @@ impl From<domain::UsageReport> for UsageDto {
             datasets: counter(u.datasets),
             ai_messages: counter(u.ai_messages),
             reports: counter(u.reports),
+            collaborators: counter(u.collaborators),
         }
     }
 }

@@ -214,21 +214,49 @@ pub fn password_form(short_code: &str, notice: FormNotice) -> HttpResponse {
 
 pub fn not_found() -> HttpResponse {
     let body = html! {
-        h1 { "Report not found" }
+        h1 { "Nothing here" }
         p {
-            "There is no report at this address. The link may be mistyped, or the report \
-             is no longer shared."
+            "There is nothing shared at this address. The link may be mistyped, or what it \
+             pointed to is no longer shared."
         }
     };
-    page(StatusCode::NOT_FOUND, "Report not found", body)
+    page(StatusCode::NOT_FOUND, "Not found", body)
 }
 
-pub fn gone() -> HttpResponse {
+pub fn gone(what: &str) -> HttpResponse {
+    let mut heading = what.to_owned();
+    if let Some(first) = heading.get_mut(..1) {
+        first.make_ascii_uppercase();
+    }
     let body = html! {
-        h1 { "This report has expired" }
+        h1 { (heading) }
         p { "Its owner shared it for a limited time, and that time is over." }
     };
-    page(StatusCode::GONE, "Report expired", body)
+    page(StatusCode::GONE, "Expired", body)
+}
+
+/// The page an invitation link opens: what is offered, to whom, and how to answer (the
+/// answer is an authenticated API call by the invited account).
+pub fn invitation(preview: &domain::InvitationPreview, token: &str) -> HttpResponse {
+    let accept = format!("/api/v1/invitations/{token}/accept");
+    let decline = format!("/api/v1/invitations/{token}/decline");
+    let body = html! {
+        h1 { "You are invited to \u{201c}" (preview.analysis_name) "\u{201d}" }
+        p {
+            (preview.inviter) " shares this analysis with " strong { (preview.email) }
+            " as " strong { (preview.role.as_str()) } "."
+        }
+        dl {
+            dt { "Expires" } dd { (timestamp(preview.expires_at)) }
+        }
+        h2 { "Answer it" }
+        p {
+            "Logged in as " (preview.email) ", send " code { "POST " (accept) }
+            " with your access token to accept, or " code { "POST " (decline) } " to decline:"
+        }
+        pre { "curl -X POST -H 'Authorization: Bearer <your token>' <this server>" (accept) }
+    };
+    page(StatusCode::OK, "Invitation", body)
 }
 
 /// 429 with `Retry-After`; the page rounds the wait up to whole minutes.
@@ -429,7 +457,7 @@ mod tests {
     fn every_page_carries_the_security_headers() {
         for res in [
             not_found(),
-            gone(),
+            gone("this report has expired"),
             rate_limited(61),
             error(StatusCode::SERVICE_UNAVAILABLE),
             password_form("abc", FormNotice::None),

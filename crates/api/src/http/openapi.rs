@@ -15,7 +15,7 @@ pub const BEARER: &str = "bearer";
 #[openapi(
     info(
         title = "iOps API",
-        description = "Datasets, analyses and shareable reports. Errors are RFC 9457 \
+        description = "Datasets, analyses, charts, shareable reports and collaboration. Errors are RFC 9457 \
             `application/problem+json` documents (`Problem`). Authenticated endpoints take \
             `Authorization: Bearer <token>` from `POST /api/v1/auth/login`.",
         license(name = "MIT"),
@@ -30,6 +30,7 @@ pub const BEARER: &str = "bearer";
         (name = "reports", description = "Published reports of analyses (owner side)"),
         (name = "public", description = "Public report pages at /r/{short_code}, JSON or HTML; embedded charts at /e/{code}"),
         (name = "charts", description = "Charts of analyses drawn as SVG on the server; their embeds, the owner's embed keys and embed analytics"),
+        (name = "collaboration", description = "Sharing an analysis by email as viewer or editor (a viewer reads and comments; an editor also edits, runs and manages charts; only the owner deletes, shares and publishes), comments on charts, and the activity log. A collaborator beyond their role gets 403; anyone else 404"),
     ),
     modifiers(&SecuritySchemes),
 )]

@@ -95,12 +95,12 @@ impl Problem {
         )
     }
 
-    pub fn forbidden() -> Self {
+    pub fn forbidden(reason: &str) -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             "Forbidden",
-            Some("this needs an administrator".to_owned()),
+            Some(reason.to_owned()),
         )
     }
 
@@ -131,13 +131,8 @@ impl Problem {
         )
     }
 
-    pub fn gone() -> Self {
-        Self::new(
-            StatusCode::GONE,
-            "gone",
-            "Gone",
-            Some("this report has expired".to_owned()),
-        )
+    pub fn gone(what: &str) -> Self {
+        Self::new(StatusCode::GONE, "gone", "Gone", Some(what.to_owned()))
     }
 
     pub fn payload_too_large(max_bytes: u64) -> Self {
@@ -271,6 +266,16 @@ pub mod responses {
     )]
     pub struct Unauthenticated(#[allow(dead_code)] Problem);
 
+    /// `403` on operations on a shared analysis (and what belongs to it) that the
+    /// caller's role does not allow.
+    #[derive(utoipa::IntoResponses)]
+    #[response(
+        status = 403,
+        description = "A collaborator of the analysis whose role does not allow this",
+        content_type = "application/problem+json"
+    )]
+    pub struct NotYourRole(#[allow(dead_code)] Problem);
+
     /// `403` on the admin operations.
     #[derive(utoipa::IntoResponses)]
     #[response(
@@ -310,9 +315,9 @@ impl From<domain::Error> for Problem {
             E::Conflict(msg) => Problem::conflict(msg),
             E::Unauthorized(reason) => Problem::unauthorized(reason.message()),
             E::NothingToUnlock => Problem::validation(err.to_string()),
-            E::Forbidden => Problem::forbidden(),
+            E::Forbidden(reason) => Problem::forbidden(reason),
             E::PasswordRequired => Problem::password_required(),
-            E::Gone => Problem::gone(),
+            E::Gone(what) => Problem::gone(what),
             E::LimitExceeded {
                 limit,
                 allowed,
@@ -322,15 +327,22 @@ impl From<domain::Error> for Problem {
                 StatusCode::PAYMENT_REQUIRED,
                 "limit-exceeded",
                 "Limit Exceeded",
-                Some(format!(
-                    "the monthly {} limit of your tier ({allowed}) is reached",
-                    limit.as_str()
-                )),
+                Some(if limit.is_monthly() {
+                    format!(
+                        "the monthly {} limit of your tier ({allowed}) is reached",
+                        limit.as_str()
+                    )
+                } else {
+                    format!(
+                        "the {} limit of your tier ({allowed}) is reached",
+                        limit.as_str()
+                    )
+                }),
             )
             .with_extension("limit", limit.as_str())
             .with_extension("allowed", allowed)
             .with_extension("used", used)
-            .with_extension("resets_at", crate::http::dto::rfc3339(resets_at)),
+            .with_extension("resets_at", resets_at.map(crate::http::dto::rfc3339)),
             E::RateLimited { retry_after_secs } => Problem::rate_limited(retry_after_secs.max(1)),
             E::PayloadTooLarge { max_bytes } => Problem::payload_too_large(max_bytes),
             E::Unavailable(ref cause) => {
@@ -344,14 +356,14 @@ impl From<domain::Error> for Problem {
     }
 }
 
-/// THE mapping to pages, for browsers on the public report routes (`/r/{short_code}`):
-/// each domain outcome is one page, with the status of its problem type.
+/// THE mapping to pages, for browsers on the public report routes (`/r/{short_code}`) and
+/// invitation links: each domain outcome is one page, with the status of its problem type.
 pub fn html_page(err: domain::Error, short_code: &str) -> HttpResponse {
     use crate::http::html::{self, FormNotice};
     use domain::Error as E;
     match err {
         E::NotFound => html::not_found(),
-        E::Gone => html::gone(),
+        E::Gone(what) => html::gone(what),
         E::PasswordRequired => html::password_form(short_code, FormNotice::None),
         E::Unauthorized(_) => html::password_form(short_code, FormNotice::WrongPassword),
         // Nothing to unlock: the report opens as it is.
@@ -380,7 +392,7 @@ mod tests {
             limit: domain::LimitKind::AiMessages,
             allowed: 50,
             used: 50,
-            resets_at,
+            resets_at: Some(resets_at),
         });
         let json = serde_json::to_value(&p).unwrap();
         assert_eq!(json["status"], 402);
@@ -389,6 +401,16 @@ mod tests {
         assert_eq!(json["allowed"], 50);
         assert_eq!(json["used"], 50);
         assert_eq!(json["resets_at"], "2026-04-01T00:00:00Z");
+
+        let standing = Problem::from(domain::Error::LimitExceeded {
+            limit: domain::LimitKind::Collaborators,
+            allowed: 3,
+            used: 3,
+            resets_at: None,
+        });
+        let json = serde_json::to_value(&standing).unwrap();
+        assert_eq!(json["limit"], "collaborators");
+        assert_eq!(json["resets_at"], serde_json::Value::Null);
     }
 
     #[test]

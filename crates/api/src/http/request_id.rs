@@ -58,6 +58,19 @@ pub fn sane(value: &HeaderValue) -> Option<String> {
 #[derive(Clone, Copy)]
 struct Started(Instant);
 
+/// The path as the logs show it. An invitation link's token is a credential (whoever holds
+/// it sees the invitation), so its segment is replaced; every other path is logged as is
+/// (query strings, which may hold a signed embed's token, are never logged).
+pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    for prefix in ["/invitations/", "/api/v1/invitations/"] {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            let tail = rest.find('/').map_or("", |i| &rest[i..]);
+            return std::borrow::Cow::Owned(format!("{prefix}{{token}}{tail}"));
+        }
+    }
+    std::borrow::Cow::Borrowed(path)
+}
+
 /// The span every request runs in (`request`, with the request id, method and raw path,
 /// the fields the logs have always had) and its one closing log line.
 pub struct RequestSpan;
@@ -70,7 +83,7 @@ impl RootSpanBuilder for RequestSpan {
             "request",
             request_id = %id.0,
             method = %req.method(),
-            path = %req.path(),
+            path = %loggable_path(req.path()),
         )
     }
 
@@ -154,5 +167,22 @@ mod tests {
         let first = RequestId::of(&fresh).0;
         assert!(uuid::Uuid::parse_str(&first).is_ok());
         assert_eq!(RequestId::of(&fresh).0, first);
+    }
+
+    #[test]
+    fn invitation_tokens_never_reach_the_logs() {
+        assert_eq!(
+            loggable_path("/api/v1/invitations/abcDEF123-_x/accept"),
+            "/api/v1/invitations/{token}/accept"
+        );
+        assert_eq!(
+            loggable_path("/invitations/abcDEF123-_x"),
+            "/invitations/{token}"
+        );
+        assert_eq!(loggable_path("/r/Ab3dE5fG7h"), "/r/Ab3dE5fG7h");
+        assert_eq!(
+            loggable_path("/api/v1/analyses/1/collaborators"),
+            "/api/v1/analyses/1/collaborators"
+        );
     }
 }

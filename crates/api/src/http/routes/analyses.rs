@@ -99,7 +99,7 @@ async fn create(
         .domain
         .analyses
         .create(
-            user.id(),
+            user.actor(),
             NewAnalysis {
                 name: body.name,
                 dataset_id: body.dataset_id.map(domain::Id),
@@ -184,6 +184,7 @@ async fn get(
         (status = 200, description = "The updated analysis", body = AnalysisDto),
         responses::NotJson,
         responses::Unauthenticated,
+        responses::NotYourRole,
         (status = 404, description = "No such analysis, or `dataset_id` is not one of the caller's datasets", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad id or value, `null` for `name` or `status`, or an unknown field", body = Problem, content_type = "application/problem+json"),
     ),
@@ -207,7 +208,7 @@ async fn update(
     let analysis = state
         .domain
         .analyses
-        .update(user.id(), domain::Id(*id), change)
+        .update(user.actor(), domain::Id(*id), change)
         .await?;
     Ok(web::Json(analysis.into()))
 }
@@ -222,6 +223,7 @@ async fn update(
     responses(
         (status = 204, description = "Deleted, reports included"),
         responses::Unauthenticated,
+        responses::NotYourRole,
         (status = 404, description = "No such analysis of the caller", body = Problem, content_type = "application/problem+json"),
         responses::BadId,
     ),
@@ -236,7 +238,7 @@ async fn delete(
     state
         .domain
         .analyses
-        .delete(user.id(), domain::Id(*id))
+        .delete(user.actor(), domain::Id(*id))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -165,6 +165,7 @@ pub struct AnalyticsDto {
         (status = 201, description = "Created", body = ChartDto),
         responses::NotJson,
         responses::Unauthenticated,
+        responses::NotYourRole,
         (status = 404, description = "No such analysis of the caller", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad name, type or config; a config naming a column the results do not have; an unknown field", body = Problem, content_type = "application/problem+json"),
     ),
@@ -186,7 +187,7 @@ async fn create(
     let chart = state
         .domain
         .charts
-        .create(user.id(), domain::Id(*id), new)
+        .create(user.actor(), domain::Id(*id), new)
         .await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/charts/{}", chart.id)))
@@ -258,6 +259,7 @@ async fn get(
         (status = 200, description = "The updated chart", body = ChartDto),
         responses::NotJson,
         responses::Unauthenticated,
+        responses::NotYourRole,
         (status = 404, description = "No such chart of the caller", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad id or value, `null`, or an unknown field", body = Problem, content_type = "application/problem+json"),
     ),
@@ -279,7 +281,7 @@ async fn update(
     let chart = state
         .domain
         .charts
-        .update(user.id(), domain::Id(*id), change)
+        .update(user.actor(), domain::Id(*id), change)
         .await?;
     Ok(web::Json(chart.into()))
 }
@@ -294,6 +296,7 @@ async fn update(
     responses(
         (status = 204, description = "Deleted"),
         responses::Unauthenticated,
+        responses::NotYourRole,
         (status = 404, description = "No such chart of the caller", body = Problem, content_type = "application/problem+json"),
         responses::BadId,
     ),
@@ -308,7 +311,7 @@ async fn delete(
     state
         .domain
         .charts
-        .delete(user.id(), domain::Id(*id))
+        .delete(user.actor(), domain::Id(*id))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -358,6 +361,7 @@ async fn image(
         (status = 200, description = "Published", body = EmbedDto),
         responses::NotJson,
         responses::Unauthenticated,
+        responses::NotYourRole,
         (status = 404, description = "No such chart of the caller", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad mode or origin, or an unknown field", body = Problem, content_type = "application/problem+json"),
     ),
@@ -374,7 +378,12 @@ async fn publish_embed(
     let embed = state
         .domain
         .embeds
-        .publish(user.id(), domain::Id(*id), body.mode, body.allowed_origins)
+        .publish(
+            user.actor(),
+            domain::Id(*id),
+            body.mode,
+            body.allowed_origins,
+        )
         .await?;
     Ok(web::Json(embed.into()))
 }
@@ -389,6 +398,7 @@ async fn publish_embed(
     responses(
         (status = 204, description = "Stopped"),
         responses::Unauthenticated,
+        responses::NotYourRole,
         (status = 404, description = "No such chart of the caller, or it is not published", body = Problem, content_type = "application/problem+json"),
         responses::BadId,
     ),
@@ -400,7 +410,11 @@ async fn stop_embed(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, Problem> {
-    state.domain.embeds.stop(user.id(), domain::Id(*id)).await?;
+    state
+        .domain
+        .embeds
+        .stop(user.actor(), domain::Id(*id))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -414,6 +428,7 @@ async fn stop_embed(
     responses(
         (status = 200, description = "The embed with its new code", body = EmbedDto),
         responses::Unauthenticated,
+        responses::NotYourRole,
         (status = 404, description = "No such chart of the caller, or it is not published", body = Problem, content_type = "application/problem+json"),
         responses::BadId,
     ),
@@ -428,7 +443,7 @@ async fn rotate_embed(
     let embed = state
         .domain
         .embeds
-        .rotate(user.id(), domain::Id(*id))
+        .rotate(user.actor(), domain::Id(*id))
         .await?;
     Ok(web::Json(embed.into()))
 }
@@ -445,6 +460,7 @@ async fn rotate_embed(
     responses(
         (status = 200, description = "Days with views", body = AnalyticsDto),
         responses::Unauthenticated,
+        responses::NotYourRole,
         (status = 404, description = "No such chart of the caller", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad id or dates, `from` after `to`, or more than 366 days", body = Problem, content_type = "application/problem+json"),
     ),

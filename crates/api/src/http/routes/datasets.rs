@@ -134,7 +134,7 @@ async fn upload(
     let dataset = state
         .domain
         .datasets
-        .upload_with_rest(user.id(), meta, body, pump(file, parts, tx, name_given))
+        .upload_with_rest(user.actor(), meta, body, pump(file, parts, tx, name_given))
         .await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/datasets/{}", dataset.id)))
@@ -218,7 +218,7 @@ async fn rename(
     let dataset = state
         .domain
         .datasets
-        .rename(user.id(), domain::Id(*id), body.name)
+        .rename(user.actor(), domain::Id(*id), body.name)
         .await?;
     Ok(web::Json(dataset.into()))
 }
@@ -248,7 +248,7 @@ async fn delete(
     state
         .domain
         .datasets
-        .delete(user.id(), domain::Id(*id))
+        .delete(user.actor(), domain::Id(*id))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

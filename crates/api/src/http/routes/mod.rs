@@ -2,9 +2,12 @@
 //! documentation (`utoipa::path`); `configure` registers them through utoipa-actix-web,
 //! which collects the OpenAPI document from the same calls.
 pub mod accounts;
+pub mod activity;
 pub mod admin;
 pub mod analyses;
 pub mod charts;
+pub mod collaborations;
+pub mod comments;
 pub mod datasets;
 pub mod embeds;
 pub mod ops;
@@ -26,6 +29,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
     datasets::configure(cfg);
     analyses::configure(cfg);
     charts::configure(cfg);
+    comments::configure(cfg);
+    collaborations::configure(cfg);
+    activity::configure(cfg);
     reports::configure(cfg);
     public::configure(cfg);
     embeds::configure(cfg);

@@ -78,6 +78,7 @@ pub struct UpdateReport {
         (status = 201, description = "Published", body = ReportDto),
         (status = 400, description = "A body that is not JSON", body = Problem, content_type = "application/problem+json"),
         responses::Unauthenticated,
+        responses::NotYourRole,
         (status = 402, description = "The month's `reports` limit is reached", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such analysis of the caller", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad id, a short password, `expires_at` in the past, or an unknown field", body = Problem, content_type = "application/problem+json"),
@@ -101,7 +102,7 @@ async fn create(
         .domain
         .reports
         .create(
-            user.id(),
+            user.actor(),
             domain::Id(*id),
             NewReport {
                 password: body.password,
@@ -147,6 +148,7 @@ async fn list(
     responses(
         (status = 200, description = "The report", body = ReportDto),
         responses::Unauthenticated,
+        responses::NotYourRole,
         (status = 404, description = "No such report of the caller", body = Problem, content_type = "application/problem+json"),
         responses::BadId,
     ),
@@ -174,6 +176,7 @@ async fn get(
         (status = 200, description = "The updated report", body = ReportDto),
         responses::NotJson,
         responses::Unauthenticated,
+        responses::NotYourRole,
         (status = 404, description = "No such report of the caller", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad id, a short password, `expires_at` in the past, `null` for `is_public`, or an unknown field", body = Problem, content_type = "application/problem+json"),
     ),
@@ -195,7 +198,7 @@ async fn update(
     let report = state
         .domain
         .reports
-        .update(user.id(), domain::Id(*id), change)
+        .update(user.actor(), domain::Id(*id), change)
         .await?;
     Ok(web::Json(report.into()))
 }
@@ -210,6 +213,7 @@ async fn update(
     responses(
         (status = 204, description = "Deleted"),
         responses::Unauthenticated,
+        responses::NotYourRole,
         (status = 404, description = "No such report of the caller", body = Problem, content_type = "application/problem+json"),
         responses::BadId,
     ),
@@ -224,7 +228,7 @@ async fn delete(
     state
         .domain
         .reports
-        .delete(user.id(), domain::Id(*id))
+        .delete(user.actor(), domain::Id(*id))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
