@@ -8,6 +8,7 @@ mod backend;
 mod logins;
 mod seed;
 mod server;
+mod soak;
 mod stats;
 mod uploads;
 mod views;
@@ -47,8 +48,16 @@ const LOGIN_EMAIL: &str = "bench-login@example.com";
 )]
 struct Cli {
     /// `all`: the full run (10,000 reports, 50 MB and 1 GiB uploads, 10 s loads);
-    /// `smoke`: a few seconds with small sizes, every path still exercised (CI).
+    /// `smoke`: a few seconds with small sizes, every path still exercised (CI);
+    /// `soak`: a mixed load on PostgreSQL against two servers for `--minutes`, reported
+    /// per minute (rates, p99, errors, RSS).
     mode: Mode,
+    /// Minutes of the soak (`soak` only).
+    #[arg(long, default_value_t = 10)]
+    minutes: u64,
+    /// Where the soak writes `soak.csv` and `soak.svg` (`soak` only).
+    #[arg(long, default_value = "target/soak")]
+    out: PathBuf,
     /// Seconds of each view, raw-statement and login load (default: 10 for all, 1 for smoke).
     #[arg(long)]
     duration: Option<u64>,
@@ -82,6 +91,7 @@ struct Cli {
 enum Mode {
     All,
     Smoke,
+    Soak,
 }
 
 /// The sizes of one run.
@@ -181,6 +191,21 @@ async fn run(cli: Cli) -> Result<bool> {
     let work = tempfile::Builder::new().prefix("iops-bench-").tempdir()?;
 
     println!("{}", machine());
+    if cli.mode == Mode::Soak {
+        println!(
+            "soak: {} minute(s) on PostgreSQL, two iops serve processes",
+            cli.minutes.max(1)
+        );
+        return soak::run(
+            &bin,
+            &cli.pg_url,
+            cli.minutes.max(1),
+            &http,
+            work.path(),
+            &cli.out,
+        )
+        .await;
+    }
     println!(
         "mode {:?}: {} public reports, {} s per load, {} MB CSV upload, {} MiB streamed upload, \
          {} timed start(s)",
