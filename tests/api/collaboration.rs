@@ -1150,11 +1150,14 @@ async fn activity_body(db: TestDb) {
     let charts_only = feed(owner.clone(), "?object_type=chart").await;
     assert!(!charts_only.is_empty());
     assert!(charts_only.iter().all(|i| i["object_type"] == "chart"));
-    // Empty filters mean no filter.
-    assert_eq!(
-        feed(owner.clone(), "?object_type=&object_id=").await.len(),
-        mine.len()
-    );
+    // An empty object_type means any; an object_id must be a UUID.
+    assert_eq!(feed(owner.clone(), "?object_type=").await.len(), mine.len());
+    assert_problem(
+        app.get("/api/v1/activity?object_id=", Some(&owner)).await,
+        422,
+        "validation",
+    )
+    .await;
     assert_problem(
         app.get("/api/v1/activity?object_id=nope", Some(&owner))
             .await,

@@ -75,9 +75,8 @@ impl From<domain::ActivityItem> for ActivityItemDto {
 pub struct FeedFilter {
     /// Only changes of this kind of object (`analysis`, `chart`, ...); empty means any.
     pub object_type: Option<String>,
-    /// Only changes of this object; empty means any.
-    #[param(value_type = Option<Uuid>)]
-    pub object_id: Option<String>,
+    /// Only changes of this object.
+    pub object_id: Option<Uuid>,
 }
 
 /// Activity feed
@@ -103,15 +102,9 @@ async fn feed(
     page: Pagination,
 ) -> Result<web::Json<PageDto<ActivityItemDto>>, Problem> {
     let filter = filter.into_inner();
-    let object_id = match filter.object_id.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(raw) => Some(domain::Id(Uuid::parse_str(raw).map_err(|_| {
-            Problem::validation("bad query parameter: object_id is not a UUID")
-        })?)),
-    };
     let filter = ActivityFilter {
         object_type: filter.object_type,
-        object_id,
+        object_id: filter.object_id.map(domain::Id),
     };
     let page = state
         .domain
