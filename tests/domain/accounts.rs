@@ -1061,3 +1061,37 @@ async fn report_tokens(empty: TestDb) {
             .unwrap()
     );
 }
+
+on_both!(
+    housekeeping_forgets_finished_attempt_windows,
+    housekeeping_cases
+);
+async fn housekeeping_cases(db: TestDb) {
+    let h = harness(db).await;
+    let d = &h.domain;
+    register(d, "alice@example.com").await;
+    for client in ["10.0.0.1", "10.0.0.2"] {
+        assert!(
+            d.accounts
+                .login("alice@example.com", "not the password", client)
+                .await
+                .is_err()
+        );
+    }
+    let conn = d.database().connection().clone();
+    assert_eq!(count(&conn, "attempt_limits").await, 2);
+    // A window still running is kept: it is what refuses the next guesses.
+    h.clock
+        .advance(domain::FAILURE_WINDOW - chrono::Duration::seconds(1));
+    let swept = d.housekeeping().await;
+    assert!(swept.iter().all(|(_, outcome)| outcome.is_ok()));
+    assert_eq!(count(&conn, "attempt_limits").await, 2);
+    h.clock.advance(chrono::Duration::seconds(1));
+    let swept = d.housekeeping().await;
+    let attempts = swept
+        .iter()
+        .find(|(what, _)| what.contains("failed-attempt"))
+        .expect("the attempt windows are swept");
+    assert_eq!(*attempts.1.as_ref().unwrap(), 2);
+    assert_eq!(count(&conn, "attempt_limits").await, 0);
+}

@@ -60,8 +60,16 @@ impl Op {
 struct Minute {
     latencies: [Samples; 4],
     errors: u64,
-    /// RSS of each server at the end of the minute, bytes.
-    rss: Vec<u64>,
+    /// Each server's RSS, sampled every second: (sum, samples, max), bytes.
+    rss: [(u64, u64, u64); 2],
+}
+
+impl Minute {
+    /// Mean RSS of server `i` over the minute, bytes.
+    fn rss_mean(&self, i: usize) -> u64 {
+        let (sum, n, _) = self.rss[i];
+        sum / n.max(1)
+    }
 }
 
 struct Recorder {
@@ -73,6 +81,20 @@ struct Recorder {
 impl Recorder {
     fn minute_of(&self, at: Instant) -> usize {
         (at.duration_since(self.started).as_secs() / 60) as usize
+    }
+
+    fn record_rss(&self, at: Instant, rss: [u64; 2]) {
+        let minute = self.minute_of(at);
+        let mut minutes = self.minutes.lock().expect("recorder lock");
+        if minutes.len() <= minute {
+            minutes.resize_with(minute + 1, Minute::default);
+        }
+        for (i, bytes) in rss.into_iter().enumerate() {
+            let (sum, n, max) = &mut minutes[minute].rss[i];
+            *sum += bytes;
+            *n += 1;
+            *max = (*max).max(bytes);
+        }
     }
 
     fn record(&self, op: Op, began: Instant, outcome: Result<()>) {
@@ -183,19 +205,27 @@ async fn soak(
         }
     }
 
-    let total = Duration::from_secs(minutes * 60);
-    for minute in 0..minutes as usize {
-        let end = recorder.started + Duration::from_secs((minute as u64 + 1) * 60);
-        tokio::time::sleep_until(end.into()).await;
-        let rss: Vec<u64> = servers.iter().map(|s| s.rss_bytes().unwrap_or(0)).collect();
-        {
-            let mut minutes = recorder.minutes.lock().expect("recorder lock");
-            if minutes.len() <= minute {
-                minutes.resize_with(minute + 1, Minute::default);
-            }
-            minutes[minute].rss = rss;
+    // RSS every second: one reading a minute would mostly show where the allocator
+    // happened to be; the minute's mean and peak show a trend.
+    let end = recorder.started + Duration::from_secs(minutes * 60);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut reported = 0;
+    while Instant::now() < end {
+        tick.tick().await;
+        let now = Instant::now();
+        if now >= end {
+            break;
         }
-        eprintln!("minute {} of {} done", minute + 1, total.as_secs() / 60);
+        let rss = [
+            servers[0].rss_bytes().unwrap_or(0),
+            servers[1].rss_bytes().unwrap_or(0),
+        ];
+        recorder.record_rss(now, rss);
+        let done = recorder.minute_of(now);
+        if done > reported {
+            reported = done;
+            eprintln!("minute {done} of {minutes} done");
+        }
     }
     stop.store(true, Ordering::Relaxed);
     for task in tasks {
@@ -382,7 +412,7 @@ fn mib(bytes: u64) -> f64 {
 fn report(minutes: &[Minute], out: &Path) -> Result<bool> {
     std::fs::create_dir_all(out)?;
     println!(
-        "{:>6} {:>9} {:>10} {:>9} {:>10} {:>9} {:>10} {:>9} {:>10} {:>6} {:>10} {:>10}",
+        "{:>6} {:>9} {:>10} {:>9} {:>10} {:>9} {:>10} {:>9} {:>10} {:>6} {:>14} {:>14}",
         "minute",
         "views/s",
         "views p99",
@@ -393,11 +423,11 @@ fn report(minutes: &[Minute], out: &Path) -> Result<bool> {
         "edits/s",
         "edit p99",
         "errors",
-        "RSS A MiB",
-        "RSS B MiB"
+        "RSS A mean/max",
+        "RSS B mean/max"
     );
     let mut csv = String::from(
-        "minute,views_per_s,views_p99_ms,uploads_per_s,uploads_p99_ms,logins_per_s,logins_p99_ms,edits_per_s,edits_p99_ms,errors,rss_a_mib,rss_b_mib\n",
+        "minute,views_per_s,views_p99_ms,uploads_per_s,uploads_p99_ms,logins_per_s,logins_p99_ms,edits_per_s,edits_p99_ms,errors,rss_a_mean_mib,rss_a_max_mib,rss_b_mean_mib,rss_b_max_mib\n",
     );
     let mut errors = 0;
     for (i, minute) in minutes.iter().enumerate() {
@@ -412,19 +442,22 @@ fn report(minutes: &[Minute], out: &Path) -> Result<bool> {
             csv_cells.push(p99.map_or(String::new(), |d| format!("{:.2}", d.as_secs_f64() * 1e3)));
         }
         errors += minute.errors;
-        let rss_a = minute.rss.first().copied().unwrap_or(0);
-        let rss_b = minute.rss.get(1).copied().unwrap_or(0);
+        let rss = |i: usize| (mib(minute.rss_mean(i)), mib(minute.rss[i].2));
+        let ((a_mean, a_max), (b_mean, b_max)) = (rss(0), rss(1));
         println!(
-            "{:>6} {} {:>6} {:>10.1} {:>10.1}",
+            "{:>6} {} {:>6} {:>6.1} / {:>5.1} {:>6.1} / {:>5.1}",
             i + 1,
             cells.join(" "),
             minute.errors,
-            mib(rss_a),
-            mib(rss_b)
+            a_mean,
+            a_max,
+            b_mean,
+            b_max
         );
         csv_cells.push(minute.errors.to_string());
-        csv_cells.push(format!("{:.1}", mib(rss_a)));
-        csv_cells.push(format!("{:.1}", mib(rss_b)));
+        for value in [a_mean, a_max, b_mean, b_max] {
+            csv_cells.push(format!("{value:.1}"));
+        }
         csv.push_str(&csv_cells.join(","));
         csv.push('\n');
     }
@@ -435,23 +468,27 @@ fn report(minutes: &[Minute], out: &Path) -> Result<bool> {
 
     let mut ok = errors == 0;
     println!("errors: {errors}");
-    if minutes.len() > WARM_UP_MINUTES {
+    // Flat: the mean RSS of the last third of the minutes after the warm-up is within
+    // 10 % of the first third's. (Single readings swing by tens of MiB as the allocator
+    // takes and returns memory; a leak shows as a rising mean.)
+    let settled = minutes.get(WARM_UP_MINUTES..).unwrap_or(&[]);
+    if settled.len() >= 3 {
+        let third = settled.len() / 3;
         for (server, name) in ["A", "B"].iter().enumerate() {
-            let after_warm_up = minutes[WARM_UP_MINUTES - 1]
-                .rss
-                .get(server)
-                .copied()
-                .unwrap_or(0);
-            let peak_after = minutes[WARM_UP_MINUTES..]
-                .iter()
-                .filter_map(|m| m.rss.get(server).copied())
-                .max()
-                .unwrap_or(0);
-            let growth = (peak_after as f64 - after_warm_up as f64) / after_warm_up.max(1) as f64;
+            let mean = |ms: &[Minute]| {
+                ms.iter().map(|m| m.rss_mean(server) as f64).sum::<f64>() / ms.len() as f64
+            };
+            let early = mean(&settled[..third]);
+            let late = mean(&settled[settled.len() - third..]);
+            let growth = (late - early) / early.max(1.0);
             println!(
-                "server {name} RSS: {:.1} MiB after the warm-up, at most {:.1} MiB after it ({:+.1} %)",
-                mib(after_warm_up),
-                mib(peak_after),
+                "server {name} RSS: mean {:.1} MiB in minutes {}-{}, {:.1} MiB in minutes {}-{} ({:+.1} %)",
+                early / (1 << 20) as f64,
+                WARM_UP_MINUTES + 1,
+                WARM_UP_MINUTES + third,
+                late / (1 << 20) as f64,
+                minutes.len() - third + 1,
+                minutes.len(),
                 growth * 100.0
             );
             if growth > RSS_GROWTH_LIMIT {
@@ -478,13 +515,13 @@ fn draw(minutes: &[Minute]) -> String {
                 vec![json!(i + 1), json!(views / 10.0), json!("views/s ÷ 10")],
                 vec![
                     json!(i + 1),
-                    json!(mib(m.rss.first().copied().unwrap_or(0))),
-                    json!("RSS A (MiB)"),
+                    json!(mib(m.rss_mean(0))),
+                    json!("RSS A, mean (MiB)"),
                 ],
                 vec![
                     json!(i + 1),
-                    json!(mib(m.rss.get(1).copied().unwrap_or(0))),
-                    json!("RSS B (MiB)"),
+                    json!(mib(m.rss_mean(1))),
+                    json!("RSS B, mean (MiB)"),
                 ],
             ]
         })

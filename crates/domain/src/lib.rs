@@ -266,4 +266,24 @@ impl Domain {
     pub fn database(&self) -> &Database {
         &self.ctx.database
     }
+
+    /// Deletes what has outlived its use, each kind on its own (one failing does not stop
+    /// the others): embed salts and visitor hashes of days before yesterday, login and
+    /// unlock tokens expired or revoked more than a day ago, and failed-attempt windows that
+    /// are over. For a periodic task (`iops serve` runs it every hour); several processes
+    /// running it at once only repeat deletes.
+    pub async fn housekeeping(&self) -> Vec<(&'static str, Result<u64>)> {
+        let attempts = throttle::prune(&self.ctx.db, self.ctx.clock.now_naive()).await;
+        vec![
+            (
+                "old embed salts and visitor hashes",
+                self.embeds.prune().await,
+            ),
+            (
+                "expired and revoked tokens",
+                self.tokens.purge_expired().await,
+            ),
+            ("finished failed-attempt windows", attempts),
+        ]
+    }
 }

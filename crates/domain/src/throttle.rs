@@ -11,7 +11,7 @@
 //! guess is refused, whichever process it reaches.
 use chrono::NaiveDateTime;
 use entity::attempt_limits;
-use sea_orm::{ConnectionTrait, EntityTrait, Statement, Value};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Statement, Value};
 
 use crate::error::{Error, Result};
 use crate::passwords::{Hasher, Verified};
@@ -182,6 +182,17 @@ pub async fn reserve<C: ConnectionTrait>(
         .await?;
     let retry_after_secs = window.map_or(1, |w| seconds_until(w.window_start + WINDOW, now));
     Err(Error::RateLimited { retry_after_secs })
+}
+
+/// Deletes windows that are over (older than [`WINDOW`]): they hold nothing a check would
+/// read (an attempt after the window restarts it at 1), and a guessing client leaves one
+/// row per subject it tried. Returns the rows removed.
+pub(crate) async fn prune<C: ConnectionTrait>(conn: &C, now: NaiveDateTime) -> Result<u64> {
+    let result = attempt_limits::Entity::delete_many()
+        .filter(attempt_limits::Column::WindowStart.lte(now - WINDOW))
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected)
 }
 
 /// Whole seconds from `now` until `at`, rounded up, at least 1.

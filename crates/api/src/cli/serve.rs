@@ -84,29 +84,21 @@ async fn sweep(store: Store, app: App, grace: std::time::Duration) {
     }
 }
 
-/// The hourly pass. Embed analytics keep daily salts and the day's visitor hashes only
-/// until the day after: views prune them when the day changes, and this pass does it on a
-/// server that sees no views, so none outlives 48 hours by much. Login and unlock tokens
-/// expired or revoked more than a day ago are deleted too (they would only accumulate).
-/// Several servers running it at once only repeat deletes.
+/// The hourly pass: [`domain::Domain::housekeeping`] decides what is old (embed salts and
+/// visitor hashes, so none outlives 48 hours by much even on a server that sees no views;
+/// expired tokens; finished failed-attempt windows); this only schedules it and logs.
 async fn housekeeping(domain: domain::Domain) {
     let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         every_hour.tick().await;
-        match domain.embeds.prune().await {
-            Ok(0) => {}
-            Ok(removed) => tracing::info!(removed, "old embed salts and visitor hashes deleted"),
-            Err(e) => {
-                let error = crate::error::Error::from(e).one_line();
-                tracing::warn!(%error, "deleting old embed salts failed");
-            }
-        }
-        match domain.tokens.purge_expired().await {
-            Ok(0) => {}
-            Ok(removed) => tracing::info!(removed, "expired and revoked tokens deleted"),
-            Err(e) => {
-                let error = crate::error::Error::from(e).one_line();
-                tracing::warn!(%error, "deleting expired tokens failed");
+        for (what, outcome) in domain.housekeeping().await {
+            match outcome {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(removed, "{what} deleted"),
+                Err(e) => {
+                    let error = crate::error::Error::from(e).one_line();
+                    tracing::warn!(%error, "deleting {what} failed");
+                }
             }
         }
     }
