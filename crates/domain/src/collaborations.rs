@@ -381,52 +381,42 @@ impl Collaborations {
         if role == Role::Owner {
             return Err(Error::validation("role must be viewer or editor"));
         }
-        let now = self.ctx.clock.now_naive();
-        let txn = begin_write(&self.ctx.db).await?;
-        let updated = collaborations::Entity::update_many()
-            .set(collaborations::ActiveModel {
-                role: Set(role.as_str().to_owned()),
-                updated_at: Set(now),
-                ..Default::default()
-            })
-            .filter(collaborations::Column::Id.eq(id))
-            .filter(collaborations::Column::OwnerId.eq(actor.user_id))
-            .filter(live(now))
-            .exec_with_returning(&txn)
-            .await?;
-        let Some(row) = updated.into_iter().next() else {
-            return Err(self.refusal(&txn, actor.user_id, id).await?);
+        let change = collaborations::ActiveModel {
+            role: Set(role.as_str().to_owned()),
+            ..Default::default()
         };
-        activity::record(
-            &txn,
-            &actor,
-            now,
-            Entry {
-                owner_id: row.owner_id,
-                analysis_id: Some(row.analysis_id),
-                verb: "collaboration.updated",
-                object_type: "collaboration",
-                object_id: row.id,
-                metadata: json!({ "role": role.as_str() }),
-            },
-        )
-        .await?;
-        txn.commit().await?;
+        let (row, now) = self
+            .change_live(&actor, id, change, "collaboration.updated")
+            .await?;
         collaboration_of(row, now)
     }
 
     /// Revokes a pending or accepted invitation (the owner only): the token stops
     /// working and the collaborator loses access on their next request, on every process.
     pub async fn revoke(&self, actor: impl Into<Actor>, id: Id) -> Result<()> {
-        let actor = actor.into();
+        let change = collaborations::ActiveModel {
+            status: Set(REVOKED.to_owned()),
+            ..Default::default()
+        };
+        self.change_live(&actor.into(), id, change, "collaboration.revoked")
+            .await?;
+        Ok(())
+    }
+
+    /// Applies `change` to the live invitation `id` of the actor's (the owner's) and logs
+    /// `verb`, in one write transaction; the refusal when nothing matched.
+    async fn change_live(
+        &self,
+        actor: &Actor,
+        id: Id,
+        mut change: collaborations::ActiveModel,
+        verb: &'static str,
+    ) -> Result<(collaborations::Model, NaiveDateTime)> {
         let now = self.ctx.clock.now_naive();
+        change.updated_at = Set(now);
         let txn = begin_write(&self.ctx.db).await?;
         let updated = collaborations::Entity::update_many()
-            .set(collaborations::ActiveModel {
-                status: Set(REVOKED.to_owned()),
-                updated_at: Set(now),
-                ..Default::default()
-            })
+            .set(change)
             .filter(collaborations::Column::Id.eq(id))
             .filter(collaborations::Column::OwnerId.eq(actor.user_id))
             .filter(live(now))
@@ -437,12 +427,12 @@ impl Collaborations {
         };
         activity::record(
             &txn,
-            &actor,
+            actor,
             now,
             Entry {
                 owner_id: row.owner_id,
                 analysis_id: Some(row.analysis_id),
-                verb: "collaboration.revoked",
+                verb,
                 object_type: "collaboration",
                 object_id: row.id,
                 metadata: json!({ "role": row.role }),
@@ -450,7 +440,7 @@ impl Collaborations {
         )
         .await?;
         txn.commit().await?;
-        Ok(())
+        Ok((row, now))
     }
 
     /// Accepts the invitation of `token` as the caller, whose account email must be the
