@@ -157,6 +157,9 @@ pub(crate) enum Through {
 /// `UNION SELECT analysis_id FROM collaborations WHERE invitee_id = $u AND status =
 /// 'accepted' AND role IN (...)`: every analysis `user_id` reaches with at least `role`.
 ///
+/// Written with sea-query directly: the entity's select would cast `id` to text on
+/// PostgreSQL, and `uuid IN (text)` fails.
+///
 /// Meant for `analysis_id IN (...)` inside the very statement that reads or writes, so a
 /// revocation or a role change that commits first is seen by that statement. (Inserts of
 /// new rows check with [`analysis_for`] in their write transaction instead.) Nothing is
@@ -196,14 +199,7 @@ pub(crate) async fn refusal<C: ConnectionTrait>(
 ) -> Result<Error> {
     let analysis_id: Option<Id> = match through {
         Through::Analysis(id) => Some(id),
-        Through::Chart(id) => {
-            charts::Entity::find_by_id(id)
-                .select_only()
-                .column(charts::Column::AnalysisId)
-                .into_tuple()
-                .one(conn)
-                .await?
-        }
+        Through::Chart(id) => analysis_of_chart(conn, id).await?,
         Through::Report(id) => {
             reports::Entity::find_by_id(id)
                 .select_only()
@@ -220,6 +216,19 @@ pub(crate) async fn refusal<C: ConnectionTrait>(
         Some(actual) if actual < needed => Error::Forbidden(NOT_YOUR_ROLE),
         _ => Error::NotFound,
     })
+}
+
+/// The analysis chart `chart_id` belongs to, if the chart exists.
+pub(crate) async fn analysis_of_chart<C: ConnectionTrait>(
+    conn: &C,
+    chart_id: Id,
+) -> Result<Option<Id>> {
+    Ok(charts::Entity::find_by_id(chart_id)
+        .select_only()
+        .column(charts::Column::AnalysisId)
+        .into_tuple()
+        .one(conn)
+        .await?)
 }
 
 /// What a collaborator beyond their role is told.
@@ -244,6 +253,15 @@ pub(crate) async fn role_of<C: ConnectionTrait>(
     if owner == user_id {
         return Ok(Some(Role::Owner));
     }
+    collaborator_role(conn, user_id, analysis_id).await
+}
+
+/// The role an accepted invitation gives `user_id` on `analysis_id`, if any.
+async fn collaborator_role<C: ConnectionTrait>(
+    conn: &C,
+    user_id: Id,
+    analysis_id: Id,
+) -> Result<Option<Role>> {
     let role: Option<String> = collaborations::Entity::find()
         .select_only()
         .column(collaborations::Column::Role)
@@ -271,7 +289,7 @@ pub(crate) async fn analysis_for<C: ConnectionTrait>(
     let actual = if analysis.user_id == user_id {
         Role::Owner
     } else {
-        match role_of(conn, user_id, analysis_id).await? {
+        match collaborator_role(conn, user_id, analysis_id).await? {
             Some(actual) => actual,
             None => return Err(Error::NotFound),
         }

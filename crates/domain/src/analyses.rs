@@ -8,7 +8,6 @@
 //! in its own transaction.
 use entity::analyses;
 use entity::datasets;
-use sea_orm::sea_query::{Query, SelectStatement};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
@@ -273,16 +272,6 @@ impl Analyses {
         }
         Ok(())
     }
-}
-
-/// `SELECT id FROM analyses WHERE user_id = $1`, written with sea-query directly: the
-/// entity's select would cast `id` to text on PostgreSQL, and `uuid IN (text)` fails.
-pub(crate) fn analyses_of(user_id: Id) -> SelectStatement {
-    Query::select()
-        .column(analyses::Column::Id)
-        .from(analyses::Entity)
-        .and_where(analyses::Column::UserId.eq(user_id))
-        .to_owned()
 }
 
 /// The analysis's activity row, in the transaction of its change.

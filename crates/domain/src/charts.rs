@@ -341,8 +341,7 @@ impl Charts {
         let now = self.ctx.clock.now_naive();
         let txn = begin_write(&self.ctx.db).await?;
         let (chart, embed) = self.find(&txn, actor.user_id, id, Role::Editor).await?;
-        let (analysis, _) =
-            access::analysis_for(&txn, actor.user_id, chart.analysis_id, Role::Editor).await?;
+        let analysis = analysis_of(&txn, &chart).await?;
         let current = chart_of(chart.clone(), None)?;
         let chart_type = change.chart_type.unwrap_or(current.chart_type);
         let config = change.config.unwrap_or(current.config);
@@ -394,21 +393,8 @@ impl Charts {
         if deleted.rows_affected == 0 {
             return Err(Error::NotFound);
         }
-        let owner_id: Option<Id> = analyses::Entity::find_by_id(chart.analysis_id)
-            .select_only()
-            .column(analyses::Column::UserId)
-            .into_tuple()
-            .one(&txn)
-            .await?;
-        log(
-            &txn,
-            &actor,
-            now,
-            owner_id.ok_or(Error::NotFound)?,
-            &chart,
-            "chart.deleted",
-        )
-        .await?;
+        let owner_id = analysis_of(&txn, &chart).await?.user_id;
+        log(&txn, &actor, now, owner_id, &chart, "chart.deleted").await?;
         txn.commit().await?;
         Ok(())
     }
@@ -460,6 +446,18 @@ impl Charts {
             None => Err(access::refusal(conn, user_id, Through::Chart(id), role).await?),
         }
     }
+}
+
+/// The analysis of a chart already reached (by [`Charts::find`], in the same transaction):
+/// its row, without checking the role again.
+async fn analysis_of<C: ConnectionTrait>(
+    conn: &C,
+    chart: &charts::Model,
+) -> Result<analyses::Model> {
+    analyses::Entity::find_by_id(chart.analysis_id)
+        .one(conn)
+        .await?
+        .ok_or(Error::NotFound)
 }
 
 /// The chart's activity row, in the transaction of its change.

@@ -3,7 +3,7 @@
 //! stays with its body cleared, so replies keep their place); the owner, an editor or the
 //! author resolves. Every change writes its activity row in its own transaction.
 use chrono::{DateTime, NaiveDateTime, Utc};
-use entity::{charts, comments, users};
+use entity::{comments, users};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect,
@@ -79,13 +79,9 @@ async fn chart_access<C: ConnectionTrait>(
     chart_id: Id,
     role: Role,
 ) -> Result<(Id, Id, Role)> {
-    let analysis_id: Option<Id> = charts::Entity::find_by_id(chart_id)
-        .select_only()
-        .column(charts::Column::AnalysisId)
-        .into_tuple()
-        .one(conn)
-        .await?;
-    let analysis_id = analysis_id.ok_or(Error::NotFound)?;
+    let analysis_id = access::analysis_of_chart(conn, chart_id)
+        .await?
+        .ok_or(Error::NotFound)?;
     let (analysis, actual) = access::analysis_for(conn, user_id, analysis_id, role).await?;
     Ok((analysis.id, analysis.user_id, actual))
 }

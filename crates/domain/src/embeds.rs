@@ -24,14 +24,13 @@ use entity::{chart_embeds, charts, embed_codes, embed_keys};
 use sea_orm::sea_query::{OnConflict, Query, SelectStatement};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement, TryInsertResult,
+    PaginatorTrait, QueryFilter, QueryOrder, Statement, TryInsertResult,
 };
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::access::{self, Actor, Role, Through};
+use crate::access::{self, Actor, Role, Through, analyses_reachable};
 use crate::activity::{self, Entry};
-use crate::analyses::analyses_of;
 use crate::charts::{self as chart_rules, ChartConfig, ChartType, Charts, Embed, EmbedMode};
 use crate::db::begin_write;
 use crate::error::{Error, Result, Unauthenticated};
@@ -684,12 +683,7 @@ async fn log<C: ConnectionTrait>(
     chart_id: Id,
     verb: &'static str,
 ) -> Result<()> {
-    let analysis_id: Option<Id> = charts::Entity::find_by_id(chart_id)
-        .select_only()
-        .column(charts::Column::AnalysisId)
-        .into_tuple()
-        .one(conn)
-        .await?;
+    let analysis_id = access::analysis_of_chart(conn, chart_id).await?;
     activity::record(
         conn,
         actor,
@@ -711,7 +705,7 @@ fn charts_of(user_id: Id) -> SelectStatement {
     Query::select()
         .column(charts::Column::Id)
         .from(charts::Entity)
-        .and_where(charts::Column::AnalysisId.in_subquery(analyses_of(user_id)))
+        .and_where(charts::Column::AnalysisId.in_subquery(analyses_reachable(user_id, Role::Owner)))
         .to_owned()
 }
 

@@ -14,9 +14,8 @@ use sea_orm::{
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::access::{self, Actor, Role, Through};
+use crate::access::{self, Actor, Role, Through, analyses_reachable};
 use crate::activity::{self, Entry};
-use crate::analyses::analyses_of;
 use crate::error::{Error, LimitKind, Result};
 use crate::pagination::{Page, PageRequest, page_from};
 use crate::passwords::{self, Hasher, Verified};
@@ -305,7 +304,9 @@ impl Reports {
     pub async fn get(&self, user_id: Id, id: Id) -> Result<Report> {
         let found = reports::Entity::find()
             .filter(reports::Column::Id.eq(id))
-            .filter(reports::Column::AnalysisId.in_subquery(analyses_of(user_id)))
+            .filter(
+                reports::Column::AnalysisId.in_subquery(analyses_reachable(user_id, Role::Owner)),
+            )
             .one(&self.ctx.db)
             .await?;
         match found {
@@ -318,8 +319,9 @@ impl Reports {
 
     /// The caller's reports (those of their analyses), newest first.
     pub async fn list(&self, user_id: Id, page: &PageRequest) -> Result<Page<Report>> {
-        let mut query = reports::Entity::find()
-            .filter(reports::Column::AnalysisId.in_subquery(analyses_of(user_id)));
+        let mut query = reports::Entity::find().filter(
+            reports::Column::AnalysisId.in_subquery(analyses_reachable(user_id, Role::Owner)),
+        );
         if let Some(after) = &page.after {
             query = query.filter(after.older_than(reports::Column::CreatedAt, reports::Column::Id));
         }
@@ -373,7 +375,9 @@ impl Reports {
         let updated = reports::Entity::update_many()
             .set(active)
             .filter(reports::Column::Id.eq(id))
-            .filter(reports::Column::AnalysisId.in_subquery(analyses_of(user_id)))
+            .filter(
+                reports::Column::AnalysisId.in_subquery(analyses_reachable(user_id, Role::Owner)),
+            )
             .exec_with_returning(&txn)
             .await?;
         let Some(report) = updated.into_iter().next() else {
@@ -404,7 +408,10 @@ impl Reports {
         // id columns' text cast that PostgreSQL's `uuid` needs.
         let found = reports::Entity::find()
             .filter(reports::Column::Id.eq(id))
-            .filter(reports::Column::AnalysisId.in_subquery(analyses_of(actor.user_id)))
+            .filter(
+                reports::Column::AnalysisId
+                    .in_subquery(analyses_reachable(actor.user_id, Role::Owner)),
+            )
             .one(&txn)
             .await?;
         let Some(report) = found else {
@@ -414,7 +421,10 @@ impl Reports {
         };
         let deleted = reports::Entity::delete_many()
             .filter(reports::Column::Id.eq(id))
-            .filter(reports::Column::AnalysisId.in_subquery(analyses_of(actor.user_id)))
+            .filter(
+                reports::Column::AnalysisId
+                    .in_subquery(analyses_reachable(actor.user_id, Role::Owner)),
+            )
             .exec(&txn)
             .await?;
         if deleted.rows_affected == 0 {
