@@ -13,6 +13,7 @@ mod m002_reports;
 mod m003_tokens_and_limits;
 mod m004_charts;
 mod m007_collaboration;
+mod m009_dataset_columns;
 pub mod schema;
 
 pub use adopt::adopt_alembic;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m003_tokens_and_limits::Migration),
             Box::new(m004_charts::Migration),
             Box::new(m007_collaboration::Migration),
+            Box::new(m009_dataset_columns::Migration),
         ]
     }
 }

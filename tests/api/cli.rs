@@ -106,18 +106,18 @@ async fn migrate_commands_body(db: TestDb) {
     assert_eq!(current(&db).await, "none");
     assert_eq!(
         history(&db).await,
-        "001  core_tables  pending\n002  reports  pending\n003  tokens_and_limits  pending\n004  charts  pending\n007  collaboration  pending\n"
+        "001  core_tables  pending\n002  reports  pending\n003  tokens_and_limits  pending\n004  charts  pending\n007  collaboration  pending\n009  dataset_columns  pending\n"
     );
 
     iops(&db, &["migrate", "upgrade", "001"]).await.ok();
     assert_eq!(current(&db).await, "001");
     assert_eq!(
         history(&db).await,
-        "001  core_tables  applied\n002  reports  pending\n003  tokens_and_limits  pending\n004  charts  pending\n007  collaboration  pending\n"
+        "001  core_tables  applied\n002  reports  pending\n003  tokens_and_limits  pending\n004  charts  pending\n007  collaboration  pending\n009  dataset_columns  pending\n"
     );
 
     iops(&db, &["migrate", "upgrade"]).await.ok();
-    assert_eq!(current(&db).await, "007");
+    assert_eq!(current(&db).await, "009");
     let conn = db.connect().await;
     assert_eq!(count(&conn, "access_tokens").await, 0);
 
@@ -127,6 +127,8 @@ async fn migrate_commands_body(db: TestDb) {
     assert!(table_exists(&conn, "users").await);
 
     iops(&db, &["migrate", "upgrade"]).await.ok();
+    iops(&db, &["migrate", "downgrade"]).await.ok();
+    assert_eq!(current(&db).await, "007");
     iops(&db, &["migrate", "downgrade"]).await.ok();
     assert_eq!(current(&db).await, "004");
     iops(&db, &["migrate", "downgrade"]).await.ok();

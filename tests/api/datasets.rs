@@ -113,6 +113,7 @@ async fn uploads_each_format_body(db: TestDb) {
         keys,
         [
             "column_count",
+            "columns",
             "created_at",
             "id",
             "name",
@@ -122,6 +123,11 @@ async fn uploads_each_format_body(db: TestDb) {
         ]
     );
     assert_eq!(csv["name"], "cities.csv");
+    assert_eq!(
+        csv["columns"].as_array().map(Vec::len),
+        csv["column_count"].as_u64().map(|n| n as usize),
+        "the engine reads as many columns as the upload counted"
+    );
     assert_eq!(csv["row_count"], 3);
     assert_eq!(csv["column_count"], 3);
     assert_eq!(csv["size_bytes"], CSV.len());

@@ -11,4 +11,5 @@ mod deployment;
 mod ops;
 mod public;
 mod reports;
+mod runs;
 mod support;

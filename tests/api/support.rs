@@ -41,12 +41,28 @@ pub async fn spawn(db: TestDb) -> TestApp {
 }
 
 pub async fn spawn_with(db: TestDb, settings: Settings) -> TestApp {
+    spawn_querying(db, settings, iops_tests::query_settings()).await
+}
+
+/// [`spawn_with`] with the query engine's limits given.
+pub async fn spawn_querying(
+    db: TestDb,
+    settings: Settings,
+    query: engine::EngineSettings,
+) -> TestApp {
     let conn = db.migrated().await;
     let clock = Arc::new(FixedClock::new(Utc::now()));
     let store = LocalStore::open(db.data_dir().join("datasets"))
         .await
         .expect("open dataset store");
-    let domain = iops_tests::domain(conn, clock.clone(), Arc::new(store.clone()), settings);
+    let domain = iops_tests::domain_with(
+        conn,
+        clock.clone(),
+        Arc::new(store.clone()),
+        settings,
+        None,
+        query,
+    );
     let options = api::http::ServerOptions {
         workers: Some(2),
         ..Default::default()

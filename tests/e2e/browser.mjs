@@ -122,7 +122,18 @@ async function reportCheck(base, code, password, analysisName, outDir) {
       JSON.stringify(heading));
     const text = await page.textContent('body');
     check(text.includes('sales.csv') && text.includes('3 rows'), 'the report page shows its dataset');
-    check(text.includes('"north": 260'), 'the report page shows the results');
+    // The results of the server-side run, as a table: a header row with names and types,
+    // one row per region, numbers right-aligned.
+    const headers = (await page.locator('table thead th').allTextContents()).map((t) => t.replace(/\s+/g, ' ').trim());
+    check(JSON.stringify(headers) === JSON.stringify(['region string', 'revenue integer']),
+      'the results table names its columns and their types', JSON.stringify(headers));
+    const cells = await page.locator('table tbody tr').evaluateAll((rows) =>
+      rows.map((r) => Array.from(r.querySelectorAll('td')).map((td) => td.textContent)));
+    check(JSON.stringify(cells) === JSON.stringify([['north', '260'], ['south', '95']]),
+      'the results table holds the computed rows', JSON.stringify(cells));
+    const align = await page.locator('table tbody td').nth(1).evaluate((td) => getComputedStyle(td).textAlign);
+    check(align === 'right', 'numbers are right-aligned', align);
+    check(!text.includes('"rows"'), 'the results are not shown as a JSON dump');
     await page.screenshot({ path: join(outDir, 'report-unlocked.png'), fullPage: true });
 
     const cookies = await context.cookies(reportUrl);

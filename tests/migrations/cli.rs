@@ -48,6 +48,7 @@ async fn one_history_for_both_tools(db: TestDb) {
         "m003_tokens_and_limits",
         "m004_charts",
         "m007_collaboration",
+        "m009_dataset_columns",
     ] {
         let line = status
             .lines()
@@ -56,7 +57,7 @@ async fn one_history_for_both_tools(db: TestDb) {
         assert!(line.contains("Applied"), "{line}");
     }
 
-    migration_cli(&db, &["down", "-n", "4"]);
+    migration_cli(&db, &["down", "-n", "5"]);
     assert_eq!(applied(&db).await, ["001"]);
 }
 on_both!(one_history_for_both_tools, one_history_for_both_tools);
@@ -65,6 +66,9 @@ on_both!(one_history_for_both_tools, one_history_for_both_tools);
 async fn migration_cli_adopts_alembic(db: TestDb) {
     let legacy = TestDb::legacy(db.backend).await;
     migration_cli(&legacy, &["up"]);
-    assert_eq!(applied(&legacy).await, ["001", "002", "003", "004", "007"]);
+    assert_eq!(
+        applied(&legacy).await,
+        ["001", "002", "003", "004", "007", "009"]
+    );
 }
 on_both!(migration_cli_adopts_alembic, migration_cli_adopts_alembic);

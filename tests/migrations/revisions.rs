@@ -14,7 +14,7 @@ async fn state(db: &DatabaseConnection) -> Vec<(String, bool)> {
 }
 
 fn expect(applied: &[bool]) -> Vec<(String, bool)> {
-    ["001", "002", "003", "004", "007"]
+    ["001", "002", "003", "004", "007", "009"]
         .iter()
         .zip(applied)
         .map(|(id, a)| (id.to_string(), *a))
@@ -44,7 +44,7 @@ async fn round_trips(db: TestDb) {
     assert_eq!(migration::schema::current(&conn).await.unwrap(), None);
     assert_eq!(
         state(&conn).await,
-        expect(&[false, false, false, false, false])
+        expect(&[false, false, false, false, false, false])
     );
 
     assert_eq!(
@@ -61,9 +61,12 @@ async fn round_trips(db: TestDb) {
 
     assert_eq!(
         migration::schema::upgrade(&conn, None).await.unwrap(),
-        ["002", "003", "004", "007"]
+        ["002", "003", "004", "007", "009"]
     );
-    assert_eq!(state(&conn).await, expect(&[true, true, true, true, true]));
+    assert_eq!(
+        state(&conn).await,
+        expect(&[true, true, true, true, true, true])
+    );
     for table in [
         "charts",
         "chart_embeds",
@@ -75,6 +78,7 @@ async fn round_trips(db: TestDb) {
         "collaborations",
         "comments",
         "activity_log",
+        "dataset_columns",
     ] {
         assert!(table_exists(&conn, table).await, "{table}");
     }
@@ -86,6 +90,12 @@ async fn round_trips(db: TestDb) {
             .is_empty()
     );
 
+    assert_eq!(
+        migration::schema::downgrade(&conn, None).await.unwrap(),
+        ["009"]
+    );
+    assert!(!table_exists(&conn, "dataset_columns").await);
+    assert!(table_exists(&conn, "datasets").await);
     assert_eq!(
         migration::schema::downgrade(&conn, None).await.unwrap(),
         ["007"]
@@ -126,11 +136,11 @@ async fn round_trips(db: TestDb) {
         migration::schema::downgrade(&conn, Some("001"))
             .await
             .unwrap(),
-        ["007", "004", "003", "002"]
+        ["009", "007", "004", "003", "002"]
     );
     assert_eq!(
         state(&conn).await,
-        expect(&[true, false, false, false, false])
+        expect(&[true, false, false, false, false, false])
     );
     assert!(table_exists(&conn, "analyses").await && !table_exists(&conn, "reports").await);
 
@@ -143,9 +153,12 @@ async fn round_trips(db: TestDb) {
 
     assert_eq!(
         migration::schema::upgrade(&conn, None).await.unwrap(),
-        ["001", "002", "003", "004", "007"]
+        ["001", "002", "003", "004", "007", "009"]
     );
-    assert_eq!(state(&conn).await, expect(&[true, true, true, true, true]));
+    assert_eq!(
+        state(&conn).await,
+        expect(&[true, true, true, true, true, true])
+    );
 }
 on_both!(round_trips, round_trips);
 
@@ -169,7 +182,7 @@ async fn unknown_revision_changes_nothing(db: TestDb) {
     }
     assert_eq!(
         state(&conn).await,
-        expect(&[true, false, false, false, false])
+        expect(&[true, false, false, false, false, false])
     );
 }
 on_both!(

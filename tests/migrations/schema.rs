@@ -1,5 +1,5 @@
 //! The migrated catalog, read back from the database itself, against a table of
-//! expectations transcribed from `DATABASE_SCHEMA.md` (plus revisions 003, 004 and 007). Checked on a
+//! expectations transcribed from `DATABASE_SCHEMA.md` (plus revisions 003, 004, 007 and 009). Checked on a
 //! fresh database and on one adopted from the Python era: both must be the same schema.
 use std::collections::BTreeSet;
 
@@ -392,6 +392,18 @@ const SCHEMA: &[Table] = &[
                 false,
             ),
         ],
+    },
+    Table {
+        name: "dataset_columns",
+        columns: &[
+            ("dataset_id", Uuid, false, D::None),
+            ("columns", Json, false, D::None),
+            TIMESTAMPS[0],
+            TIMESTAMPS[1],
+        ],
+        unique: &[],
+        foreign_keys: &[("dataset_id", "datasets.id", "CASCADE")],
+        indexes: &[],
     },
 ];
 

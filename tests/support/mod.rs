@@ -239,15 +239,35 @@ pub fn domain_mailing(
     settings: domain::Settings,
     outbox: Option<domain::Outbox>,
 ) -> domain::Domain {
-    api::app::assemble(
-        domain::Database::from_connection(conn),
+    domain_with(conn, clock, store, settings, outbox, query_settings())
+}
+
+/// [`domain_mailing`] with the query engine's limits given.
+pub fn domain_with(
+    conn: DatabaseConnection,
+    clock: std::sync::Arc<dyn domain::Clock>,
+    store: std::sync::Arc<dyn domain::storage::DatasetStore>,
+    settings: domain::Settings,
+    outbox: Option<domain::Outbox>,
+    query: engine::EngineSettings,
+) -> domain::Domain {
+    api::app::assemble(api::app::Parts {
+        database: domain::Database::from_connection(conn),
         clock,
-        Some(store),
-        Some(std::sync::Arc::new(test_keyring())),
+        store: Some(store),
+        keyring: Some(std::sync::Arc::new(test_keyring())),
         outbox,
+        query: Some(query),
         settings,
-        4,
-    )
+        hash_concurrency: 4,
+    })
+    .expect("assemble the domain")
+}
+
+/// The query engine's limits in tests: the defaults, spilling into the system's temporary
+/// folder.
+pub fn query_settings() -> engine::EngineSettings {
+    api::config::QuerySettings::default().engine(&std::env::temp_dir().join("iops-tests"))
 }
 
 /// Every value of every row of every table, as text (one line per row): for tests that

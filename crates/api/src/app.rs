@@ -124,17 +124,22 @@ impl Builder {
             }
             _ => None,
         };
-        let domain = assemble(
-            database.clone(),
-            Arc::new(SystemClock),
-            opened
+        // Analyses run where datasets are: only a process with the store has an engine.
+        let query = opened
+            .is_some()
+            .then(|| config.query.engine(&config.data_dir));
+        let domain = assemble(Parts {
+            database: database.clone(),
+            clock: Arc::new(SystemClock),
+            store: opened
                 .clone()
                 .map(|store| Arc::new(store) as Arc<dyn DatasetStore>),
             keyring,
             outbox,
-            config.settings(),
-            config.hash_concurrency,
-        );
+            query,
+            settings: config.settings(),
+            hash_concurrency: config.hash_concurrency,
+        })?;
         Ok(App {
             config,
             database,
@@ -144,20 +149,41 @@ impl Builder {
     }
 }
 
+/// What the domain is assembled from.
+pub struct Parts {
+    pub database: Database,
+    pub clock: Arc<dyn Clock>,
+    /// Where dataset files live; without it, no uploads and no query engine.
+    pub store: Option<Arc<dyn DatasetStore>>,
+    pub keyring: Option<Arc<Keyring>>,
+    pub outbox: Option<Outbox>,
+    /// The query engine's limits; with a store, analyses run on DataFusion over it.
+    pub query: Option<engine::EngineSettings>,
+    pub settings: domain::Settings,
+    pub hash_concurrency: usize,
+}
+
 /// The domain over its parts: THE one place a [`Context`] is put together, for
 /// [`Builder::build`] and for tests that bring a database of their own.
-pub fn assemble(
-    database: Database,
-    clock: Arc<dyn Clock>,
-    store: Option<Arc<dyn DatasetStore>>,
-    keyring: Option<Arc<Keyring>>,
-    outbox: Option<Outbox>,
-    settings: domain::Settings,
-    hash_concurrency: usize,
-) -> Domain {
+pub fn assemble(parts: Parts) -> Result<Domain> {
+    let Parts {
+        database,
+        clock,
+        store,
+        keyring,
+        outbox,
+        query,
+        settings,
+        hash_concurrency,
+    } = parts;
     let mut ctx =
         Context::new(database, clock, Hasher::new(hash_concurrency)).with_settings(settings);
     if let Some(store) = store {
+        if let Some(query) = query {
+            let engine = engine::DataFusionEngine::new(store.objects(), query)
+                .map_err(|e| Error::config(e.to_string()))?;
+            ctx = ctx.with_engine(Arc::new(engine));
+        }
         ctx = ctx.with_store(store);
     }
     if let Some(keyring) = keyring {
@@ -166,7 +192,7 @@ pub fn assemble(
     if let Some(outbox) = outbox {
         ctx = ctx.with_outbox(outbox);
     }
-    Domain::new(ctx)
+    Ok(Domain::new(ctx))
 }
 
 /// Opens the dataset store at `location` (the configured one, or a migration's target) and

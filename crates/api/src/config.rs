@@ -45,6 +45,43 @@ pub struct Config {
     /// S3 client settings from the standard AWS variables (`AWS_ENDPOINT_URL`,
     /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ALLOW_HTTP`, ...).
     pub s3: S3Settings,
+    /// The query engine's limits (`IOPS_QUERY_*`).
+    pub query: QuerySettings,
+}
+
+/// Limits of analysis runs, from `IOPS_QUERY_TIMEOUT_SECS` (30), `IOPS_QUERY_MEMORY_MB`
+/// (512), `IOPS_QUERY_MAX_ROWS` (10,000) and `IOPS_QUERY_CONCURRENCY` (the cores).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuerySettings {
+    pub timeout_secs: u64,
+    pub memory_mb: u64,
+    pub max_rows: u64,
+    pub concurrency: u64,
+}
+
+impl Default for QuerySettings {
+    fn default() -> Self {
+        Self {
+            timeout_secs: 30,
+            memory_mb: 512,
+            max_rows: 10_000,
+            concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()) as u64,
+        }
+    }
+}
+
+impl QuerySettings {
+    /// The engine's settings, spilling under `data_dir/spill`.
+    pub fn engine(&self, data_dir: &std::path::Path) -> engine::EngineSettings {
+        engine::EngineSettings {
+            timeout: std::time::Duration::from_secs(self.timeout_secs),
+            memory_bytes: usize::try_from(self.memory_mb.saturating_mul(1024 * 1024))
+                .unwrap_or(usize::MAX),
+            max_rows: usize::try_from(self.max_rows).unwrap_or(usize::MAX),
+            concurrency: usize::try_from(self.concurrency).unwrap_or(1),
+            spill_dir: data_dir.join("spill"),
+        }
+    }
 }
 
 /// Invitation mail settings. The URL may hold a password: it is never printed.
@@ -205,6 +242,42 @@ pub struct RawSettings {
         hide_env_values = true
     )]
     pub public_url: Option<String>,
+    /// Longest an analysis run may take, in seconds [default: 30]
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECS",
+        env = "IOPS_QUERY_TIMEOUT_SECS",
+        hide_env_values = true
+    )]
+    pub query_timeout_secs: Option<String>,
+    /// Memory the running queries share, in MiB, before they spill to disk and then fail [default: 512]
+    #[arg(
+        long,
+        global = true,
+        value_name = "MIB",
+        env = "IOPS_QUERY_MEMORY_MB",
+        hide_env_values = true
+    )]
+    pub query_memory_mb: Option<String>,
+    /// Rows kept of a run's result [default: 10000]
+    #[arg(
+        long,
+        global = true,
+        value_name = "N",
+        env = "IOPS_QUERY_MAX_ROWS",
+        hide_env_values = true
+    )]
+    pub query_max_rows: Option<String>,
+    /// Queries running at once per process; the rest wait in line [default: the cores]
+    #[arg(
+        long,
+        global = true,
+        value_name = "N",
+        env = "IOPS_QUERY_CONCURRENCY",
+        hide_env_values = true
+    )]
+    pub query_concurrency: Option<String>,
     /// Log filter [default: info]
     #[arg(
         long = "log",
@@ -214,6 +287,19 @@ pub struct RawSettings {
         hide_env_values = true
     )]
     pub log_filter: Option<String>,
+}
+
+/// A positive whole number from `raw`, or `default` when unset.
+fn positive(name: &str, raw: Option<String>, default: u64) -> Result<u64> {
+    match raw {
+        None => Ok(default),
+        Some(raw) => match raw.trim().parse::<u64>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(Error::config(format!(
+                "{name} must be a positive whole number, got '{raw}'"
+            ))),
+        },
+    }
 }
 
 impl Config {
@@ -240,6 +326,10 @@ impl Config {
             smtp_url,
             smtp_from,
             public_url,
+            query_timeout_secs,
+            query_memory_mb,
+            query_max_rows,
+            query_concurrency,
             log_filter,
         } = raw;
         let data_dir = PathBuf::from(set(data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into()));
@@ -339,7 +429,32 @@ impl Config {
             }
         };
 
+        let defaults = QuerySettings::default();
+        let query = QuerySettings {
+            timeout_secs: positive(
+                "IOPS_QUERY_TIMEOUT_SECS",
+                set(query_timeout_secs),
+                defaults.timeout_secs,
+            )?,
+            memory_mb: positive(
+                "IOPS_QUERY_MEMORY_MB",
+                set(query_memory_mb),
+                defaults.memory_mb,
+            )?,
+            max_rows: positive(
+                "IOPS_QUERY_MAX_ROWS",
+                set(query_max_rows),
+                defaults.max_rows,
+            )?,
+            concurrency: positive(
+                "IOPS_QUERY_CONCURRENCY",
+                set(query_concurrency),
+                defaults.concurrency,
+            )?,
+        };
+
         Ok(Self {
+            query,
             hash_concurrency,
             encryption,
             smtp,
@@ -476,8 +591,48 @@ mod tests {
             smtp_url: get("IOPS_SMTP_URL"),
             smtp_from: get("IOPS_SMTP_FROM"),
             public_url: get("IOPS_PUBLIC_URL"),
+            query_timeout_secs: get("IOPS_QUERY_TIMEOUT_SECS"),
+            query_memory_mb: get("IOPS_QUERY_MEMORY_MB"),
+            query_max_rows: get("IOPS_QUERY_MAX_ROWS"),
+            query_concurrency: get("IOPS_QUERY_CONCURRENCY"),
             log_filter: get("RUST_LOG"),
         })
+    }
+
+    #[test]
+    fn query_limits_have_defaults_and_refuse_nonsense() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.query.timeout_secs, 30);
+        assert_eq!(config.query.memory_mb, 512);
+        assert_eq!(config.query.max_rows, 10_000);
+        assert!(config.query.concurrency >= 1);
+        let set = super::tests::config(&[
+            ("IOPS_QUERY_TIMEOUT_SECS", "5"),
+            ("IOPS_QUERY_MEMORY_MB", "64"),
+            ("IOPS_QUERY_MAX_ROWS", "7"),
+            ("IOPS_QUERY_CONCURRENCY", "3"),
+            ("IOPS_DATA_DIR", "/srv/iops"),
+        ])
+        .unwrap();
+        let engine = set.query.engine(&set.data_dir);
+        assert_eq!(engine.timeout, std::time::Duration::from_secs(5));
+        assert_eq!(engine.memory_bytes, 64 * 1024 * 1024);
+        assert_eq!((engine.max_rows, engine.concurrency), (7, 3));
+        assert_eq!(
+            engine.spill_dir,
+            std::path::PathBuf::from("/srv/iops/spill")
+        );
+        for (name, bad) in [
+            ("IOPS_QUERY_TIMEOUT_SECS", "0"),
+            ("IOPS_QUERY_MEMORY_MB", "-1"),
+            ("IOPS_QUERY_MAX_ROWS", "many"),
+            ("IOPS_QUERY_CONCURRENCY", "1.5"),
+        ] {
+            let err = super::tests::config(&[(name, bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(name) && err.contains(bad), "{err}");
+        }
     }
 
     #[test]

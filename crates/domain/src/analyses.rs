@@ -20,11 +20,29 @@ use crate::activity::{self, Entry};
 use crate::db::begin_write;
 use crate::error::{Error, Result};
 use crate::pagination::{Page, PageRequest, page_from};
+use crate::query::{DATA_ALIAS, Query, QueryFailure, QueryOutput, QueryRequest, TableSource};
 use crate::{Analysis, Context, Id, Status};
 
 /// Largest accepted `config` or `results`, as serialized JSON bytes. Bounds what one
 /// request can make every later read (and every public report view) carry.
 pub(crate) const MAX_JSON_BYTES: usize = 1024 * 1024;
+
+/// Largest stored results of a run, as serialized JSON bytes: the rows past it are left
+/// out and `truncated` says so. Larger than [`MAX_JSON_BYTES`] (what a client may write)
+/// because a run's row cap is counted in rows, not bytes.
+pub(crate) const MAX_RESULT_BYTES: usize = 8 * 1024 * 1024;
+
+/// The rows of `rows` that fit in `max_bytes` of JSON, and whether any were left out.
+fn within_bytes(rows: &[Vec<Value>], max_bytes: usize) -> (&[Vec<Value>], bool) {
+    let mut used = 0;
+    for (i, row) in rows.iter().enumerate() {
+        used += serde_json::to_vec(row).map_or(0, |bytes| bytes.len() + 1);
+        if used > max_bytes {
+            return (&rows[..i], true);
+        }
+    }
+    (rows, false)
+}
 
 /// What a caller gives to create an analysis.
 #[derive(Clone, Debug, Default)]
@@ -259,6 +277,148 @@ impl Analyses {
         .await?;
         txn.commit().await?;
         Ok(())
+    }
+
+    /// Runs the analysis's `config.query` on the query engine now and stores the outcome
+    /// (an editor's right, as writing results is): `completed` with `results = {columns,
+    /// rows, row_count, truncated, elapsed_ms, ran_at}`, or `failed` with `results =
+    /// {error: {reason, message}, ran_at}` and [`Error::QueryFailed`] returned.
+    ///
+    /// The query reads `data` (the analysis's dataset) and the datasets `tables` names,
+    /// each of which the caller must be able to read ([`Error::NotFound`] otherwise, before
+    /// anything runs). No `config.query`, or nothing to read: [`Error::Validation`], and
+    /// nothing is stored. Concurrent runs of one analysis each store their outcome; the
+    /// last to finish is what stays.
+    pub async fn run(&self, actor: impl Into<Actor>, id: Id) -> Result<Analysis> {
+        let actor = actor.into();
+        let (analysis, _) =
+            access::analysis_for(&self.ctx.db, actor.user_id, id, Role::Editor).await?;
+        let engine = self.ctx.engine()?.clone();
+        let started = std::time::Instant::now();
+        let outcome = match QueryRequest::from_config(analysis.config.as_ref()) {
+            Ok(None) => {
+                return Err(Error::validation(
+                    "the analysis has no config.query to run (see ANALYSES.md for its two forms)",
+                ));
+            }
+            Err(malformed) => Err(malformed),
+            Ok(Some(request)) => {
+                let tables = self.tables_of(&actor, &analysis, &request).await?;
+                engine.run(&request.query, &tables).await
+            }
+        };
+        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.keep_outcome(&actor, id, outcome, elapsed_ms).await
+    }
+
+    /// The tables a run may read: `data` and the aliases of `tables`, each readable by the
+    /// caller.
+    async fn tables_of(
+        &self,
+        actor: &Actor,
+        analysis: &analyses::Model,
+        request: &QueryRequest,
+    ) -> Result<Vec<TableSource>> {
+        let mut tables = Vec::with_capacity(request.tables.len() + 1);
+        if let Some(dataset_id) = analysis.dataset_id {
+            // Whoever reaches the analysis reads its dataset (the sharing rule).
+            let dataset = datasets::Entity::find_by_id(dataset_id)
+                .one(&self.ctx.db)
+                .await?
+                .ok_or(Error::NotFound)?;
+            tables.push(crate::datasets::columns::no_file(&dataset, DATA_ALIAS)?);
+        } else if matches!(request.query, Query::Structured(_)) {
+            return Err(Error::validation(
+                "the structured form reads the analysis's dataset: set dataset_id first",
+            ));
+        }
+        for (alias, dataset_id) in &request.tables {
+            tables.push(
+                crate::datasets::columns::readable_table(
+                    &self.ctx,
+                    actor.user_id,
+                    *dataset_id,
+                    alias,
+                )
+                .await?,
+            );
+        }
+        if tables.is_empty() {
+            return Err(Error::validation(
+                "nothing to read: set the analysis's dataset_id or name datasets in config.query.tables",
+            ));
+        }
+        Ok(tables)
+    }
+
+    /// Stores a run's outcome in one `UPDATE ... RETURNING` scoped to the analyses the
+    /// caller may edit (a role revoked while the query ran is seen here), with its
+    /// activity row.
+    async fn keep_outcome(
+        &self,
+        actor: &Actor,
+        id: Id,
+        outcome: std::result::Result<QueryOutput, QueryFailure>,
+        elapsed_ms: u64,
+    ) -> Result<Analysis> {
+        let now = self.ctx.clock.now_naive();
+        let ran_at = now
+            .and_utc()
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+        let (status, results, metadata) = match &outcome {
+            Ok(output) => {
+                let (rows, cut) = within_bytes(&output.rows, MAX_RESULT_BYTES);
+                let results = serde_json::json!({
+                    "columns": output.columns,
+                    "rows": rows,
+                    "row_count": rows.len(),
+                    "truncated": output.truncated || cut,
+                    "elapsed_ms": elapsed_ms,
+                    "ran_at": ran_at,
+                });
+                let metadata = serde_json::json!({"status": "completed", "row_count": rows.len()});
+                (analyses::Status::Completed, results, metadata)
+            }
+            Err(failure) => (
+                analyses::Status::Failed,
+                serde_json::json!({
+                    "error": {"reason": failure.reason, "message": failure.message},
+                    "ran_at": ran_at,
+                }),
+                serde_json::json!({"status": "failed", "reason": failure.reason}),
+            ),
+        };
+        let change = analyses::ActiveModel {
+            id: NotSet,
+            user_id: NotSet,
+            name: NotSet,
+            dataset_id: NotSet,
+            config: NotSet,
+            results: Set(Some(results)),
+            status: Set(status),
+            created_at: NotSet,
+            updated_at: Set(now),
+        };
+        let txn = begin_write(&self.ctx.db).await?;
+        let updated = analyses::Entity::update_many()
+            .set(change)
+            .filter(analyses::Column::Id.eq(id))
+            .filter(
+                analyses::Column::Id.in_subquery(analyses_reachable(actor.user_id, Role::Editor)),
+            )
+            .exec_with_returning(&txn)
+            .await?;
+        let Some(row) = updated.into_iter().next() else {
+            return Err(
+                access::refusal(&txn, actor.user_id, Through::Analysis(id), Role::Editor).await?,
+            );
+        };
+        log(&txn, actor, now, &row, "analysis.ran", metadata).await?;
+        txn.commit().await?;
+        match outcome {
+            Ok(_) => Ok(row.into()),
+            Err(failure) => Err(failure.into()),
+        }
     }
 
     async fn require_own_dataset(&self, user_id: Id, dataset_id: Id) -> Result<()> {

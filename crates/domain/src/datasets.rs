@@ -30,9 +30,11 @@ use crate::access::{Actor, Role, analyses_reachable};
 use crate::activity::{self, Entry};
 use crate::db::begin_write;
 use crate::pagination::{Page, PageRequest, page_from};
+use crate::query::{ColumnInfo, DATA_ALIAS, MAX_PREVIEW_ROWS, QueryOutput, StructuredQuery};
 use crate::storage::DatasetStore;
 use crate::{Context, Dataset, Error, Id, LimitKind, Result, usage};
 
+pub(crate) mod columns;
 pub(crate) mod parse;
 
 use parse::{Format, Shape};
@@ -161,8 +163,33 @@ impl Datasets {
     }
 
     /// The dataset `id`, if it is `user_id`'s or an analysis shared with them reads it
-    /// (sharing an analysis shares read access to its dataset).
+    /// (sharing an analysis shares read access to its dataset), with its columns.
     pub async fn get(&self, user_id: Id, id: Id) -> Result<Dataset> {
+        let mut found = [Dataset::from(self.get_row(user_id, id).await?)];
+        columns::fill(&self.ctx, &mut found).await?;
+        let [dataset] = found;
+        Ok(dataset)
+    }
+
+    /// The first `limit` rows of dataset `id` (readable as for [`Datasets::get`]) and their
+    /// columns, read by the query engine: [`Error::QueryFailed`] when it cannot read the
+    /// file.
+    pub async fn preview(&self, user_id: Id, id: Id, limit: u32) -> Result<QueryOutput> {
+        if !(1..=MAX_PREVIEW_ROWS).contains(&limit) {
+            return Err(Error::validation(format!(
+                "limit must be 1 to {MAX_PREVIEW_ROWS}"
+            )));
+        }
+        let table = columns::readable_table(&self.ctx, user_id, id, DATA_ALIAS).await?;
+        let query = crate::query::Query::Structured(StructuredQuery {
+            limit: Some(limit),
+            ..StructuredQuery::default()
+        });
+        Ok(self.ctx.engine()?.run(&query, &[table]).await?)
+    }
+
+    /// The row of [`Datasets::get`].
+    pub(crate) async fn get_row(&self, user_id: Id, id: Id) -> Result<datasets::Model> {
         let shared = Query::select()
             .column(analyses::Column::DatasetId)
             .from(analyses::Entity)
@@ -178,7 +205,6 @@ impl Datasets {
             )
             .one(&self.ctx.db)
             .await?
-            .map(Dataset::from)
             .ok_or(Error::NotFound)
     }
 
@@ -195,7 +221,9 @@ impl Datasets {
             .limit(page.limit + 1)
             .all(&self.ctx.db)
             .await?;
-        Ok(page_from(rows, page.limit, |d| (d.created_at, d.id)).map(Dataset::from))
+        let mut page = page_from(rows, page.limit, |d| (d.created_at, d.id)).map(Dataset::from);
+        columns::fill(&self.ctx, &mut page.items).await?;
+        Ok(page)
     }
 
     /// Renames the dataset and bumps `updated_at`, in one `UPDATE ... RETURNING` scoped to
@@ -230,7 +258,10 @@ impl Datasets {
         };
         log(&txn, &actor, now, &row, "dataset.updated").await?;
         txn.commit().await?;
-        Ok(row.into())
+        let mut renamed = [Dataset::from(row)];
+        columns::fill(&self.ctx, &mut renamed).await?;
+        let [dataset] = renamed;
+        Ok(dataset)
     }
 
     /// Deletes the dataset, then its file. Its analyses stay, with `dataset_id` NULL (the
@@ -448,13 +479,21 @@ async fn store_upload(
     // `Store::collect_garbage`.
     let store = ctx.store()?;
     store.publish(&upload.path, &key).await?;
-    if let Err(err) = insert_counted(ctx, actor, now, &model).await {
+    // Read once the file is in place, where queries will read it; a file the engine
+    // cannot read is still stored (its columns are then read again when it is shown).
+    let found = match columns::table_of(Some(&key), DATA_ALIAS) {
+        Some(table) => columns::read(ctx, id, &table).await,
+        None => None,
+    };
+    if let Err(err) = insert_counted(ctx, actor, now, &model, found.as_deref()).await {
         if let Err(e) = store.remove(&key).await {
             tracing::warn!(error = %e, key, "removing the file of a failed upload failed");
         }
         return Err(err);
     }
-    Ok(model.into())
+    let mut dataset = Dataset::from(model);
+    dataset.columns = found;
+    Ok(dataset)
 }
 
 /// Counts the upload against the month and inserts its row, in one write transaction.
@@ -463,6 +502,7 @@ async fn insert_counted(
     actor: &Actor,
     now: DateTime<Utc>,
     model: &datasets::Model,
+    found: Option<&[ColumnInfo]>,
 ) -> Result<()> {
     let stamp = model.created_at;
     let txn = begin_write(&ctx.db).await?;
@@ -482,6 +522,9 @@ async fn insert_counted(
     })
     .exec_without_returning(&txn)
     .await?;
+    if let Some(found) = found {
+        columns::keep(&txn, model.id, found, stamp).await?;
+    }
     log(&txn, actor, stamp, model, "dataset.created").await?;
     txn.commit().await?;
     Ok(())

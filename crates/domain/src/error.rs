@@ -140,6 +140,10 @@ pub enum Error {
     /// Dataset file storage failed.
     #[error("storage error")]
     Storage(#[from] std::io::Error),
+    /// An analysis's query failed (it was stored as the run's outcome); the failure says
+    /// why in the words ANALYSES.md uses.
+    #[error("{0}")]
+    QueryFailed(#[from] crate::query::QueryFailure),
     /// Anything else that is not the caller's fault.
     #[error("internal error: {0}")]
     Internal(String),

@@ -1,5 +1,5 @@
 //! The rules of iOps as a library: accounts and tokens, tier limits and usage, datasets,
-//! analyses, charts and their embeds, reports, sharing with collaborators, comments and the
+//! analyses (run on a query engine behind the [`query::QueryEngine`] port), charts and their embeds, reports, sharing with collaborators, comments and the
 //! activity log. It works over SQLite or PostgreSQL and knows nothing of HTTP;
 //! `crates/api` maps it to REST, and any other Rust program can import it and behave the
 //! same.
@@ -49,6 +49,7 @@ mod mail;
 mod model;
 mod pagination;
 mod passwords;
+pub mod query;
 mod reports;
 mod secrets;
 mod stats;
@@ -134,6 +135,7 @@ pub struct Context {
     store: Option<Arc<dyn storage::DatasetStore>>,
     keyring: Option<Arc<Keyring>>,
     outbox: Option<Outbox>,
+    engine: Option<Arc<dyn query::QueryEngine>>,
     settings: Settings,
 }
 
@@ -149,6 +151,7 @@ impl Context {
             store: None,
             keyring: None,
             outbox: None,
+            engine: None,
             settings: Settings::default(),
         }
     }
@@ -172,6 +175,13 @@ impl Context {
         self
     }
 
+    /// The query engine analyses run on and dataset columns are read with; without it,
+    /// runs fail with [`Error::Internal`] and datasets show no columns.
+    pub fn with_engine(mut self, engine: Arc<dyn query::QueryEngine>) -> Self {
+        self.engine = Some(engine);
+        self
+    }
+
     /// Replaces the settings.
     pub fn with_settings(mut self, settings: Settings) -> Self {
         self.settings = settings;
@@ -187,6 +197,12 @@ impl Context {
         self.keyring
             .as_deref()
             .ok_or_else(|| Error::Internal("no encryption keys are configured".to_owned()))
+    }
+
+    fn engine(&self) -> Result<&Arc<dyn query::QueryEngine>> {
+        self.engine
+            .as_ref()
+            .ok_or_else(|| Error::Internal("no query engine is configured".to_owned()))
     }
 
     fn store(&self) -> Result<&Arc<dyn storage::DatasetStore>> {

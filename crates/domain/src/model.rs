@@ -174,6 +174,9 @@ pub struct Dataset {
     pub column_count: Option<i32>,
     /// Size of the stored file in bytes, when known.
     pub size_bytes: Option<i64>,
+    /// Names and types of its columns as queries see them; `None` while unknown (no query
+    /// engine, or a file it cannot read).
+    pub columns: Option<Vec<crate::query::ColumnInfo>>,
     /// Upload time.
     pub created_at: DateTime<Utc>,
     /// Last change of the row.
@@ -191,6 +194,7 @@ impl From<datasets::Model> for Dataset {
             row_count: d.row_count,
             column_count: d.column_count,
             size_bytes: d.size_bytes,
+            columns: None,
             created_at: d.created_at.and_utc(),
             updated_at: d.updated_at.and_utc(),
         }

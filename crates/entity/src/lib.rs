@@ -15,6 +15,7 @@ pub mod chart_embeds;
 pub mod charts;
 pub mod collaborations;
 pub mod comments;
+pub mod dataset_columns;
 pub mod datasets;
 pub mod embed_analytics;
 pub mod embed_codes;

@@ -148,8 +148,29 @@ pub struct DatasetDto {
     pub row_count: Option<i32>,
     pub column_count: Option<i32>,
     pub size_bytes: Option<i64>,
+    /// Names and types of the columns as queries see them (ANALYSES.md); `null` while the
+    /// file cannot be read.
+    pub columns: Option<Vec<domain::query::ColumnInfo>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// Rows of a dataset or a result: typed columns, and rows of values in the columns' JSON
+/// forms.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct RowsDto {
+    pub columns: Vec<domain::query::ColumnInfo>,
+    /// Each row's values in the columns' order and JSON forms (any JSON value).
+    pub rows: Vec<Vec<serde_json::Value>>,
+}
+
+impl From<domain::query::QueryOutput> for RowsDto {
+    fn from(output: domain::query::QueryOutput) -> Self {
+        Self {
+            columns: output.columns,
+            rows: output.rows,
+        }
+    }
 }
 
 impl From<domain::Dataset> for DatasetDto {
@@ -160,6 +181,7 @@ impl From<domain::Dataset> for DatasetDto {
             row_count: d.row_count,
             column_count: d.column_count,
             size_bytes: d.size_bytes,
+            columns: d.columns,
             created_at: d.created_at,
             updated_at: d.updated_at,
         }

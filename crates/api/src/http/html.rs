@@ -100,7 +100,11 @@ border-radius:6px;font-size:1rem}\
 button{padding:.5rem 1rem;border:0;border-radius:6px;background:#2457c5;color:#fff;\
 font-size:1rem;cursor:pointer}\
 footer{text-align:center;color:#8a93a3;font-size:.8rem;margin-bottom:2rem}\
-figure.chart{margin:0 0 1rem}figure.chart svg{width:100%;height:auto;display:block}";
+figure.chart{margin:0 0 1rem}figure.chart svg{width:100%;height:auto;display:block}\
+div.table{overflow-x:auto;margin:0 0 .5rem}table{border-collapse:collapse;width:100%;font-size:.9rem}\
+th,td{padding:.3rem .6rem;border-bottom:1px solid #e3e6eb;text-align:left;white-space:nowrap}\
+th{background:#f6f7f9;vertical-align:bottom}th span.type{font-weight:normal;color:#8a93a3;font-size:.75rem}\
+.num{text-align:right;font-variant-numeric:tabular-nums}";
 
 fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -115,6 +119,75 @@ fn json_block(value: Option<&serde_json::value::RawValue>) -> Markup {
         Some(v) => {
             let text = serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string());
             html! { pre { (text) } }
+        }
+    }
+}
+
+/// Rows of results shown on a report page; the rest are counted in a note (the JSON view
+/// has them all).
+const SHOWN_ROWS: usize = 200;
+
+/// Results as people read them: a table of columns (with their types) and rows when they
+/// have ANALYSES.md's `{columns, rows}` shape, the reason when the last run failed, and
+/// the JSON itself otherwise.
+fn results_block(value: Option<&serde_json::value::RawValue>) -> Markup {
+    use serde_json::Value;
+    let parsed = value.and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok());
+    let Some(results) = parsed.as_ref() else {
+        return json_block(value);
+    };
+    if let Some(message) = results.pointer("/error/message").and_then(Value::as_str) {
+        return html! { p.muted { "The last run failed: " (message) } };
+    }
+    let (Some(columns), Some(rows)) = (
+        results.get("columns").and_then(Value::as_array),
+        results.get("rows").and_then(Value::as_array),
+    ) else {
+        return json_block(value);
+    };
+    let header: Vec<(String, String)> = columns
+        .iter()
+        .map(|c| match c {
+            Value::String(name) => (name.clone(), String::new()),
+            other => (
+                other
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+                    .to_owned(),
+                other
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+            ),
+        })
+        .collect();
+    let cell = |v: &Value| match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let numeric = |t: &str| matches!(t, "integer" | "float" | "decimal");
+    let truncated = results.get("truncated").and_then(Value::as_bool) == Some(true);
+    html! {
+        div.table {
+            table {
+                thead { tr { @for (name, kind) in &header {
+                    th.num[numeric(kind)] { (name) @if !kind.is_empty() { br; span.type { (kind) } } }
+                } } }
+                tbody { @for row in rows.iter().take(SHOWN_ROWS) {
+                    tr { @for (i, value) in row.as_array().map(Vec::as_slice).unwrap_or_default().iter().enumerate() {
+                        td.num[header.get(i).is_some_and(|(_, k)| numeric(k))] { (cell(value)) }
+                    } }
+                } }
+            }
+        }
+        p.muted {
+            (count(i32::try_from(rows.len()).ok(), "row"))
+            @if rows.len() > SHOWN_ROWS { ", the first " (SHOWN_ROWS) " shown (the JSON view has them all)" }
+            @if truncated { "; the query gave more, cut at the row limit" }
+            @if let Some(at) = results.get("ran_at").and_then(Value::as_str) { " · ran " (at) }
         }
     }
 }
@@ -175,7 +248,7 @@ pub fn report(view: &ReportPage<'_>) -> HttpResponse {
             }
         }
         h2 { "Results" }
-        (json_block(view.results))
+        (results_block(view.results))
         h2 { "Configuration" }
         (json_block(view.config))
     };

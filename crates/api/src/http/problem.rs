@@ -343,6 +343,13 @@ impl From<domain::Error> for Problem {
             .with_extension("allowed", allowed)
             .with_extension("used", used)
             .with_extension("resets_at", resets_at.map(crate::http::dto::rfc3339)),
+            E::QueryFailed(failure) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "query-failed",
+                "Query Failed",
+                Some(failure.message),
+            )
+            .with_extension("reason", failure.reason.as_str()),
             E::RateLimited { retry_after_secs } => Problem::rate_limited(retry_after_secs.max(1)),
             E::PayloadTooLarge { max_bytes } => Problem::payload_too_large(max_bytes),
             E::Unavailable(ref cause) => {

@@ -56,6 +56,9 @@ pub trait DatasetStore: Send + Sync {
     async fn exists(&self, key: &str) -> std::io::Result<bool>;
     /// Whether the store answers (readiness).
     async fn ready(&self) -> bool;
+    /// The store's client, keys as they are (no staging): for a query engine to read
+    /// dataset files where they are kept.
+    fn objects(&self) -> std::sync::Arc<dyn object_store::ObjectStore>;
 }
 
 /// A [`Store`] on a local folder that also knows the folder, for tools and tests that
@@ -113,5 +116,8 @@ impl DatasetStore for LocalStore {
     }
     async fn ready(&self) -> bool {
         self.store.ready().await
+    }
+    fn objects(&self) -> std::sync::Arc<dyn object_store::ObjectStore> {
+        self.store.objects()
     }
 }

@@ -417,6 +417,10 @@ impl DatasetStore for Store {
             .await
             .unwrap_or(false)
     }
+
+    fn objects(&self) -> Arc<dyn ObjectStore> {
+        self.objects.clone()
+    }
 }
 
 /// The store path of a key, refusing anything that is not a plain relative path (a machine

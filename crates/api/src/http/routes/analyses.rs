@@ -23,7 +23,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(list)
         .service(get)
         .service(update)
-        .service(delete);
+        .service(delete)
+        .service(run);
 }
 
 /// `POST /api/v1/analyses` body.
@@ -241,4 +242,37 @@ async fn delete(
         .delete(user.actor(), domain::Id(*id))
         .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Run an analysis
+///
+/// Runs `config.query` (ANALYSES.md: SQL or the structured form) on the server's query
+/// engine now and stores the outcome: `completed` with the results, or `failed` with the
+/// error (then answered `422 /query-failed`, its `reason` one of `invalid`, `refused`,
+/// `timeout`, `memory`, `data`). Editors and the owner may run it.
+#[utoipa::path(
+    operation_id = "run_analysis",
+    tag = "analyses",
+    params(("id" = Uuid, Path, description = "Analysis id")),
+    responses(
+        (status = 200, description = "Ran: `status` is `completed` and `results` holds `columns`, `rows`, `row_count`, `truncated`, `elapsed_ms` and `ran_at`", body = AnalysisDto),
+        responses::Unauthenticated,
+        responses::NotYourRole,
+        (status = 404, description = "No such analysis, or a dataset in `tables` the caller cannot read", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No `config.query` or nothing to read (`/validation`), or the query failed (`/query-failed`, stored as `failed`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/api/v1/analyses/{id}/run")]
+async fn run(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<AnalysisDto>, Problem> {
+    let analysis = state
+        .domain
+        .analyses
+        .run(user.actor(), domain::Id(*id))
+        .await?;
+    Ok(web::Json(analysis.into()))
 }

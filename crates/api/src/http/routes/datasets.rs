@@ -18,12 +18,12 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::io::StreamReader;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::http::AppState;
 use crate::http::auth::CurrentUser;
-use crate::http::dto::{DatasetDto, PageDto};
+use crate::http::dto::{DatasetDto, PageDto, RowsDto};
 use crate::http::extract::{Json, PageQuery, Pagination};
 use crate::http::problem::{Problem, responses};
 
@@ -42,6 +42,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(upload)
         .service(list)
         .service(get)
+        .service(preview)
         .service(rename)
         .service(delete);
 }
@@ -190,6 +191,45 @@ async fn get(
         .get(user.id(), domain::Id(*id))
         .await?;
     Ok(web::Json(dataset.into()))
+}
+
+/// `?limit=` of a preview.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PreviewQuery {
+    /// Rows, 1 to 1,000 [default: 100].
+    pub limit: Option<u32>,
+}
+
+/// Preview a dataset
+///
+/// Its first rows and its columns, read by the query engine as analyses read it.
+#[utoipa::path(
+    operation_id = "preview_dataset",
+    tag = "datasets",
+    params(("id" = Uuid, Path, description = "Dataset id"), PreviewQuery),
+    responses(
+        (status = 200, description = "The first rows", body = RowsDto),
+        responses::Unauthenticated,
+        (status = 404, description = "No such dataset of the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad id or `limit` (`/validation`), or a file the engine cannot read (`/query-failed`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/api/v1/datasets/{id}/preview")]
+async fn preview(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    query: web::Query<PreviewQuery>,
+) -> Result<web::Json<RowsDto>, Problem> {
+    let limit = query.limit.unwrap_or(domain::query::DEFAULT_PREVIEW_ROWS);
+    let rows = state
+        .domain
+        .datasets
+        .preview(user.id(), domain::Id(*id), limit)
+        .await?;
+    Ok(web::Json(rows.into()))
 }
 
 /// Rename a dataset

@@ -1,0 +1,599 @@
+//! [`DataFusionEngine`]: one DataFusion runtime per process (memory pool, spill folder, the
+//! dataset store), one short-lived session per query holding only that query's tables.
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::Schema;
+use datafusion::dataframe::DataFrame;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::prelude::{CsvReadOptions, JsonReadOptions, SessionConfig, SessionContext};
+use domain::Format;
+use domain::query::{
+    ColumnInfo, FailureReason, Query, QueryEngine, QueryFailure, QueryOutput, TableSource,
+};
+use futures_util::StreamExt;
+use object_store::{ObjectStore, ObjectStoreExt};
+use tokio::sync::Semaphore;
+
+use crate::failure::{Scrub, Scrubbed, failure_of};
+use crate::{guard, structured, values};
+
+/// The URL the dataset store is registered under; a dataset's key is its path below it.
+const STORE_URL: &str = "iops://datasets/";
+/// Records read to infer a CSV or JSON file's column types.
+const INFER_RECORDS: usize = 10_000;
+
+/// The engine's limits, read once from the environment by the binary.
+#[derive(Clone, Debug)]
+pub struct EngineSettings {
+    /// Longest a query may run (`IOPS_QUERY_TIMEOUT_SECS`).
+    pub timeout: Duration,
+    /// Memory all running queries share, in bytes, before they spill and then fail
+    /// (`IOPS_QUERY_MEMORY_MB`).
+    pub memory_bytes: usize,
+    /// Rows kept of a result (`IOPS_QUERY_MAX_ROWS`).
+    pub max_rows: usize,
+    /// Queries at once; the rest wait in line (`IOPS_QUERY_CONCURRENCY`).
+    pub concurrency: usize,
+    /// Where spilled intermediate data goes (under `IOPS_DATA_DIR`).
+    pub spill_dir: PathBuf,
+}
+
+/// What can stop the engine from being built.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The spill folder or the query threads could not be made.
+    #[error("cannot start the query engine: {0}")]
+    Start(String),
+}
+
+/// Apache DataFusion behind the [`QueryEngine`] port.
+pub struct DataFusionEngine {
+    runtime_env: Arc<RuntimeEnv>,
+    /// The dataset store, to tell a missing file from a query that is wrong.
+    store: Arc<dyn ObjectStore>,
+    /// The engine's own threads: queries are CPU work, and the web workers must stay free.
+    threads: Option<tokio::runtime::Runtime>,
+    line: Arc<Semaphore>,
+    settings: EngineSettings,
+}
+
+impl std::fmt::Debug for DataFusionEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataFusionEngine")
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+impl DataFusionEngine {
+    /// An engine reading dataset files from `store` (the dataset store's client).
+    pub fn new(store: Arc<dyn ObjectStore>, settings: EngineSettings) -> Result<Self, EngineError> {
+        std::fs::create_dir_all(&settings.spill_dir)
+            .map_err(|e| EngineError::Start(format!("spill folder: {e}")))?;
+        let runtime_env = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(settings.memory_bytes)))
+            .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(
+                DiskManagerMode::Directories(vec![settings.spill_dir.clone()]),
+            ))
+            .build_arc()
+            .map_err(|e| EngineError::Start(e.to_string()))?;
+        let url = url::Url::parse(STORE_URL).map_err(|e| EngineError::Start(e.to_string()))?;
+        runtime_env.register_object_store(&url, store.clone());
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let threads = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cores)
+            .thread_name("iops-query")
+            .enable_all()
+            .build()
+            .map_err(|e| EngineError::Start(format!("query threads: {e}")))?;
+        Ok(Self {
+            runtime_env,
+            store,
+            threads: Some(threads),
+            line: Arc::new(Semaphore::new(settings.concurrency.max(1))),
+            settings,
+        })
+    }
+
+    /// The limits in force.
+    pub fn settings(&self) -> &EngineSettings {
+        &self.settings
+    }
+
+    /// A session that knows only `tables`, with no table functions, no catalog views and no
+    /// URL tables.
+    async fn session(&self, tables: &[TableSource]) -> Result<SessionContext, QueryFailure> {
+        let config = SessionConfig::new()
+            .with_information_schema(false)
+            // A byte range of a CSV file cannot know whether it starts inside a quoted
+            // field holding a line break: each file is read whole, by one partition.
+            .with_repartition_file_scans(false)
+            .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(self.runtime_env.clone())
+            .with_default_features()
+            // No `generate_series(...)` and the like in FROM, no `CREATE EXTERNAL TABLE`
+            // factories: a query reaches the registered tables and nothing else.
+            .with_table_functions(HashMap::new())
+            .with_table_factories(HashMap::new())
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        for table in tables {
+            // Checked first: DataFusion would call a missing file an empty table and fail
+            // to plan, which reads as the user's mistake.
+            match self
+                .store
+                .head(&object_store::path::Path::from(table.key.as_str()))
+                .await
+            {
+                Ok(_) => {}
+                Err(object_store::Error::NotFound { .. }) => {
+                    return Err(QueryFailure::new(
+                        FailureReason::Data,
+                        format!(
+                            "the file of table '{}' is missing from the dataset store",
+                            table.alias
+                        ),
+                    ));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "dataset store read failed");
+                    return Err(QueryFailure::new(
+                        FailureReason::Data,
+                        format!(
+                            "the file of table '{}' could not be read; retry later",
+                            table.alias
+                        ),
+                    ));
+                }
+            }
+            let schema = match table.format {
+                Format::Csv | Format::Tsv => Some(csv_schema(&self.store, table).await?),
+                Format::Json | Format::Ndjson => None,
+            };
+            register(&ctx, table, schema.as_ref())
+                .await
+                .map_err(|e| failure_of(e, &scrub_of(tables)))?;
+        }
+        Ok(ctx)
+    }
+
+    /// Runs `work` on the engine's threads, in line, within the time limit; dropping the
+    /// returned future stops it.
+    async fn in_line<T, F>(&self, work: F) -> Result<T, QueryFailure>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, QueryFailure>> + Send + 'static,
+    {
+        let threads = self
+            .threads
+            .as_ref()
+            .ok_or_else(|| QueryFailure::new(FailureReason::Data, "the engine is stopping"))?;
+        let permit = self
+            .line
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| QueryFailure::new(FailureReason::Data, "the engine is stopping"))?;
+        let timeout = self.settings.timeout;
+        let task = threads.spawn(async move {
+            let _permit = permit;
+            tokio::time::timeout(timeout, work)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(QueryFailure::new(
+                        FailureReason::Timeout,
+                        format!("the query ran longer than {} s", timeout.as_secs()),
+                    ))
+                })
+        });
+        let mut task = AbortOnDrop(task);
+        match (&mut task.0).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                // A panic inside the engine: this query's task ends, the server goes on.
+                tracing::error!(error = %e, "query task failed");
+                Err(QueryFailure::new(
+                    FailureReason::Data,
+                    "the engine could not run this query; try another form of it",
+                ))
+            }
+        }
+    }
+}
+
+impl Drop for DataFusionEngine {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks until its tasks end, which panics inside another
+        // runtime (the server's); let them end in the background instead.
+        if let Some(threads) = self.threads.take() {
+            threads.shutdown_background();
+        }
+    }
+}
+
+/// Aborts the query task when the caller stops waiting (a client that went away).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[async_trait]
+impl QueryEngine for DataFusionEngine {
+    async fn run(
+        &self,
+        query: &Query,
+        tables: &[TableSource],
+    ) -> Result<QueryOutput, QueryFailure> {
+        let ctx = self.session(tables).await?;
+        let query = query.clone();
+        let scrub = scrub_of(tables);
+        let max_rows = self.settings.max_rows;
+        self.in_line(async move {
+            let frame = plan(&ctx, &query).await.map_err(|f| f.scrubbed(&scrub))?;
+            collect(frame, max_rows)
+                .await
+                .map_err(|f| f.scrubbed(&scrub))
+        })
+        .await
+    }
+
+    async fn columns(&self, table: &TableSource) -> Result<Vec<ColumnInfo>, QueryFailure> {
+        let ctx = self.session(std::slice::from_ref(table)).await?;
+        let scrub = scrub_of(std::slice::from_ref(table));
+        let alias = table.alias.clone();
+        self.in_line(async move {
+            let frame = ctx
+                .table(alias.as_str())
+                .await
+                .map_err(|e| failure_of(e, &scrub))?;
+            Ok(values::columns_of(frame.schema().as_arrow()))
+        })
+        .await
+    }
+}
+
+/// The plan of `query`: SQL after the guard's checks, or the structured form compiled.
+async fn plan(ctx: &SessionContext, query: &Query) -> Result<DataFrame, QueryFailure> {
+    match query {
+        Query::Sql(sql) => {
+            let statement = guard::checked_statement(ctx, sql)?;
+            let plan = ctx
+                .state()
+                .statement_to_plan(statement)
+                .await
+                .map_err(|e| failure_of(e, &Scrub::default()))?;
+            // The planner's own read-only check as well (defence in depth).
+            guard::read_only()
+                .verify_plan(&plan)
+                .map_err(|e| failure_of(e, &Scrub::default()))?;
+            ctx.execute_logical_plan(plan)
+                .await
+                .map_err(|e| failure_of(e, &Scrub::default()))
+        }
+        Query::Structured(form) => structured::compile(ctx, form).await,
+    }
+}
+
+/// Streams the result, keeping at most `max_rows` rows: the rest is not computed beyond
+/// the first row that proves there is more.
+async fn collect(frame: DataFrame, max_rows: usize) -> Result<QueryOutput, QueryFailure> {
+    let columns = values::columns_of(frame.schema().as_arrow());
+    let mut stream = frame
+        .execute_stream()
+        .await
+        .map_err(|e| failure_of(e, &Scrub::default()))?;
+    let mut rows = Vec::new();
+    let mut truncated = false;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(|e| failure_of(e, &Scrub::default()))?;
+        let room = max_rows - rows.len();
+        values::append_rows(&batch, room, &mut rows);
+        if batch.num_rows() > room {
+            // Dropping the stream stops the rest of the query.
+            truncated = true;
+            break;
+        }
+    }
+    Ok(QueryOutput {
+        columns,
+        rows,
+        truncated,
+    })
+}
+
+/// Registers one dataset file under its alias, with the reader its format needs.
+async fn register(
+    ctx: &SessionContext,
+    table: &TableSource,
+    schema: Option<&Schema>,
+) -> datafusion::error::Result<()> {
+    let path = format!("{STORE_URL}{}", table.key);
+    let extension = table.key.rfind('.').map_or("", |i| &table.key[i..]);
+    match table.format {
+        Format::Csv | Format::Tsv => {
+            let delimiter = if table.format == Format::Tsv {
+                b'\t'
+            } else {
+                b','
+            };
+            let mut options = CsvReadOptions::new()
+                .has_header(true)
+                .delimiter(delimiter)
+                // Quoted fields may hold line breaks (the upload parser accepts them).
+                .newlines_in_values(true)
+                .file_extension(extension)
+                .schema_infer_max_records(INFER_RECORDS);
+            options.schema = schema;
+            ctx.register_csv(table.alias.as_str(), &path, options).await
+        }
+        Format::Json | Format::Ndjson => {
+            let mut options = JsonReadOptions::default()
+                .file_extension(extension)
+                .schema_infer_max_records(INFER_RECORDS);
+            options.newline_delimited = table.format == Format::Ndjson;
+            ctx.register_json(table.alias.as_str(), &path, options)
+                .await
+        }
+    }
+}
+
+/// Bytes of a CSV file read to infer its columns (at most [`INFER_RECORDS`] records of it).
+const SAMPLE_BYTES: u64 = 8 << 20;
+
+/// The columns of a CSV or TSV file, inferred by Arrow's CSV reader (the `csv` crate
+/// underneath, which knows quoted fields) from its first records. DataFusion's own
+/// inference splits the file at line breaks first, and object_store 0.13's splitter loses
+/// track of quotes when a quoted field holds a line break.
+async fn csv_schema(
+    store: &Arc<dyn ObjectStore>,
+    table: &TableSource,
+) -> Result<Schema, QueryFailure> {
+    let path = object_store::path::Path::from(table.key.as_str());
+    let unreadable = |e: object_store::Error| {
+        tracing::warn!(error = %e, "dataset store read failed");
+        QueryFailure::new(
+            FailureReason::Data,
+            format!(
+                "the file of table '{}' could not be read; retry later",
+                table.alias
+            ),
+        )
+    };
+    let size = store.head(&path).await.map_err(unreadable)?.size;
+    let bytes = store
+        .get_range(&path, 0..size.min(SAMPLE_BYTES))
+        .await
+        .map_err(unreadable)?;
+    let delimiter = if table.format == Format::Tsv {
+        b'\t'
+    } else {
+        b','
+    };
+    let usable = if size <= SAMPLE_BYTES {
+        bytes.len()
+    } else {
+        complete_records(&bytes, delimiter)
+    };
+    datafusion::arrow::csv::reader::Format::default()
+        .with_header(true)
+        .with_delimiter(delimiter)
+        .infer_schema(&bytes[..usable], Some(INFER_RECORDS))
+        .map(|(schema, _)| schema)
+        .map_err(|e| {
+            QueryFailure::new(
+                FailureReason::Data,
+                format!("the columns of table '{}' cannot be read: {e}", table.alias),
+            )
+        })
+}
+
+/// How many bytes of `sample` (the start of a longer file) hold whole records: the last
+/// record read from it may have been cut.
+fn complete_records(sample: &[u8], delimiter: u8) -> usize {
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(sample);
+    let mut record = csv::ByteRecord::new();
+    let (mut before_last, mut end) = (0, 0);
+    while let Ok(true) = reader.read_byte_record(&mut record) {
+        before_last = end;
+        end = usize::try_from(reader.position().byte()).unwrap_or(0);
+    }
+    before_last
+}
+
+/// What must not appear in a message: each table's location, replaced by its alias.
+fn scrub_of(tables: &[TableSource]) -> Scrub {
+    Scrub {
+        replacements: tables
+            .iter()
+            .flat_map(|t| {
+                [
+                    (
+                        format!("{STORE_URL}{}", t.key),
+                        format!("table '{}'", t.alias),
+                    ),
+                    (t.key.clone(), format!("table '{}'", t.alias)),
+                ]
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::query::StructuredQuery;
+
+    pub(super) fn engine(dir: &std::path::Path) -> DataFusionEngine {
+        let store = object_store::local::LocalFileSystem::new_with_prefix(dir).unwrap();
+        DataFusionEngine::new(
+            Arc::new(store),
+            EngineSettings {
+                timeout: Duration::from_secs(10),
+                memory_bytes: 64 << 20,
+                max_rows: 3,
+                concurrency: 2,
+                spill_dir: dir.join("spill"),
+            },
+        )
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn quoted_line_breaks_and_the_row_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut csv = String::from("id,note\n");
+        for i in 0..2000 {
+            csv.push_str(&format!("{i},\"line\nbreak, \"\"quoted\"\" {i}\"\n"));
+        }
+        for i in 2000..6000 {
+            csv.push_str(&format!("{i},\"said \"\"hi\"\", row {i}\"\n"));
+        }
+        std::fs::create_dir_all(dir.path().join("u")).unwrap();
+        std::fs::write(dir.path().join("u/d.csv"), csv).unwrap();
+        let engine = engine(dir.path());
+        let table = TableSource {
+            alias: "data".into(),
+            key: "u/d.csv".into(),
+            format: Format::Csv,
+        };
+        let columns = engine.columns(&table).await.unwrap();
+        assert_eq!(columns.len(), 2);
+        let out = engine
+            .run(
+                &Query::Structured(StructuredQuery::default()),
+                std::slice::from_ref(&table),
+            )
+            .await
+            .unwrap();
+        assert_eq!(out.rows.len(), 3);
+        assert!(out.truncated);
+        assert_eq!(
+            out.rows[1][1],
+            serde_json::json!("line\nbreak, \"quoted\" 1")
+        );
+        let counted = engine
+            .run(&Query::Sql("SELECT COUNT(*) FROM data".into()), &[table])
+            .await
+            .unwrap();
+        assert_eq!(counted.rows, vec![vec![serde_json::json!(6000)]]);
+        assert!(!counted.truncated);
+    }
+}
+
+#[cfg(test)]
+mod cancel_tests {
+    use super::*;
+
+    /// A caller that stops waiting stops its query: with one query at a time, the next
+    /// one runs at once instead of after the abandoned one's time limit.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn dropping_a_run_frees_its_place_in_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("u")).unwrap();
+        let mut csv = String::from("k\n");
+        for i in 0..3000 {
+            csv.push_str(&format!("value number {i}\n"));
+        }
+        std::fs::write(dir.path().join("u/d.csv"), csv).unwrap();
+        let store = object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap();
+        let engine = DataFusionEngine::new(
+            Arc::new(store),
+            EngineSettings {
+                timeout: Duration::from_secs(600),
+                memory_bytes: 64 << 20,
+                max_rows: 10,
+                concurrency: 1,
+                spill_dir: dir.path().join("spill"),
+            },
+        )
+        .unwrap();
+        let table = TableSource {
+            alias: "data".into(),
+            key: "u/d.csv".into(),
+            format: Format::Csv,
+        };
+        let slow = Query::Sql(
+            "SELECT COUNT(*) FROM data a, data b, data c WHERE regexp_like(a.k || b.k || c.k, '(x+x+)+y')"
+                .into(),
+        );
+        let abandoned = tokio::time::timeout(
+            Duration::from_millis(300),
+            engine.run(&slow, std::slice::from_ref(&table)),
+        )
+        .await;
+        assert!(abandoned.is_err(), "the slow query was still running");
+        let quick = tokio::time::timeout(
+            Duration::from_secs(60),
+            engine.run(&Query::Sql("SELECT COUNT(*) FROM data".into()), &[table]),
+        )
+        .await
+        .expect("the next query is not held up by the abandoned one")
+        .unwrap();
+        assert_eq!(quick.rows, vec![vec![serde_json::json!(3000)]]);
+    }
+}
+
+#[cfg(test)]
+mod json_tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn json_with_escaped_quotes_across_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("u")).unwrap();
+        let mut lines = String::new();
+        let mut array = Vec::new();
+        for i in 0..30_000 {
+            let row = serde_json::json!({"s": format!("a \"q\" \\ {{b}}\n{i}"), "n": i});
+            lines.push_str(&row.to_string());
+            lines.push('\n');
+            array.push(row);
+        }
+        std::fs::write(dir.path().join("u/l.ndjson"), lines).unwrap();
+        std::fs::write(
+            dir.path().join("u/a.json"),
+            serde_json::to_vec(&array).unwrap(),
+        )
+        .unwrap();
+        let engine = super::tests::engine(dir.path());
+        for (key, format) in [("u/l.ndjson", Format::Ndjson), ("u/a.json", Format::Json)] {
+            let table = TableSource {
+                alias: "data".into(),
+                key: key.into(),
+                format,
+            };
+            let out = engine
+                .run(
+                    &Query::Sql(
+                        "SELECT COUNT(*), SUM(n), MAX(s) FROM data WHERE s LIKE 'a \"q\"%'".into(),
+                    ),
+                    &[table],
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{key}: {e:?}"));
+            assert_eq!(out.rows[0][0], serde_json::json!(30_000), "{key}");
+            assert_eq!(out.rows[0][1], serde_json::json!(449_985_000), "{key}");
+            assert_eq!(
+                out.rows[0][2],
+                serde_json::json!("a \"q\" \\ {b}\n9999"),
+                "{key}"
+            );
+        }
+    }
+}
