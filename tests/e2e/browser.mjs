@@ -124,7 +124,8 @@ async function reportCheck(base, code, password, analysisName, outDir) {
     check(text.includes('sales.csv') && text.includes('3 rows'), 'the report page shows its dataset');
     // The results of the server-side run, as a table: a header row with names and types,
     // one row per region, numbers right-aligned.
-    const headers = (await page.locator('table thead th').allTextContents()).map((t) => t.replace(/\s+/g, ' ').trim());
+    const headers = await page.locator('table thead th').evaluateAll((ths) =>
+      ths.map((th) => th.innerText.replace(/\s+/g, ' ').trim()));
     check(JSON.stringify(headers) === JSON.stringify(['region string', 'revenue integer']),
       'the results table names its columns and their types', JSON.stringify(headers));
     const cells = await page.locator('table tbody tr').evaluateAll((rows) =>

@@ -364,7 +364,7 @@ impl Analyses {
         let now = self.ctx.clock.now_naive();
         let ran_at = now
             .and_utc()
-            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let (status, results, metadata) = match &outcome {
             Ok(output) => {
                 let (rows, cut) = within_bytes(&output.rows, MAX_RESULT_BYTES);

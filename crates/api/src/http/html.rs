@@ -101,7 +101,7 @@ button{padding:.5rem 1rem;border:0;border-radius:6px;background:#2457c5;color:#f
 font-size:1rem;cursor:pointer}\
 footer{text-align:center;color:#8a93a3;font-size:.8rem;margin-bottom:2rem}\
 figure.chart{margin:0 0 1rem}figure.chart svg{width:100%;height:auto;display:block}\
-div.table{overflow-x:auto;margin:0 0 .5rem}table{border-collapse:collapse;width:100%;font-size:.9rem}\
+div.table{overflow-x:auto;margin:0 0 .5rem}table{border-collapse:collapse;min-width:50%;font-size:.9rem}\
 th,td{padding:.3rem .6rem;border-bottom:1px solid #e3e6eb;text-align:left;white-space:nowrap}\
 th{background:#f6f7f9;vertical-align:bottom}th span.type{font-weight:normal;color:#8a93a3;font-size:.75rem}\
 .num{text-align:right;font-variant-numeric:tabular-nums}";
