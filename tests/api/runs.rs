@@ -822,3 +822,67 @@ async fn report_page_body(db: TestDb) {
         json!([["<script>alert(1)</script>", 5], ["ann & bo", 7]])
     );
 }
+
+on_both!(a_client_that_leaves_stops_its_query, client_leaves_body);
+async fn client_leaves_body(db: TestDb) {
+    let mut query = iops_tests::query_settings();
+    query.concurrency = 1;
+    query.timeout = std::time::Duration::from_secs(120);
+    let app = spawn_querying(db, Settings::default(), query).await;
+    let (_, token) = app.user("ada@example.com").await;
+    let dataset = upload(&app, &token, "sales.csv", csv_of(&rows(3000))).await;
+    // 27 billion rows to look at: it would run for minutes.
+    let slow = analysis_with(
+        &app,
+        &token,
+        &dataset,
+        json!({"sql": "SELECT COUNT(*) FROM data a, data b, data c WHERE regexp_like(a.note || b.note || c.note, '(x+x+)+y')"}),
+    )
+    .await;
+    let quick = analysis_with(
+        &app,
+        &token,
+        &dataset,
+        json!({"sql": "SELECT COUNT(*) AS n FROM data"}),
+    )
+    .await;
+    // The client gives up on the slow run after half a second.
+    let gave_up = app
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/v1/analyses/{slow}/run"),
+            Some(&token),
+        )
+        .timeout(std::time::Duration::from_millis(500))
+        .send()
+        .await;
+    assert!(
+        gave_up.is_err(),
+        "the slow run was still running when its client left"
+    );
+    // With one query at a time, the quick run can only start once the slow one stopped.
+    let res = app
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/v1/analyses/{quick}/run"),
+            Some(&token),
+        )
+        .timeout(std::time::Duration::from_secs(60))
+        .send()
+        .await
+        .expect("the quick run is not held up by the abandoned one");
+    assert_eq!(res.status(), StatusCode::OK);
+    let ran: Value = res.json().await.unwrap();
+    assert_eq!(ran["results"]["rows"], json!([[3000]]));
+    // The abandoned run stored nothing.
+    let stored: Value = app
+        .get(&format!("/api/v1/analyses/{slow}"), Some(&token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (stored["status"].as_str(), &stored["results"]),
+        (Some("draft"), &Value::Null)
+    );
+}

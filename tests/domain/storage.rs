@@ -13,6 +13,7 @@ use domain::storage::{DatasetStore, Location, STALE_STAGING, Store};
 use domain::{Domain, Error, FixedClock, Id, LimitKind, Settings};
 use iops_tests::{TestDb, count};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+use serde_json::json;
 
 use crate::support::default_now;
 use crate::usage::{new_user, usage_row};
@@ -757,4 +758,73 @@ async fn readiness_body(db: TestDb, kind: Kind) {
         .unwrap();
         assert!(missing.check().await.is_err());
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Analyses read the files where the store keeps them
+// ---------------------------------------------------------------------------------------
+
+on_every_store!(analyses_run_on_the_stored_file, analyses_run_body);
+async fn analyses_run_body(db: TestDb, kind: Kind) {
+    let env = Env::new(db, kind).await;
+    let user = new_user(env.conn(), Tier::Free).await;
+    let body = b"region,revenue,day\nnorth,10,2026-01-05\nsouth,7,2026-01-06\nnorth,5,2026-02-01\n";
+    let dataset = env
+        .domain
+        .datasets
+        .upload(user, csv("sales.csv"), &body[..])
+        .await
+        .unwrap();
+    let columns: Vec<(String, domain::DataType)> = dataset
+        .columns
+        .clone()
+        .expect("columns read from the stored file")
+        .into_iter()
+        .map(|c| (c.name, c.kind))
+        .collect();
+    use domain::DataType as T;
+    assert_eq!(
+        columns,
+        [
+            ("region".to_owned(), T::String),
+            ("revenue".to_owned(), T::Integer),
+            ("day".to_owned(), T::Date)
+        ]
+    );
+    let preview = env
+        .domain
+        .datasets
+        .preview(user, dataset.id, 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        preview.rows,
+        vec![
+            vec![json!("north"), json!(10), json!("2026-01-05")],
+            vec![json!("south"), json!(7), json!("2026-01-06")]
+        ]
+    );
+    let analysis = env
+        .domain
+        .analyses
+        .create(
+            user,
+            domain::NewAnalysis {
+                name: "By region".into(),
+                dataset_id: Some(dataset.id),
+                config: Some(json!({"query": {"sql": "SELECT region, SUM(revenue) AS revenue FROM data GROUP BY region ORDER BY region"}})),
+            },
+        )
+        .await
+        .unwrap();
+    let ran = env.domain.analyses.run(user, analysis.id).await.unwrap();
+    let results = ran.results.expect("results stored");
+    assert_eq!(results["rows"], json!([["north", 15], ["south", 7]]));
+    // The file went with the dataset: a run then fails on the data, naming no location.
+    env.domain.datasets.delete(user, dataset.id).await.unwrap();
+    let failed = env.domain.analyses.run(user, analysis.id).await;
+    assert!(
+        matches!(failed, Err(Error::Validation(_))),
+        "the analysis lost its dataset (ON DELETE SET NULL): nothing to read, {failed:?}"
+    );
 }

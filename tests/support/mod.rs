@@ -214,6 +214,11 @@ pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
     build.args(["build", "--quiet", "-p", package, "--bin", bin]);
     if profile_dir.file_name().is_some_and(|n| n == "release") {
         build.arg("--release");
+    } else {
+        // `cargo test` builds every dependency under the `test` profile; a plain `cargo
+        // build` (profile `dev`, same settings, other name) would compile them all again,
+        // DataFusion included. The binary still lands in target/debug.
+        build.args(["--profile", "test"]);
     }
     let status = build.status().expect("run cargo build");
     assert!(status.success(), "building {package}/{bin} failed");

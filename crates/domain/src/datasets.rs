@@ -26,11 +26,12 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use sea_orm::sea_query::Query;
 
+use crate::DataColumn;
 use crate::access::{Actor, Role, analyses_reachable};
 use crate::activity::{self, Entry};
 use crate::db::begin_write;
 use crate::pagination::{Page, PageRequest, page_from};
-use crate::query::{ColumnInfo, DATA_ALIAS, MAX_PREVIEW_ROWS, QueryOutput, StructuredQuery};
+use crate::query::{DATA_ALIAS, MAX_PREVIEW_ROWS, QueryOutput, StructuredQuery};
 use crate::storage::DatasetStore;
 use crate::{Context, Dataset, Error, Id, LimitKind, Result, usage};
 
@@ -502,7 +503,7 @@ async fn insert_counted(
     actor: &Actor,
     now: DateTime<Utc>,
     model: &datasets::Model,
-    found: Option<&[ColumnInfo]>,
+    found: Option<&[DataColumn]>,
 ) -> Result<()> {
     let stamp = model.created_at;
     let txn = begin_write(&ctx.db).await?;

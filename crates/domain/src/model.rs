@@ -176,7 +176,7 @@ pub struct Dataset {
     pub size_bytes: Option<i64>,
     /// Names and types of its columns as queries see them; `None` while unknown (no query
     /// engine, or a file it cannot read).
-    pub columns: Option<Vec<crate::query::ColumnInfo>>,
+    pub columns: Option<Vec<crate::DataColumn>>,
     /// Upload time.
     pub created_at: DateTime<Utc>,
     /// Last change of the row.

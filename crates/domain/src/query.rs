@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::Format;
+use crate::{DataColumn, Format};
 
 /// Most rows a structured query's `limit` may ask for.
 pub const MAX_STRUCTURED_LIMIT: u32 = 10_000;
@@ -336,45 +336,11 @@ pub struct TableSource {
     pub format: Format,
 }
 
-/// The value types of results and dataset columns.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub enum ValueType {
-    /// A whole number (a JSON string beyond ±2^53).
-    Integer,
-    /// A floating-point number.
-    Float,
-    /// An exact decimal, as a JSON string.
-    Decimal,
-    /// Text (also anything without a type of its own here, as its text form).
-    String,
-    /// True or false.
-    Boolean,
-    /// A calendar day, `"2026-12-01"`.
-    Date,
-    /// An instant, RFC 3339 in UTC.
-    Timestamp,
-    /// Only nulls.
-    Null,
-}
-
-/// A result or dataset column.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct ColumnInfo {
-    /// Its name.
-    pub name: String,
-    /// Its type.
-    #[serde(rename = "type")]
-    pub value_type: ValueType,
-}
-
 /// What a query gave: typed columns and rows of JSON values (in the types' JSON forms).
 #[derive(Clone, Debug, PartialEq)]
 pub struct QueryOutput {
     /// The columns, in order.
-    pub columns: Vec<ColumnInfo>,
+    pub columns: Vec<DataColumn>,
     /// At most the engine's row cap.
     pub rows: Vec<Vec<Value>>,
     /// Whether more rows existed than were kept.
@@ -440,7 +406,7 @@ pub trait QueryEngine: Send + Sync {
     -> Result<QueryOutput, QueryFailure>;
 
     /// The columns of one dataset file, as queries see them.
-    async fn columns(&self, table: &TableSource) -> Result<Vec<ColumnInfo>, QueryFailure>;
+    async fn columns(&self, table: &TableSource) -> Result<Vec<DataColumn>, QueryFailure>;
 }
 
 #[cfg(test)]

@@ -13,10 +13,9 @@ use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::{CsvReadOptions, JsonReadOptions, SessionConfig, SessionContext};
-use domain::Format;
-use domain::query::{
-    ColumnInfo, FailureReason, Query, QueryEngine, QueryFailure, QueryOutput, TableSource,
-};
+use domain::query::{FailureReason, Query, QueryEngine, QueryFailure, QueryOutput, TableSource};
+use domain::storage::StoreObjects;
+use domain::{DataColumn, Format};
 use futures_util::StreamExt;
 use object_store::{ObjectStore, ObjectStoreExt};
 use tokio::sync::Semaphore;
@@ -56,8 +55,11 @@ pub enum EngineError {
 /// Apache DataFusion behind the [`QueryEngine`] port.
 pub struct DataFusionEngine {
     runtime_env: Arc<RuntimeEnv>,
-    /// The dataset store, to tell a missing file from a query that is wrong.
+    /// The dataset store (without its key prefix), to tell a missing file from a query
+    /// that is wrong.
     store: Arc<dyn ObjectStore>,
+    /// Where the store's keys live in `store`.
+    objects: StoreObjects,
     /// The engine's own threads: queries are CPU work, and the web workers must stay free.
     threads: Option<tokio::runtime::Runtime>,
     line: Arc<Semaphore>,
@@ -73,8 +75,9 @@ impl std::fmt::Debug for DataFusionEngine {
 }
 
 impl DataFusionEngine {
-    /// An engine reading dataset files from `store` (the dataset store's client).
-    pub fn new(store: Arc<dyn ObjectStore>, settings: EngineSettings) -> Result<Self, EngineError> {
+    /// An engine reading dataset files from `objects` (the dataset store's client).
+    pub fn new(objects: StoreObjects, settings: EngineSettings) -> Result<Self, EngineError> {
+        let store = objects.store.clone();
         std::fs::create_dir_all(&settings.spill_dir)
             .map_err(|e| EngineError::Start(format!("spill folder: {e}")))?;
         let runtime_env = RuntimeEnvBuilder::new()
@@ -96,6 +99,7 @@ impl DataFusionEngine {
         Ok(Self {
             runtime_env,
             store,
+            objects,
             threads: Some(threads),
             line: Arc::new(Semaphore::new(settings.concurrency.max(1))),
             settings,
@@ -105,6 +109,14 @@ impl DataFusionEngine {
     /// The limits in force.
     pub fn settings(&self) -> &EngineSettings {
         &self.settings
+    }
+
+    /// `table` with its key as a path in the store (the store's key prefix added).
+    fn located(&self, table: &TableSource) -> TableSource {
+        TableSource {
+            key: self.objects.path_of(&table.key),
+            ..table.clone()
+        }
     }
 
     /// A session that knows only `tables`, with no table functions, no catalog views and no
@@ -129,9 +141,10 @@ impl DataFusionEngine {
         for table in tables {
             // Checked first: DataFusion would call a missing file an empty table and fail
             // to plan, which reads as the user's mistake.
+            let located = self.located(table);
             match self
                 .store
-                .head(&object_store::path::Path::from(table.key.as_str()))
+                .head(&object_store::path::Path::from(located.key.as_str()))
                 .await
             {
                 Ok(_) => {}
@@ -156,12 +169,12 @@ impl DataFusionEngine {
                 }
             }
             let schema = match table.format {
-                Format::Csv | Format::Tsv => Some(csv_schema(&self.store, table).await?),
+                Format::Csv | Format::Tsv => Some(csv_schema(&self.store, &located).await?),
                 Format::Json | Format::Ndjson => None,
             };
-            register(&ctx, table, schema.as_ref())
+            register(&ctx, &located, schema.as_ref())
                 .await
-                .map_err(|e| failure_of(e, &scrub_of(tables)))?;
+                .map_err(|e| failure_of(e, &scrub_of(std::slice::from_ref(&located))))?;
         }
         Ok(ctx)
     }
@@ -238,7 +251,8 @@ impl QueryEngine for DataFusionEngine {
     ) -> Result<QueryOutput, QueryFailure> {
         let ctx = self.session(tables).await?;
         let query = query.clone();
-        let scrub = scrub_of(tables);
+        let located: Vec<TableSource> = tables.iter().map(|t| self.located(t)).collect();
+        let scrub = scrub_of(&located);
         let max_rows = self.settings.max_rows;
         self.in_line(async move {
             let frame = plan(&ctx, &query).await.map_err(|f| f.scrubbed(&scrub))?;
@@ -249,9 +263,9 @@ impl QueryEngine for DataFusionEngine {
         .await
     }
 
-    async fn columns(&self, table: &TableSource) -> Result<Vec<ColumnInfo>, QueryFailure> {
+    async fn columns(&self, table: &TableSource) -> Result<Vec<DataColumn>, QueryFailure> {
         let ctx = self.session(std::slice::from_ref(table)).await?;
-        let scrub = scrub_of(std::slice::from_ref(table));
+        let scrub = scrub_of(&[self.located(table)]);
         let alias = table.alias.clone();
         self.in_line(async move {
             let frame = ctx
@@ -442,7 +456,10 @@ mod tests {
     pub(super) fn engine(dir: &std::path::Path) -> DataFusionEngine {
         let store = object_store::local::LocalFileSystem::new_with_prefix(dir).unwrap();
         DataFusionEngine::new(
-            Arc::new(store),
+            StoreObjects {
+                store: Arc::new(store),
+                prefix: String::new(),
+            },
             EngineSettings {
                 timeout: Duration::from_secs(10),
                 memory_bytes: 64 << 20,
@@ -513,7 +530,10 @@ mod cancel_tests {
         std::fs::write(dir.path().join("u/d.csv"), csv).unwrap();
         let store = object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap();
         let engine = DataFusionEngine::new(
-            Arc::new(store),
+            StoreObjects {
+                store: Arc::new(store),
+                prefix: String::new(),
+            },
             EngineSettings {
                 timeout: Duration::from_secs(600),
                 memory_bytes: 64 << 20,

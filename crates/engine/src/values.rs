@@ -10,7 +10,7 @@ use datafusion::arrow::datatypes::{
     TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-use domain::query::{ColumnInfo, ValueType};
+use domain::{DataColumn, DataType as ValueType};
 use serde_json::Value;
 
 /// Largest integer a JSON number carries exactly in every client (2^53).
@@ -41,13 +41,13 @@ pub(crate) fn value_type(data_type: &DataType) -> ValueType {
 }
 
 /// The columns of a schema.
-pub(crate) fn columns_of(schema: &Schema) -> Vec<ColumnInfo> {
+pub(crate) fn columns_of(schema: &Schema) -> Vec<DataColumn> {
     schema
         .fields()
         .iter()
-        .map(|field| ColumnInfo {
+        .map(|field| DataColumn {
             name: field.name().clone(),
-            value_type: value_type(field.data_type()),
+            kind: value_type(field.data_type()),
         })
         .collect()
 }
@@ -263,7 +263,7 @@ mod tests {
                 vec![Value::Null; 6],
             ]
         );
-        let types: Vec<ValueType> = columns_of(&schema).iter().map(|c| c.value_type).collect();
+        let types: Vec<ValueType> = columns_of(&schema).iter().map(|c| c.kind).collect();
         assert_eq!(
             types,
             [

@@ -101,8 +101,9 @@ impl FromStr for Kind {
 ///
 /// Deserializing is lenient: common SQL spellings are understood (`bigint`, `double`,
 /// `timestamptz`, ...) and any other name reads as [`ColumnType::String`].
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ColumnType {
     /// Whole numbers (JSON numbers, or strings beyond ±2^53).
     Integer,
@@ -123,7 +124,8 @@ pub enum ColumnType {
 }
 
 /// One column of a [`Table`]: its name and type.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Column {
     /// The column's name, as the analysis gave it.
     pub name: String,

@@ -150,7 +150,7 @@ pub struct DatasetDto {
     pub size_bytes: Option<i64>,
     /// Names and types of the columns as queries see them (ANALYSES.md); `null` while the
     /// file cannot be read.
-    pub columns: Option<Vec<domain::query::ColumnInfo>>,
+    pub columns: Option<Vec<domain::DataColumn>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -159,7 +159,7 @@ pub struct DatasetDto {
 /// forms.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct RowsDto {
-    pub columns: Vec<domain::query::ColumnInfo>,
+    pub columns: Vec<domain::DataColumn>,
     /// Each row's values in the columns' order and JSON forms (any JSON value).
     pub rows: Vec<Vec<serde_json::Value>>,
 }

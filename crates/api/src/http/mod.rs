@@ -6,6 +6,7 @@ pub mod extract;
 pub mod html;
 pub mod metrics;
 pub mod openapi;
+pub mod peer;
 pub mod problem;
 pub mod request_id;
 pub mod routes;
@@ -108,6 +109,7 @@ pub fn build_server(
             .wrap(request_id::logger())
             .wrap(middleware::from_fn(request_id::middleware))
     })
+    .on_connect(peer::remember)
     .shutdown_timeout(options.shutdown_timeout.as_secs())
     .client_request_timeout(options.client_request_timeout)
     .client_disconnect_timeout(options.client_disconnect_timeout)

@@ -169,6 +169,17 @@ impl Problem {
         p
     }
 
+    /// The client closed its connection before the answer (nobody reads this; the request
+    /// log and the metrics do).
+    pub fn client_gone() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "client-gone",
+            "Client Closed Request",
+            Some("the client closed the connection; the work was stopped".to_owned()),
+        )
+    }
+
     pub fn service_unavailable() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -8,8 +8,8 @@ use entity::{dataset_columns, datasets};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
-use crate::query::{ColumnInfo, TableSource};
-use crate::{Context, Dataset, Format, Id, Result};
+use crate::query::TableSource;
+use crate::{Context, DataColumn, Dataset, Format, Id, Result};
 
 /// The file of `dataset` as the table `alias`, or `None` for a dataset without a file in
 /// the store (rows of other origins).
@@ -29,7 +29,7 @@ pub(crate) async fn read(
     ctx: &Context,
     dataset_id: Id,
     table: &TableSource,
-) -> Option<Vec<ColumnInfo>> {
+) -> Option<Vec<DataColumn>> {
     let engine = ctx.engine.as_ref()?;
     match engine.columns(table).await {
         Ok(columns) => Some(columns),
@@ -44,7 +44,7 @@ pub(crate) async fn read(
 pub(crate) async fn keep<C: ConnectionTrait>(
     conn: &C,
     dataset_id: Id,
-    columns: &[ColumnInfo],
+    columns: &[DataColumn],
     now: NaiveDateTime,
 ) -> Result<()> {
     let json = serde_json::to_value(columns)
@@ -83,7 +83,7 @@ pub(crate) async fn fill(ctx: &Context, datasets: &mut [Dataset]) -> Result<()> 
         return Ok(());
     }
     let ids: Vec<Id> = datasets.iter().map(|d| d.id).collect();
-    let kept: HashMap<Id, Vec<ColumnInfo>> = dataset_columns::Entity::find()
+    let kept: HashMap<Id, Vec<DataColumn>> = dataset_columns::Entity::find()
         .filter(dataset_columns::Column::DatasetId.is_in(ids))
         .all(&ctx.db)
         .await?

@@ -22,6 +22,7 @@ mod object;
 pub use location::Location;
 pub use maintenance::{GarbageReport, MigrationReport};
 pub use object::{Store, StoredObject};
+
 /// Re-exported so that callers can configure an S3 client ([`Store::s3`]) without depending
 /// on the crate themselves.
 pub use object_store;
@@ -56,9 +57,30 @@ pub trait DatasetStore: Send + Sync {
     async fn exists(&self, key: &str) -> std::io::Result<bool>;
     /// Whether the store answers (readiness).
     async fn ready(&self) -> bool;
-    /// The store's client, keys as they are (no staging): for a query engine to read
-    /// dataset files where they are kept.
-    fn objects(&self) -> std::sync::Arc<dyn object_store::ObjectStore>;
+    /// The store's client and where keys live in it: for a query engine to read dataset
+    /// files where they are kept.
+    fn objects(&self) -> StoreObjects;
+}
+
+/// A store's client without its key prefix, and that prefix: the file of key `k` is at
+/// [`StoreObjects::path_of`]`(k)`.
+#[derive(Clone, Debug)]
+pub struct StoreObjects {
+    /// The client (a folder, or a bucket).
+    pub store: std::sync::Arc<dyn object_store::ObjectStore>,
+    /// Key prefix inside it, without slashes at either end; empty for none.
+    pub prefix: String,
+}
+
+impl StoreObjects {
+    /// Where the file of `key` is in [`StoreObjects::store`].
+    pub fn path_of(&self, key: &str) -> String {
+        if self.prefix.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}/{key}", self.prefix)
+        }
+    }
 }
 
 /// A [`Store`] on a local folder that also knows the folder, for tools and tests that
@@ -117,7 +139,7 @@ impl DatasetStore for LocalStore {
     async fn ready(&self) -> bool {
         self.store.ready().await
     }
-    fn objects(&self) -> std::sync::Arc<dyn object_store::ObjectStore> {
+    fn objects(&self) -> StoreObjects {
         self.store.objects()
     }
 }

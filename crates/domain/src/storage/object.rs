@@ -36,6 +36,9 @@ const PROBE_KEY: &str = ".iops-ready";
 #[derive(Clone)]
 pub struct Store {
     objects: Arc<dyn ObjectStore>,
+    /// The same objects without the key prefix, for readers that add it themselves
+    /// (object_store's `PrefixStore` leaves the prefix in the paths `head` reports).
+    unprefixed: Arc<dyn ObjectStore>,
     location: Location,
     staging: PathBuf,
     /// Staging files of this process's uploads in progress: a sweep never removes them,
@@ -90,8 +93,10 @@ impl Store {
             .map_err(into_io)?
             // An account's folder goes with its last file: nothing is left behind.
             .with_automatic_cleanup(true);
+        let objects: Arc<dyn ObjectStore> = Arc::new(objects);
         Ok(Self {
-            objects: Arc::new(objects),
+            unprefixed: objects.clone(),
+            objects,
             location: Location::Folder(root),
             staging,
             in_flight: Arc::default(),
@@ -118,13 +123,15 @@ impl Store {
             })
             .build()
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let s3 = Arc::new(s3);
         let objects: Arc<dyn ObjectStore> = if prefix.is_empty() {
-            Arc::new(s3)
+            s3.clone()
         } else {
-            Arc::new(PrefixStore::new(s3, prefix))
+            Arc::new(PrefixStore::new(s3.clone(), prefix))
         };
         Ok(Self {
             objects,
+            unprefixed: s3,
             location: Location::S3 {
                 bucket: bucket.to_owned(),
                 prefix: prefix.to_owned(),
@@ -418,8 +425,15 @@ impl DatasetStore for Store {
             .unwrap_or(false)
     }
 
-    fn objects(&self) -> Arc<dyn ObjectStore> {
-        self.objects.clone()
+    fn objects(&self) -> super::StoreObjects {
+        let prefix = match &self.location {
+            Location::S3 { prefix, .. } => prefix.clone(),
+            Location::Folder(_) => String::new(),
+        };
+        super::StoreObjects {
+            store: self.unprefixed.clone(),
+            prefix,
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! `/api/v1/analyses`: an analysis workflow on (optionally) one of the caller's datasets.
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web::{delete, get, patch, post};
 use domain::{AnalysisChange, NewAnalysis};
 use serde::Deserialize;
@@ -9,11 +9,11 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-use crate::http::AppState;
 use crate::http::auth::CurrentUser;
 use crate::http::dto::{AnalysisDto, AnalysisStatus, PageDto, double_option, non_null};
 use crate::http::extract::{Json, PageQuery, Pagination};
 use crate::http::problem::{Problem, responses};
+use crate::http::{AppState, peer};
 
 /// Registers this module's operations: each handler carries its path and method (actix's
 /// route macro) and its documentation (`utoipa::path`), so the route table and the
@@ -265,14 +265,16 @@ async fn delete(
 )]
 #[post("/api/v1/analyses/{id}/run")]
 async fn run(
+    req: HttpRequest,
     user: CurrentUser,
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<AnalysisDto>, Problem> {
-    let analysis = state
-        .domain
-        .analyses
-        .run(user.actor(), domain::Id(*id))
-        .await?;
+    let run = state.domain.analyses.run(user.actor(), domain::Id(*id));
+    // A client that leaves stops its query (dropping the run aborts it; nothing is stored).
+    let analysis = tokio::select! {
+        ran = run => ran?,
+        () = peer::gone(&req) => return Err(Problem::client_gone()),
+    };
     Ok(web::Json(analysis.into()))
 }
