@@ -215,9 +215,8 @@ pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
     if profile_dir.file_name().is_some_and(|n| n == "release") {
         build.arg("--release");
     } else {
-        // `cargo test` builds every dependency under the `test` profile; a plain `cargo
-        // build` (profile `dev`, same settings, other name) would compile them all again,
-        // DataFusion included. The binary still lands in target/debug.
+        // The `test` profile (the settings of `dev`), as `.ci/e2e` and the CI bench build
+        // use, so the binary builds share one compiled DataFusion. It lands in target/debug.
         build.args(["--profile", "test"]);
     }
     let status = build.status().expect("run cargo build");

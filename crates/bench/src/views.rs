@@ -149,7 +149,10 @@ pub async fn raw_postgres(
         .args(["-M", "prepared"])
         .arg(format!("-c{connections}"))
         .arg(format!("-j{threads}"))
-        .arg(format!("-T{}", duration.as_secs().max(1)))
+        // At least 3 s: pgbench's clock runs while its clients connect (with TLS, 64 of
+        // them can take a second on a busy 2-core machine), and a 1 s smoke round could
+        // end before the first transaction.
+        .arg(format!("-T{}", duration.as_secs().max(3)))
         .arg("-f")
         .arg(&script)
         .args(["-h", url.host_str().unwrap_or("127.0.0.1")])
