@@ -2,6 +2,7 @@
 mod accounts;
 mod analyses;
 mod charts;
+mod cluster;
 mod collaboration;
 mod datasets;
 mod reports;

@@ -20,7 +20,7 @@ use crate::usage::{new_user, usage_row};
 
 #[allow(dead_code, reason = "shared with the api tests, which use all of it")]
 #[path = "../support/s3.rs"]
-mod s3;
+pub(crate) mod s3;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {

@@ -50,13 +50,15 @@ pub struct Config {
 }
 
 /// Limits of analysis runs, from `IOPS_QUERY_TIMEOUT_SECS` (30), `IOPS_QUERY_MEMORY_MB`
-/// (512), `IOPS_QUERY_MAX_ROWS` (10,000) and `IOPS_QUERY_CONCURRENCY` (the cores).
+/// (512), `IOPS_QUERY_MAX_ROWS` (10,000) and `IOPS_QUERY_CONCURRENCY` (the cores), and
+/// where they run: `IOPS_ENGINE_URL` (a Ballista scheduler) or, by default, here.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QuerySettings {
     pub timeout_secs: u64,
     pub memory_mb: u64,
     pub max_rows: u64,
     pub concurrency: u64,
+    pub cluster: Option<engine::ClusterAddress>,
 }
 
 impl Default for QuerySettings {
@@ -66,6 +68,7 @@ impl Default for QuerySettings {
             memory_mb: 512,
             max_rows: 10_000,
             concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()) as u64,
+            cluster: None,
         }
     }
 }
@@ -80,6 +83,7 @@ impl QuerySettings {
             max_rows: usize::try_from(self.max_rows).unwrap_or(usize::MAX),
             concurrency: usize::try_from(self.concurrency).unwrap_or(1),
             spill_dir: data_dir.join("spill"),
+            cluster: self.cluster.clone(),
         }
     }
 }
@@ -278,6 +282,10 @@ pub struct RawSettings {
         hide_env_values = true
     )]
     pub query_concurrency: Option<String>,
+    /// Run analyses on the Apache Ballista cluster whose scheduler is at df://HOST:PORT
+    /// [default: in this process]
+    #[arg(long, global = true, value_name = "URL", env = "IOPS_ENGINE_URL")]
+    pub engine_url: Option<String>,
     /// Log filter [default: info]
     #[arg(
         long = "log",
@@ -330,6 +338,7 @@ impl Config {
             query_memory_mb,
             query_max_rows,
             query_concurrency,
+            engine_url,
             log_filter,
         } = raw;
         let data_dir = PathBuf::from(set(data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into()));
@@ -451,6 +460,13 @@ impl Config {
                 set(query_concurrency),
                 defaults.concurrency,
             )?,
+            cluster: match set(engine_url) {
+                None => None,
+                Some(raw) => Some(
+                    engine::ClusterAddress::parse(raw.trim())
+                        .map_err(|e| Error::config(format!("IOPS_ENGINE_URL: {e}")))?,
+                ),
+            },
         };
 
         Ok(Self {
@@ -595,6 +611,7 @@ mod tests {
             query_memory_mb: get("IOPS_QUERY_MEMORY_MB"),
             query_max_rows: get("IOPS_QUERY_MAX_ROWS"),
             query_concurrency: get("IOPS_QUERY_CONCURRENCY"),
+            engine_url: get("IOPS_ENGINE_URL"),
             log_filter: get("RUST_LOG"),
         })
     }
@@ -606,11 +623,13 @@ mod tests {
         assert_eq!(config.query.memory_mb, 512);
         assert_eq!(config.query.max_rows, 10_000);
         assert!(config.query.concurrency >= 1);
+        assert_eq!(config.query.cluster, None);
         let set = super::tests::config(&[
             ("IOPS_QUERY_TIMEOUT_SECS", "5"),
             ("IOPS_QUERY_MEMORY_MB", "64"),
             ("IOPS_QUERY_MAX_ROWS", "7"),
             ("IOPS_QUERY_CONCURRENCY", "3"),
+            ("IOPS_ENGINE_URL", "df://scheduler:50050"),
             ("IOPS_DATA_DIR", "/srv/iops"),
         ])
         .unwrap();
@@ -618,6 +637,10 @@ mod tests {
         assert_eq!(engine.timeout, std::time::Duration::from_secs(5));
         assert_eq!(engine.memory_bytes, 64 * 1024 * 1024);
         assert_eq!((engine.max_rows, engine.concurrency), (7, 3));
+        assert_eq!(
+            engine.cluster.map(|c| c.to_string()).as_deref(),
+            Some("df://scheduler:50050")
+        );
         assert_eq!(
             engine.spill_dir,
             std::path::PathBuf::from("/srv/iops/spill")
@@ -627,6 +650,7 @@ mod tests {
             ("IOPS_QUERY_MEMORY_MB", "-1"),
             ("IOPS_QUERY_MAX_ROWS", "many"),
             ("IOPS_QUERY_CONCURRENCY", "1.5"),
+            ("IOPS_ENGINE_URL", "http://scheduler:50050"),
         ] {
             let err = super::tests::config(&[(name, bad)])
                 .unwrap_err()

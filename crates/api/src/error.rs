@@ -19,6 +19,9 @@ pub enum Error {
     /// A schema revision could not be applied or rolled back.
     #[error(transparent)]
     Schema(#[from] migration::schema::Error),
+    /// The query engine or a cluster node could not start.
+    #[error(transparent)]
+    Engine(#[from] engine::EngineError),
     /// A database operation outside the domain services failed.
     #[error("database error: {0}")]
     Database(#[from] sea_orm::DbErr),

@@ -32,6 +32,13 @@ impl Scrubbed for QueryFailure {
 /// The failure `err` means, its message scrubbed.
 pub(crate) fn failure_of(err: DataFusionError, scrub: &Scrub) -> QueryFailure {
     let root = err.find_root();
+    if cluster_unreachable(root) {
+        tracing::warn!(error = %root, "the Ballista scheduler could not be reached");
+        return QueryFailure::new(
+            FailureReason::Data,
+            "the query cluster could not be reached; retry later",
+        );
+    }
     let reason = match root {
         DataFusionError::ResourcesExhausted(_) => FailureReason::Memory,
         DataFusionError::ObjectStore(store) => {
@@ -62,6 +69,13 @@ pub(crate) fn failure_of(err: DataFusionError, scrub: &Scrub) -> QueryFailure {
         _ => FailureReason::Data,
     };
     QueryFailure::new(reason, scrub.apply(&message_of(root)))
+}
+
+/// Ballista reports a scheduler it cannot reach (or that drops the connection) as the
+/// debug text of the gRPC client's error, which names the scheduler's address.
+fn cluster_unreachable(root: &DataFusionError) -> bool {
+    matches!(root, DataFusionError::Execution(m)
+        if m.starts_with("tonic::transport::Error") || m.starts_with("Status {"))
 }
 
 /// The error's own text, without DataFusion's variant prefixes and backtraces.
@@ -103,6 +117,20 @@ mod tests {
         let failure = failure_of(plan, &Scrub::default());
         assert_eq!(failure.reason, FailureReason::Invalid);
         assert_eq!(failure.message, "no column x");
+    }
+
+    #[test]
+    fn an_unreachable_cluster_is_named_without_its_address() {
+        let err = DataFusionError::Execution(
+            "tonic::transport::Error(Transport, ConnectError(\"tcp connect error\", 10.0.0.5:50050))"
+                .into(),
+        );
+        let failure = failure_of(err, &Scrub::default());
+        assert_eq!(failure.reason, FailureReason::Data);
+        assert_eq!(
+            failure.message,
+            "the query cluster could not be reached; retry later"
+        );
     }
 
     #[test]

@@ -10,11 +10,15 @@
 //! - queries run on the engine's own threads, so a heavy query never holds up a web worker,
 //!   and a query whose caller goes away is stopped;
 //! - time, memory (spilling to disk first), rows and queries at once are bounded by
-//!   [`EngineSettings`].
+//!   [`EngineSettings`];
+//! - the same plans run on an Apache Ballista cluster when the settings name a scheduler
+//!   ([`cluster`]), whose processes read the same store.
+pub mod cluster;
 mod failure;
 mod guard;
 mod run;
 mod structured;
 mod values;
 
+pub use cluster::ClusterAddress;
 pub use run::{DataFusionEngine, EngineError, EngineSettings};

@@ -1,11 +1,12 @@
 //! [`DataFusionEngine`]: one DataFusion runtime per process (memory pool, spill folder, the
 //! dataset store), one short-lived session per query holding only that query's tables.
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use ballista_core::extension::SessionStateExt;
 use datafusion::arrow::datatypes::Schema;
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::SessionStateBuilder;
@@ -20,6 +21,7 @@ use futures_util::StreamExt;
 use object_store::{ObjectStore, ObjectStoreExt};
 use tokio::sync::Semaphore;
 
+use crate::cluster::ClusterAddress;
 use crate::failure::{Scrub, Scrubbed, failure_of};
 use crate::{guard, structured, values};
 
@@ -42,6 +44,9 @@ pub struct EngineSettings {
     pub concurrency: usize,
     /// Where spilled intermediate data goes (under `IOPS_DATA_DIR`).
     pub spill_dir: PathBuf,
+    /// A Ballista scheduler to run the plans on instead of this process
+    /// (`IOPS_ENGINE_URL`); the limits above still bound each query's time and rows.
+    pub cluster: Option<ClusterAddress>,
 }
 
 /// What can stop the engine from being built.
@@ -50,6 +55,9 @@ pub enum EngineError {
     /// The spill folder or the query threads could not be made.
     #[error("cannot start the query engine: {0}")]
     Start(String),
+    /// `IOPS_ENGINE_URL` is not a scheduler address.
+    #[error("the engine URL must look like df://HOST:PORT, got '{0}'")]
+    BadAddress(String),
 }
 
 /// Apache DataFusion behind the [`QueryEngine`] port.
@@ -80,15 +88,12 @@ impl DataFusionEngine {
         let store = objects.store.clone();
         std::fs::create_dir_all(&settings.spill_dir)
             .map_err(|e| EngineError::Start(format!("spill folder: {e}")))?;
-        let runtime_env = RuntimeEnvBuilder::new()
-            .with_memory_pool(Arc::new(FairSpillPool::new(settings.memory_bytes)))
-            .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(
-                DiskManagerMode::Directories(vec![settings.spill_dir.clone()]),
-            ))
-            .build_arc()
-            .map_err(|e| EngineError::Start(e.to_string()))?;
-        let url = url::Url::parse(STORE_URL).map_err(|e| EngineError::Start(e.to_string()))?;
-        runtime_env.register_object_store(&url, store.clone());
+        let runtime_env = runtime_of(
+            RuntimeEnvBuilder::new()
+                .with_memory_pool(Arc::new(FairSpillPool::new(settings.memory_bytes))),
+            &objects,
+            Some(&settings.spill_dir),
+        )?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let threads = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(cores)
@@ -137,6 +142,13 @@ impl DataFusionEngine {
             .with_table_functions(HashMap::new())
             .with_table_factories(HashMap::new())
             .build();
+        let state = match &self.settings.cluster {
+            None => state,
+            // The same session, planned by a Ballista scheduler and run by its executors.
+            Some(cluster) => state
+                .upgrade_for_ballista(cluster.scheduler_url())
+                .map_err(|e| failure_of(e, &Scrub::default()))?,
+        };
         let ctx = SessionContext::new_with_state(state);
         for table in tables {
             // Checked first: DataFusion would call a missing file an empty table and fail
@@ -231,6 +243,36 @@ impl Drop for DataFusionEngine {
             threads.shutdown_background();
         }
     }
+}
+
+/// A runtime that reads the dataset store under [`STORE_URL`]: the engine's, a Ballista
+/// scheduler's and every executor's, so that a plan made in one process names files the
+/// others find. Spilled data goes to `spill` when given.
+pub(crate) fn store_runtime(
+    objects: &StoreObjects,
+    spill: Option<&Path>,
+) -> Result<Arc<RuntimeEnv>, EngineError> {
+    runtime_of(RuntimeEnvBuilder::new(), objects, spill)
+}
+
+fn runtime_of(
+    builder: RuntimeEnvBuilder,
+    objects: &StoreObjects,
+    spill: Option<&Path>,
+) -> Result<Arc<RuntimeEnv>, EngineError> {
+    let builder = match spill {
+        Some(dir) => builder.with_disk_manager_builder(
+            DiskManagerBuilder::default()
+                .with_mode(DiskManagerMode::Directories(vec![dir.to_path_buf()])),
+        ),
+        None => builder,
+    };
+    let runtime_env = builder
+        .build_arc()
+        .map_err(|e| EngineError::Start(e.to_string()))?;
+    let url = url::Url::parse(STORE_URL).map_err(|e| EngineError::Start(e.to_string()))?;
+    runtime_env.register_object_store(&url, objects.store.clone());
+    Ok(runtime_env)
 }
 
 /// Aborts the query task when the caller stops waiting (a client that went away).
@@ -466,6 +508,7 @@ mod tests {
                 max_rows: 3,
                 concurrency: 2,
                 spill_dir: dir.join("spill"),
+                cluster: None,
             },
         )
         .unwrap()
@@ -540,6 +583,7 @@ mod cancel_tests {
                 max_rows: 10,
                 concurrency: 1,
                 spill_dir: dir.path().join("spill"),
+                cluster: None,
             },
         )
         .unwrap();

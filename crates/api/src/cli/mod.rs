@@ -1,5 +1,7 @@
-//! The `iops` command line (CLI.md): `serve`, `migrate`, `users`, `backup`, `storage`.
+//! The `iops` command line (CLI.md): `serve`, `migrate`, `users`, `backup`, `storage`,
+//! `cluster`.
 pub mod backup;
+pub mod cluster;
 pub mod migrate;
 pub mod serve;
 pub mod storage;
@@ -55,6 +57,38 @@ pub enum Command {
     Storage {
         #[command(subcommand)]
         command: StorageCommand,
+    },
+    /// Run a node of an Apache Ballista cluster that runs analyses for `iops serve`
+    /// processes started with IOPS_ENGINE_URL=df://HOST:PORT (same store settings).
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// The scheduler: takes plans from `iops serve`, splits them into tasks for executors.
+    Scheduler {
+        /// Where to listen (gRPC).
+        #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:50050")]
+        bind: String,
+    },
+    /// An executor: registers with the scheduler, runs tasks, reads the dataset store.
+    /// Serves results on the --bind port and its gRPC service on the next one.
+    Executor {
+        /// The scheduler, as df://HOST:PORT.
+        #[arg(long, value_name = "URL")]
+        scheduler: String,
+        /// Where to listen (Arrow Flight; gRPC on the port after it).
+        #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:50051")]
+        bind: String,
+        /// The host name other machines reach this executor at [default: the --bind IP].
+        #[arg(long, value_name = "HOST")]
+        external_host: Option<String>,
+        /// Tasks at once [default: the cores]; they share IOPS_QUERY_MEMORY_MB.
+        #[arg(long, value_name = "N")]
+        slots: Option<usize>,
     },
 }
 
@@ -117,6 +151,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Users { command } => users::run(&config, command).await,
         Command::Backup { file } => backup::run(&config, &file).await,
         Command::Storage { command } => storage::run(&config, command).await,
+        Command::Cluster { command } => cluster::run(&config, command).await,
     }
 }
 

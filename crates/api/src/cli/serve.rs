@@ -110,11 +110,11 @@ fn bind(config: &Config) -> Result<TcpListener> {
         .map_err(|e| Error::io(format!("cannot listen on {}", config.bind), e))
 }
 
-type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
+pub(super) type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Resolves on SIGINT or SIGTERM; either one starts a graceful stop (in-flight requests
 /// finish). actix's own handlers would treat SIGINT as a forced stop.
-fn shutdown_signal() -> Result<Shutdown> {
+pub(super) fn shutdown_signal() -> Result<Shutdown> {
     use tokio::signal::unix::{SignalKind, signal};
     let handler = |kind: SignalKind, name: &str| {
         signal(kind).map_err(|e| Error::io(format!("cannot handle {name}"), e))
