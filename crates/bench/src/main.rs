@@ -1,9 +1,11 @@
 //! `bench`: measures a real `iops serve` on SQLite and PostgreSQL — public report views,
-//! uploads, logins, start-up — each beside the raw database or parser in the same run, and
-//! prints one table. See docs/performance.md.
+//! uploads, analysis runs, logins, start-up — each beside the raw database, parser or
+//! reference engine (DuckDB, pandas) in the same run, and prints one table. See
+//! docs/performance.md.
 //!
 //! It builds nothing unless asked (`--build`): it runs `target/release/iops`, made by
 //! `cargo build --release --bin iops`.
+mod analyses;
 mod backend;
 mod logins;
 mod seed;
@@ -37,6 +39,7 @@ const LOGIN_CONCURRENCY: usize = 8;
 const UPLOAD_RUNS: usize = 3;
 const UPLOAD_EMAIL: &str = "bench-upload@example.com";
 const LOGIN_EMAIL: &str = "bench-login@example.com";
+const ANALYSES_EMAIL: &str = "bench-analyses@example.com";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -70,6 +73,10 @@ struct Cli {
     /// Size of the generated streamed upload in MiB (default: 1024 for all, 8 for smoke).
     #[arg(long)]
     big_mib: Option<u64>,
+    /// Rows of the generated sales CSV the analyses run on (default: 10,000,000 for all,
+    /// 20,000 for smoke).
+    #[arg(long)]
+    analysis_rows: Option<u64>,
     /// Server starts timed per backend; the median is printed (default: 5 for all, 1 for smoke).
     #[arg(long)]
     starts: Option<usize>,
@@ -101,6 +108,7 @@ struct Plan {
     reports: usize,
     upload_bytes: u64,
     big_bytes: u64,
+    analysis_rows: u64,
     starts: usize,
 }
 
@@ -112,6 +120,10 @@ impl Plan {
             reports: cli.reports.unwrap_or(if all { 10_000 } else { 200 }).max(1),
             upload_bytes: cli.upload_mb.unwrap_or(if all { 50 } else { 2 }).max(1) * 1_000_000,
             big_bytes: cli.big_mib.unwrap_or(if all { 1024 } else { 8 }).max(1) << 20,
+            analysis_rows: cli
+                .analysis_rows
+                .unwrap_or(if all { 10_000_000 } else { 20_000 })
+                .max(1_000),
             starts: cli.starts.unwrap_or(if all { 5 } else { 1 }).max(1),
         }
     }
@@ -208,12 +220,13 @@ async fn run(cli: Cli) -> Result<bool> {
     }
     println!(
         "mode {:?}: {} public reports, {} s per load, {} MB CSV upload, {} MiB streamed upload, \
-         {} timed start(s)",
+         {} rows analysed, {} timed start(s)",
         cli.mode,
         plan.reports,
         plan.duration.as_secs(),
         plan.upload_bytes / 1_000_000,
         plan.big_bytes >> 20,
+        plan.analysis_rows,
         plan.starts
     );
 
@@ -231,9 +244,26 @@ async fn run(cli: Cli) -> Result<bool> {
         })
         .await??
     };
+    eprintln!(
+        "generating the analyses' CSV ({} rows) and running DuckDB and pandas on it…",
+        plan.analysis_rows
+    );
+    let sales = work.path().join("sales.csv");
+    let reference = {
+        let (path, rows) = (sales.clone(), plan.analysis_rows);
+        let generated =
+            tokio::task::spawn_blocking(move || analyses::generate(rows, &path)).await?;
+        match generated {
+            Ok(_) => analyses::reference(&sales, work.path())
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    };
     let files = UploadFiles {
         csv: (csv_path, files.0),
         ndjson: (ndjson_path, files.1),
+        sales: (sales, reference),
     };
 
     let mut columns = Vec::new();
@@ -276,6 +306,11 @@ async fn run(cli: Cli) -> Result<bool> {
 struct UploadFiles {
     csv: (PathBuf, uploads::Generated),
     ndjson: (PathBuf, uploads::Generated),
+    /// The analyses' CSV and what DuckDB and pandas measured on it.
+    sales: (
+        PathBuf,
+        std::result::Result<Vec<analyses::Reference>, String>,
+    ),
 }
 
 /// Every measurement on one backend; a section that cannot run is marked n/a.
@@ -346,6 +381,8 @@ async fn measure(
     rss(&server, "server RSS: idle after start", &mut column);
     eprintln!("uploads…");
     measure_uploads(plan, http, &env, &server, files, &mut column).await;
+    eprintln!("analyses…");
+    measure_analyses(http, &env, &server, files, &mut column).await;
     eprintln!("views…");
     measure_views(plan, backend, dir, &server, &codes, pg_url, &mut column).await;
     rss(&server, "server RSS: after the view loads", &mut column);
@@ -609,6 +646,67 @@ async fn measure_uploads(
             column.set(&labels[1], fmt_bytes(upload.peak_rss));
         }
         Err(e) => column.not_available(&labels, "streamed upload", &e.to_string()),
+    }
+}
+
+async fn measure_analyses(
+    http: &reqwest::Client,
+    env: &ServerEnv,
+    server: &Server,
+    files: &UploadFiles,
+    column: &mut Column,
+) {
+    let mut labels = Vec::new();
+    for (name, _) in analyses::QUERIES {
+        labels.push(format!("analysis {name}: API run (median of 3)"));
+        labels.push(format!("analysis {name}: DuckDB (median of 3)"));
+        labels.push(format!("analysis {name}: API / DuckDB time"));
+        labels.push(format!("analysis {name}: pandas / API time"));
+    }
+    let tail = [
+        "analyses: server peak RSS".to_owned(),
+        "analyses: /health/live p99 while two run".to_owned(),
+        "analyses: errors".to_owned(),
+    ];
+    let reference = match &files.sales.1 {
+        Ok(reference) => reference,
+        Err(e) => {
+            column.not_available(&[labels, tail.to_vec()].concat(), "analyses", e);
+            return;
+        }
+    };
+    let measured = async {
+        logins::register(http, server, ANALYSES_EMAIL).await?;
+        env.run(&["users", "set-tier", ANALYSES_EMAIL, "pro"])
+            .await?;
+        let token = logins::login(http, server, ANALYSES_EMAIL).await?;
+        analyses::measure(http, server, &token, &files.sales.0, reference).await
+    }
+    .await;
+    match measured {
+        Ok(m) => {
+            for (i, (run, reference)) in m.runs.iter().zip(reference).enumerate() {
+                let api = run.as_secs_f64();
+                column.set(&labels[i * 4], fmt_duration(*run));
+                column.set(&labels[i * 4 + 1], fmt_duration(reference.duckdb));
+                column.set(
+                    &labels[i * 4 + 2],
+                    fmt_ratio(api, reference.duckdb.as_secs_f64()),
+                );
+                column.set(
+                    &labels[i * 4 + 3],
+                    format!("{:.2}×", reference.pandas.as_secs_f64() / api.max(1e-9)),
+                );
+            }
+            column.set(&tail[0], fmt_bytes(m.peak_rss));
+            column.set(&tail[1], fmt_opt_duration(m.live.percentile(99.0)));
+            column.errors(&tail[2], m.errors);
+        }
+        Err(e) => column.not_available(
+            &[labels, tail.to_vec()].concat(),
+            "analyses",
+            &e.to_string(),
+        ),
     }
 }
 

@@ -154,12 +154,12 @@ impl DataFusionEngine {
             // Checked first: DataFusion would call a missing file an empty table and fail
             // to plan, which reads as the user's mistake.
             let located = self.located(table);
-            match self
+            let size = match self
                 .store
                 .head(&object_store::path::Path::from(located.key.as_str()))
                 .await
             {
-                Ok(_) => {}
+                Ok(meta) => meta.size,
                 Err(object_store::Error::NotFound { .. }) => {
                     return Err(QueryFailure::new(
                         FailureReason::Data,
@@ -169,19 +169,10 @@ impl DataFusionEngine {
                         ),
                     ));
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "dataset store read failed");
-                    return Err(QueryFailure::new(
-                        FailureReason::Data,
-                        format!(
-                            "the file of table '{}' could not be read; retry later",
-                            table.alias
-                        ),
-                    ));
-                }
-            }
+                Err(e) => return Err(unreadable(table, &e)),
+            };
             let schema = match table.format {
-                Format::Csv | Format::Tsv => Some(csv_schema(&self.store, &located).await?),
+                Format::Csv | Format::Tsv => Some(csv_schema(&self.store, &located, size).await?),
                 Format::Json | Format::Ndjson => None,
             };
             register(&ctx, &located, schema.as_ref())
@@ -415,23 +406,13 @@ const SAMPLE_BYTES: u64 = 8 << 20;
 async fn csv_schema(
     store: &Arc<dyn ObjectStore>,
     table: &TableSource,
+    size: u64,
 ) -> Result<Schema, QueryFailure> {
     let path = object_store::path::Path::from(table.key.as_str());
-    let unreadable = |e: object_store::Error| {
-        tracing::warn!(error = %e, "dataset store read failed");
-        QueryFailure::new(
-            FailureReason::Data,
-            format!(
-                "the file of table '{}' could not be read; retry later",
-                table.alias
-            ),
-        )
-    };
-    let size = store.head(&path).await.map_err(unreadable)?.size;
     let bytes = store
         .get_range(&path, 0..size.min(SAMPLE_BYTES))
         .await
-        .map_err(unreadable)?;
+        .map_err(|e| unreadable(table, &e))?;
     let delimiter = if table.format == Format::Tsv {
         b'\t'
     } else {
@@ -453,6 +434,19 @@ async fn csv_schema(
                 format!("the columns of table '{}' cannot be read: {e}", table.alias),
             )
         })
+}
+
+/// The failure of a store read other than "not found": the store's own message is logged,
+/// not shown (it names the bucket or folder).
+fn unreadable(table: &TableSource, err: &object_store::Error) -> QueryFailure {
+    tracing::warn!(error = %err, "dataset store read failed");
+    QueryFailure::new(
+        FailureReason::Data,
+        format!(
+            "the file of table '{}' could not be read; retry later",
+            table.alias
+        ),
+    )
 }
 
 /// How many bytes of `sample` (the start of a longer file) hold whole records: the last
