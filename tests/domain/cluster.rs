@@ -120,6 +120,22 @@ fn csv_of(sales: &[Sale]) -> Vec<u8> {
     out.into_bytes()
 }
 
+async fn upload(domain: &domain::Domain, user: Id, rows: &[Sale]) -> domain::Dataset {
+    domain
+        .datasets
+        .upload(
+            user,
+            NewDataset {
+                name: None,
+                file_name: "sales.csv".into(),
+                content_type: Some("text/csv".into()),
+            },
+            &csv_of(rows)[..],
+        )
+        .await
+        .expect("upload")
+}
+
 async fn run_sql(domain: &domain::Domain, user: Id, dataset: Id, sql: &str) -> Value {
     run(domain, user, dataset, json!({"sql": sql})).await
 }
@@ -153,19 +169,7 @@ async fn on_a_cluster_body(db: TestDb) {
     let domain = domain_on(&db, address).await;
     let user = new_user(domain.database().connection(), Tier::Pro).await;
     let rows = sales(20_000);
-    let dataset = domain
-        .datasets
-        .upload(
-            user,
-            NewDataset {
-                name: None,
-                file_name: "sales.csv".into(),
-                content_type: Some("text/csv".into()),
-            },
-            &csv_of(&rows)[..],
-        )
-        .await
-        .expect("upload");
+    let dataset = upload(&domain, user, &rows).await;
 
     // A group-by aggregate: counts and integer sums exact, the decimal sum to 1e-9.
     let results = run_sql(
@@ -261,19 +265,7 @@ async fn no_cluster_body(db: TestDb) {
     let address = engine::ClusterAddress::parse(&format!("df://127.0.0.1:{nobody}")).unwrap();
     let domain = domain_on(&db, address).await;
     let user = new_user(domain.database().connection(), Tier::Pro).await;
-    let dataset = domain
-        .datasets
-        .upload(
-            user,
-            NewDataset {
-                name: None,
-                file_name: "sales.csv".into(),
-                content_type: Some("text/csv".into()),
-            },
-            &csv_of(&sales(10))[..],
-        )
-        .await
-        .expect("upload");
+    let dataset = upload(&domain, user, &sales(10)).await;
     let analysis = domain
         .analyses
         .create(
