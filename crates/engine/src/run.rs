@@ -62,12 +62,7 @@ pub enum EngineError {
 
 /// Apache DataFusion behind the [`QueryEngine`] port.
 pub struct DataFusionEngine {
-    runtime_env: Arc<RuntimeEnv>,
-    /// The dataset store (without its key prefix), to tell a missing file from a query
-    /// that is wrong.
-    store: Arc<dyn ObjectStore>,
-    /// Where the store's keys live in `store`.
-    objects: StoreObjects,
+    sessions: Arc<Sessions>,
     /// The engine's own threads: queries are CPU work, and the web workers must stay free.
     threads: Option<tokio::runtime::Runtime>,
     line: Arc<Semaphore>,
@@ -80,6 +75,19 @@ impl std::fmt::Debug for DataFusionEngine {
             .field("settings", &self.settings)
             .finish()
     }
+}
+
+/// What a query's session is made from. Shared with the engine's threads: a session is
+/// built there too (reading a CSV sample to infer its columns is CPU work, and the web
+/// workers must stay free).
+struct Sessions {
+    runtime_env: Arc<RuntimeEnv>,
+    /// The dataset store (without its key prefix), to tell a missing file from a query
+    /// that is wrong.
+    store: Arc<dyn ObjectStore>,
+    /// Where the store's keys live in `store`.
+    objects: StoreObjects,
+    cluster: Option<ClusterAddress>,
 }
 
 impl DataFusionEngine {
@@ -102,9 +110,12 @@ impl DataFusionEngine {
             .build()
             .map_err(|e| EngineError::Start(format!("query threads: {e}")))?;
         Ok(Self {
-            runtime_env,
-            store,
-            objects,
+            sessions: Arc::new(Sessions {
+                runtime_env,
+                store,
+                objects,
+                cluster: settings.cluster.clone(),
+            }),
             threads: Some(threads),
             line: Arc::new(Semaphore::new(settings.concurrency.max(1))),
             settings,
@@ -114,72 +125,6 @@ impl DataFusionEngine {
     /// The limits in force.
     pub fn settings(&self) -> &EngineSettings {
         &self.settings
-    }
-
-    /// `table` with its key as a path in the store (the store's key prefix added).
-    fn located(&self, table: &TableSource) -> TableSource {
-        TableSource {
-            key: self.objects.path_of(&table.key),
-            ..table.clone()
-        }
-    }
-
-    /// A session that knows only `tables`, with no table functions, no catalog views and no
-    /// URL tables.
-    async fn session(&self, tables: &[TableSource]) -> Result<SessionContext, QueryFailure> {
-        let config = SessionConfig::new()
-            .with_information_schema(false)
-            // A byte range of a CSV file cannot know whether it starts inside a quoted
-            // field holding a line break: each file is read whole, by one partition.
-            .with_repartition_file_scans(false)
-            .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
-        let state = SessionStateBuilder::new()
-            .with_config(config)
-            .with_runtime_env(self.runtime_env.clone())
-            .with_default_features()
-            // No `generate_series(...)` and the like in FROM, no `CREATE EXTERNAL TABLE`
-            // factories: a query reaches the registered tables and nothing else.
-            .with_table_functions(HashMap::new())
-            .with_table_factories(HashMap::new())
-            .build();
-        let state = match &self.settings.cluster {
-            None => state,
-            // The same session, planned by a Ballista scheduler and run by its executors.
-            Some(cluster) => state
-                .upgrade_for_ballista(cluster.scheduler_url())
-                .map_err(|e| failure_of(e, &Scrub::default()))?,
-        };
-        let ctx = SessionContext::new_with_state(state);
-        for table in tables {
-            // Checked first: DataFusion would call a missing file an empty table and fail
-            // to plan, which reads as the user's mistake.
-            let located = self.located(table);
-            let size = match self
-                .store
-                .head(&object_store::path::Path::from(located.key.as_str()))
-                .await
-            {
-                Ok(meta) => meta.size,
-                Err(object_store::Error::NotFound { .. }) => {
-                    return Err(QueryFailure::new(
-                        FailureReason::Data,
-                        format!(
-                            "the file of table '{}' is missing from the dataset store",
-                            table.alias
-                        ),
-                    ));
-                }
-                Err(e) => return Err(unreadable(table, &e)),
-            };
-            let schema = match table.format {
-                Format::Csv | Format::Tsv => Some(csv_schema(&self.store, &located, size).await?),
-                Format::Json | Format::Ndjson => None,
-            };
-            register(&ctx, &located, schema.as_ref())
-                .await
-                .map_err(|e| failure_of(e, &scrub_of(std::slice::from_ref(&located))))?;
-        }
-        Ok(ctx)
     }
 
     /// Runs `work` on the engine's threads, in line, within the time limit; dropping the
@@ -223,6 +168,74 @@ impl DataFusionEngine {
                 ))
             }
         }
+    }
+}
+
+impl Sessions {
+    /// `table` with its key as a path in the store (the store's key prefix added).
+    fn located(&self, table: &TableSource) -> TableSource {
+        TableSource {
+            key: self.objects.path_of(&table.key),
+            ..table.clone()
+        }
+    }
+
+    /// A session that knows only `tables`, with no table functions, no catalog views and no
+    /// URL tables.
+    async fn session(&self, tables: &[TableSource]) -> Result<SessionContext, QueryFailure> {
+        let config = SessionConfig::new()
+            .with_information_schema(false)
+            // A byte range of a CSV file cannot know whether it starts inside a quoted
+            // field holding a line break: each file is read whole, by one partition.
+            .with_repartition_file_scans(false)
+            .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(self.runtime_env.clone())
+            .with_default_features()
+            // No `generate_series(...)` and the like in FROM, no `CREATE EXTERNAL TABLE`
+            // factories: a query reaches the registered tables and nothing else.
+            .with_table_functions(HashMap::new())
+            .with_table_factories(HashMap::new())
+            .build();
+        let state = match &self.cluster {
+            None => state,
+            // The same session, planned by a Ballista scheduler and run by its executors.
+            Some(cluster) => state
+                .upgrade_for_ballista(cluster.scheduler_url())
+                .map_err(|e| failure_of(e, &Scrub::default()))?,
+        };
+        let ctx = SessionContext::new_with_state(state);
+        for table in tables {
+            // Checked first: DataFusion would call a missing file an empty table and fail
+            // to plan, which reads as the user's mistake.
+            let located = self.located(table);
+            let size = match self
+                .store
+                .head(&object_store::path::Path::from(located.key.as_str()))
+                .await
+            {
+                Ok(meta) => meta.size,
+                Err(object_store::Error::NotFound { .. }) => {
+                    return Err(QueryFailure::new(
+                        FailureReason::Data,
+                        format!(
+                            "the file of table '{}' is missing from the dataset store",
+                            table.alias
+                        ),
+                    ));
+                }
+                Err(e) => return Err(unreadable(table, &e)),
+            };
+            let schema = match table.format {
+                Format::Csv | Format::Tsv => Some(csv_schema(&self.store, &located, size).await?),
+                Format::Json | Format::Ndjson => None,
+            };
+            register(&ctx, &located, schema.as_ref())
+                .await
+                .map_err(|e| failure_of(e, &scrub_of(std::slice::from_ref(&located))))?;
+        }
+        Ok(ctx)
     }
 }
 
@@ -282,12 +295,13 @@ impl QueryEngine for DataFusionEngine {
         query: &Query,
         tables: &[TableSource],
     ) -> Result<QueryOutput, QueryFailure> {
-        let ctx = self.session(tables).await?;
-        let query = query.clone();
-        let located: Vec<TableSource> = tables.iter().map(|t| self.located(t)).collect();
+        let sessions = self.sessions.clone();
+        let (query, tables) = (query.clone(), tables.to_vec());
+        let located: Vec<TableSource> = tables.iter().map(|t| sessions.located(t)).collect();
         let scrub = scrub_of(&located);
         let max_rows = self.settings.max_rows;
         self.in_line(async move {
+            let ctx = sessions.session(&tables).await?;
             let frame = plan(&ctx, &query).await.map_err(|f| f.scrubbed(&scrub))?;
             collect(frame, max_rows)
                 .await
@@ -297,12 +311,13 @@ impl QueryEngine for DataFusionEngine {
     }
 
     async fn columns(&self, table: &TableSource) -> Result<Vec<DataColumn>, QueryFailure> {
-        let ctx = self.session(std::slice::from_ref(table)).await?;
-        let scrub = scrub_of(&[self.located(table)]);
-        let alias = table.alias.clone();
+        let sessions = self.sessions.clone();
+        let table = table.clone();
+        let scrub = scrub_of(&[sessions.located(&table)]);
         self.in_line(async move {
+            let ctx = sessions.session(std::slice::from_ref(&table)).await?;
             let frame = ctx
-                .table(alias.as_str())
+                .table(table.alias.as_str())
                 .await
                 .map_err(|e| failure_of(e, &scrub))?;
             Ok(values::columns_of(frame.schema().as_arrow()))
