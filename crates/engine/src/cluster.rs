@@ -19,6 +19,7 @@ use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service};
 use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
 use domain::storage::StoreObjects;
 
@@ -67,7 +68,7 @@ impl fmt::Display for ClusterAddress {
 /// plans `iops serve` sends into stages, which needs the dataset files' sizes: it reads the
 /// store through `objects`.
 pub async fn serve_scheduler(bind: SocketAddr, objects: StoreObjects) -> Result<(), EngineError> {
-    let runtime = store_runtime(&objects, None)?;
+    let runtime = store_runtime(RuntimeEnvBuilder::new(), &objects, None)?;
     let config = SchedulerConfig {
         bind_host: bind.ip().to_string(),
         bind_port: bind.port(),
@@ -124,7 +125,7 @@ pub async fn serve_executor(
         // Ballista wraps each task's runtime in a memory pool of its own; this gives it
         // the store and the spill folder.
         Arc::new(move |_| {
-            store_runtime(&objects, Some(&spill))
+            store_runtime(RuntimeEnvBuilder::new(), &objects, Some(&spill))
                 .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))
         })
     };

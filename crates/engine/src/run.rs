@@ -82,10 +82,8 @@ impl std::fmt::Debug for DataFusionEngine {
 /// workers must stay free).
 struct Sessions {
     runtime_env: Arc<RuntimeEnv>,
-    /// The dataset store (without its key prefix), to tell a missing file from a query
-    /// that is wrong.
-    store: Arc<dyn ObjectStore>,
-    /// Where the store's keys live in `store`.
+    /// The dataset store (its client without the key prefix, and the prefix): read
+    /// directly too, to tell a missing file from a query that is wrong.
     objects: StoreObjects,
     cluster: Option<ClusterAddress>,
 }
@@ -93,10 +91,9 @@ struct Sessions {
 impl DataFusionEngine {
     /// An engine reading dataset files from `objects` (the dataset store's client).
     pub fn new(objects: StoreObjects, settings: EngineSettings) -> Result<Self, EngineError> {
-        let store = objects.store.clone();
         std::fs::create_dir_all(&settings.spill_dir)
             .map_err(|e| EngineError::Start(format!("spill folder: {e}")))?;
-        let runtime_env = runtime_of(
+        let runtime_env = store_runtime(
             RuntimeEnvBuilder::new()
                 .with_memory_pool(Arc::new(FairSpillPool::new(settings.memory_bytes))),
             &objects,
@@ -112,7 +109,6 @@ impl DataFusionEngine {
         Ok(Self {
             sessions: Arc::new(Sessions {
                 runtime_env,
-                store,
                 objects,
                 cluster: settings.cluster.clone(),
             }),
@@ -211,6 +207,7 @@ impl Sessions {
             // to plan, which reads as the user's mistake.
             let located = self.located(table);
             let size = match self
+                .objects
                 .store
                 .head(&object_store::path::Path::from(located.key.as_str()))
                 .await
@@ -228,7 +225,9 @@ impl Sessions {
                 Err(e) => return Err(unreadable(table, &e)),
             };
             let schema = match table.format {
-                Format::Csv | Format::Tsv => Some(csv_schema(&self.store, &located, size).await?),
+                Format::Csv | Format::Tsv => {
+                    Some(csv_schema(&self.objects.store, &located, size).await?)
+                }
                 Format::Json | Format::Ndjson => None,
             };
             register(&ctx, &located, schema.as_ref())
@@ -251,15 +250,9 @@ impl Drop for DataFusionEngine {
 
 /// A runtime that reads the dataset store under [`STORE_URL`]: the engine's, a Ballista
 /// scheduler's and every executor's, so that a plan made in one process names files the
-/// others find. Spilled data goes to `spill` when given.
+/// others find. Built from `builder` (the engine's adds its memory pool); spilled data goes
+/// to `spill` when given.
 pub(crate) fn store_runtime(
-    objects: &StoreObjects,
-    spill: Option<&Path>,
-) -> Result<Arc<RuntimeEnv>, EngineError> {
-    runtime_of(RuntimeEnvBuilder::new(), objects, spill)
-}
-
-fn runtime_of(
     builder: RuntimeEnvBuilder,
     objects: &StoreObjects,
     spill: Option<&Path>,
