@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use domain::query::FailureReason;
-use domain::storage::Store;
+use domain::storage::{DatasetStore, Store};
 use domain::{Error, FixedClock, Id, NewAnalysis, NewDataset, Settings, Tier};
 use iops_tests::TestDb;
 use iops_tests::cluster::Cluster;
@@ -48,8 +48,13 @@ async fn shared() -> &'static Shared {
         .await
 }
 
-/// The domain over `db` with the shared bucket as its store and analyses sent to `engine_url`.
-async fn domain_on(db: &TestDb, cluster: engine::ClusterAddress) -> domain::Domain {
+/// The domain over `db` with the shared bucket as its store and analyses sent to
+/// `cluster`, and that store.
+async fn domain_on(
+    db: &TestDb,
+    cluster: engine::ClusterAddress,
+    settings: Settings,
+) -> (domain::Domain, Store) {
     let shared = shared().await;
     let store = Store::s3(
         s3::server().builder(),
@@ -59,17 +64,18 @@ async fn domain_on(db: &TestDb, cluster: engine::ClusterAddress) -> domain::Doma
     )
     .await
     .expect("open the S3 store");
-    iops_tests::domain_with(
+    let domain = iops_tests::domain_with(
         db.migrated().await,
         Arc::new(FixedClock::new(default_now())),
-        Arc::new(store),
-        Settings::default(),
+        Arc::new(store.clone()),
+        settings,
         None,
         engine::EngineSettings {
             cluster: Some(cluster),
             ..iops_tests::query_settings()
         },
-    )
+    );
+    (domain, store)
 }
 
 /// One generated sale.
@@ -166,10 +172,21 @@ fn close(a: f64, b: f64) -> bool {
 iops_tests::on_both!(analyses_run_on_a_ballista_cluster, on_a_cluster_body);
 async fn on_a_cluster_body(db: TestDb) {
     let address = shared().await.cluster.address.clone();
-    let domain = domain_on(&db, address).await;
+    let settings = Settings {
+        columnar_min_bytes: Some(0),
+        ..Settings::default()
+    };
+    let (domain, store) = domain_on(&db, address, settings).await;
     let user = new_user(domain.database().connection(), Tier::Pro).await;
     let rows = sales(20_000);
     let dataset = upload(&domain, user, &rows).await;
+    // The executors read the dataset's columnar copy from the bucket.
+    let copy = domain::storage::columnar_key(dataset.file_path.as_deref().expect("a file"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !store.exists(&copy).await.expect("look in the bucket") {
+        assert!(std::time::Instant::now() < deadline, "no columnar copy");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 
     // A group-by aggregate: counts and integer sums exact, the decimal sum to 1e-9.
     let results = run_sql(
@@ -263,7 +280,7 @@ async fn no_cluster_body(db: TestDb) {
         .expect("a free port")
         .port();
     let address = engine::ClusterAddress::parse(&format!("df://127.0.0.1:{nobody}")).unwrap();
-    let domain = domain_on(&db, address).await;
+    let (domain, _) = domain_on(&db, address, Settings::default()).await;
     let user = new_user(domain.database().connection(), Tier::Pro).await;
     let dataset = upload(&domain, user, &sales(10)).await;
     let analysis = domain

@@ -828,3 +828,289 @@ async fn analyses_run_body(db: TestDb, kind: Kind) {
         "the analysis lost its dataset (ON DELETE SET NULL): nothing to read, {failed:?}"
     );
 }
+
+/// Waits (up to a minute: a debug build writes copies slowly) until the store holds `key`.
+async fn wait_for_key(store: &Store, key: &str) {
+    for _ in 0..600 {
+        if store.exists(key).await.expect("look in the store") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{key} did not appear within a minute");
+}
+
+/// A CSV with every kind of value a copy must keep: integers, decimals, text with quotes,
+/// commas and line breaks, dates, booleans and empty (null) fields.
+fn mixed_csv(rows: usize) -> Vec<u8> {
+    let mut body = String::from("id,label,amount,day,flag,note\n");
+    for i in 0..rows {
+        let note = match i % 4 {
+            0 => String::new(),
+            1 => format!("\"said \"\"hi\"\", {i}\""),
+            2 => format!("\"two\nlines {i}\""),
+            _ => format!("plain {i}"),
+        };
+        body.push_str(&format!(
+            "{i},l{},{}.{:02},2026-{:02}-{:02},{},{note}\n",
+            i % 7,
+            i * 3,
+            i % 100,
+            1 + i % 12,
+            1 + i % 28,
+            i % 3 == 0
+        ));
+    }
+    body.into_bytes()
+}
+
+async fn run_sql(domain: &Domain, user: Id, dataset: Id, sql: &str) -> serde_json::Value {
+    let analysis = domain
+        .analyses
+        .create(
+            user,
+            domain::NewAnalysis {
+                name: "copy check".into(),
+                dataset_id: Some(dataset),
+                config: Some(json!({ "query": { "sql": sql } })),
+            },
+        )
+        .await
+        .unwrap();
+    let results = domain
+        .analyses
+        .run(user, analysis.id)
+        .await
+        .unwrap()
+        .results
+        .expect("results stored");
+    json!({"columns": results["columns"], "rows": results["rows"]})
+}
+
+on_every_store!(columnar_copies_are_read_kept_and_removed, columnar_body);
+async fn columnar_body(db: TestDb, kind: Kind) {
+    let env = Env::with_settings(
+        db,
+        kind,
+        Settings {
+            columnar_min_bytes: Some(0),
+            ..Settings::default()
+        },
+    )
+    .await;
+    // The same database and store without copies: runs read the uploaded files only.
+    let plain = iops_tests::domain(
+        env.conn().clone(),
+        Arc::new(FixedClock::new(default_now())),
+        Arc::new(env.store.clone()),
+        Settings::default(),
+    );
+    let user = new_user(env.conn(), Tier::Pro).await;
+    let mixed = env
+        .domain
+        .datasets
+        .upload(user, csv("mixed.csv"), mixed_csv(3_000).as_slice())
+        .await
+        .unwrap();
+    let lines: String = (0..500)
+        .map(|i| format!("{{\"k\":\"k{}\",\"n\":{i},\"x\":{}.5}}\n", i % 5, i * 2))
+        .collect();
+    let ndjson = env
+        .domain
+        .datasets
+        .upload(
+            user,
+            NewDataset {
+                name: None,
+                file_name: "lines.ndjson".into(),
+                content_type: None,
+            },
+            lines.as_bytes(),
+        )
+        .await
+        .unwrap();
+    let (mixed_key, ndjson_key) = (mixed.file_path.unwrap(), ndjson.file_path.unwrap());
+    let mixed_copy = domain::storage::columnar_key(&mixed_key);
+    // Written after the upload, next to the original, which stays as it was.
+    wait_for_key(&env.store, &mixed_copy).await;
+    wait_for_key(&env.store, &domain::storage::columnar_key(&ndjson_key)).await;
+    assert!(env.store.read(&mixed_key).await.unwrap() == mixed_csv(3_000));
+
+    // Whichever file a run reads, the answer is the same: every value, type and null.
+    let queries = [
+        (mixed.id, "SELECT * FROM data ORDER BY id"),
+        (
+            mixed.id,
+            "SELECT label, COUNT(*) AS n, SUM(amount) AS total, MIN(day) AS first, \
+             COUNT(note) AS notes, SUM(CASE WHEN flag THEN 1 ELSE 0 END) AS flagged \
+             FROM data GROUP BY label ORDER BY label",
+        ),
+        (
+            ndjson.id,
+            "SELECT k, SUM(n) AS n, AVG(x) AS x FROM data GROUP BY k ORDER BY k",
+        ),
+    ];
+    for (dataset, sql) in queries {
+        let from_copy = run_sql(&env.domain, user, dataset, sql).await;
+        let from_original = run_sql(&plain, user, dataset, sql).await;
+        assert_eq!(from_copy, from_original, "{sql}");
+    }
+    let all = run_sql(
+        &env.domain,
+        user,
+        mixed.id,
+        "SELECT * FROM data ORDER BY id",
+    )
+    .await;
+    assert_eq!(all["rows"][2][5], json!("two\nlines 2"));
+    assert_eq!(all["rows"][1][5], json!("said \"hi\", 1"));
+    assert_eq!(all["rows"][0][5], json!(null));
+
+    // Runs read the copy: put another dataset's copy in its place, and they answer with
+    // that dataset's rows.
+    let count = "SELECT COUNT(*) AS n FROM data";
+    let copy_bytes = env
+        .store
+        .read(&domain::storage::columnar_key(&ndjson_key))
+        .await
+        .unwrap();
+    put(&env.store, &mixed_copy, &copy_bytes).await;
+    assert_eq!(
+        run_sql(&env.domain, user, mixed.id, count).await["rows"],
+        json!([[500]])
+    );
+    // A missing copy: the run reads the original, and the copy is written again.
+    env.store.remove(&mixed_copy).await.unwrap();
+    assert_eq!(
+        run_sql(&env.domain, user, mixed.id, count).await["rows"],
+        json!([[3000]])
+    );
+    wait_for_key(&env.store, &mixed_copy).await;
+    assert_eq!(
+        run_sql(&env.domain, user, mixed.id, count).await["rows"],
+        json!([[3000]])
+    );
+
+    // Copies count toward no limit.
+    let usage = env.domain.usage.report(user).await.unwrap();
+    assert_eq!(usage.datasets.used, 2, "{usage:?}");
+
+    // The garbage collection keeps a live dataset's copy and removes one whose original
+    // no row references.
+    let stray = domain::storage::columnar_key(&format!("{user}/{}.csv", Id(uuid::Uuid::new_v4())));
+    put(&env.store, &stray, &copy_bytes).await;
+    let report = env
+        .store
+        .collect_garbage(env.domain.database(), Utc::now(), Duration::ZERO, false)
+        .await
+        .unwrap();
+    assert_eq!(report.removed, vec![stray]);
+    let mut expected = vec![
+        mixed_key.clone(),
+        mixed_copy.clone(),
+        ndjson_key.clone(),
+        domain::storage::columnar_key(&ndjson_key),
+    ];
+    expected.sort();
+    assert_eq!(env.keys().await, expected);
+
+    // A dataset's copy goes with it, and so do an account's.
+    env.domain.datasets.delete(user, mixed.id).await.unwrap();
+    let mut expected = vec![
+        ndjson_key.clone(),
+        domain::storage::columnar_key(&ndjson_key),
+    ];
+    expected.sort();
+    assert_eq!(env.keys().await, expected);
+    env.domain.accounts.delete(user).await.unwrap();
+    assert_eq!(env.keys().await, Vec::<String>::new());
+    assert!(env.staging_is_empty());
+}
+
+/// The real engine, counting the files whose columns it is asked for.
+struct CountingEngine {
+    inner: engine::DataFusionEngine,
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl domain::query::QueryEngine for CountingEngine {
+    async fn run(
+        &self,
+        query: &domain::query::Query,
+        tables: &[domain::query::TableSource],
+    ) -> Result<domain::query::QueryOutput, domain::query::QueryFailure> {
+        self.inner.run(query, tables).await
+    }
+
+    async fn columns(
+        &self,
+        table: &domain::query::TableSource,
+    ) -> Result<Vec<domain::DataColumn>, domain::query::QueryFailure> {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.columns(table).await
+    }
+
+    async fn write_columnar(
+        &self,
+        table: &domain::query::TableSource,
+        out: &std::path::Path,
+    ) -> Result<(), domain::query::QueryFailure> {
+        self.inner.write_columnar(table, out).await
+    }
+}
+
+iops_tests::on_both!(unreadable_files_are_not_read_on_every_list, unreadable_body);
+async fn unreadable_body(db: TestDb) {
+    let env = Env::new(db, Kind::Local).await;
+    let counting = Arc::new(CountingEngine {
+        inner: engine::DataFusionEngine::new(env.store.objects(), iops_tests::query_settings())
+            .unwrap(),
+        asked: Default::default(),
+    });
+    let domain = Domain::new(
+        domain::Context::new(
+            env.domain.database().clone(),
+            Arc::new(FixedClock::new(default_now())),
+            domain::Hasher::new(2),
+        )
+        .with_store(Arc::new(env.store.clone()))
+        .with_engine(counting.clone()),
+    );
+    let user = new_user(env.conn(), Tier::Pro).await;
+    // Rows of another era: files that are not there, and one that is, none with columns kept.
+    for _ in 0..6 {
+        insert_row(
+            &env,
+            user,
+            &format!("{user}/{}.csv", Id(uuid::Uuid::new_v4())),
+        )
+        .await;
+    }
+    let there = format!("{user}/{}.csv", Id(uuid::Uuid::new_v4()));
+    put(&env.store, &there, b"a,b\n1,x\n").await;
+    let readable = insert_row(&env, user, &there).await;
+
+    let page = domain
+        .datasets
+        .list(user, &crate::analyses::first_page())
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 7);
+    for dataset in &page.items {
+        assert_eq!(
+            dataset.columns.is_some(),
+            dataset.id == readable,
+            "{dataset:?}"
+        );
+    }
+    assert_eq!(counting.asked.load(std::sync::atomic::Ordering::SeqCst), 7);
+    // The readable one's columns are kept; the others are not asked for again yet.
+    let page = domain
+        .datasets
+        .list(user, &crate::analyses::first_page())
+        .await
+        .unwrap();
+    assert_eq!(page.items.iter().filter(|d| d.columns.is_some()).count(), 1);
+    assert_eq!(counting.asked.load(std::sync::atomic::Ordering::SeqCst), 7);
+}

@@ -59,6 +59,9 @@ pub struct QuerySettings {
     pub max_rows: u64,
     pub concurrency: u64,
     pub cluster: Option<engine::ClusterAddress>,
+    /// `IOPS_QUERY_COLUMNAR_MIN_MB` (1; `off` for none): dataset files at least this large
+    /// get a columnar copy that runs read instead.
+    pub columnar_min_mb: Option<u64>,
 }
 
 impl Default for QuerySettings {
@@ -69,6 +72,7 @@ impl Default for QuerySettings {
             max_rows: 10_000,
             concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()) as u64,
             cluster: None,
+            columnar_min_mb: Some(domain::DEFAULT_COLUMNAR_MIN_BYTES >> 20),
         }
     }
 }
@@ -286,6 +290,16 @@ pub struct RawSettings {
     /// [default: in this process]
     #[arg(long, global = true, value_name = "URL", env = "IOPS_ENGINE_URL")]
     pub engine_url: Option<String>,
+    /// Dataset files at least this large (MiB; 0 for all) get a columnar copy that
+    /// analyses read instead; `off` for none [default: 1]
+    #[arg(
+        long,
+        global = true,
+        value_name = "MIB",
+        env = "IOPS_QUERY_COLUMNAR_MIN_MB",
+        hide_env_values = true
+    )]
+    pub query_columnar_min_mb: Option<String>,
     /// Log filter [default: info]
     #[arg(
         long = "log",
@@ -339,6 +353,7 @@ impl Config {
             query_max_rows,
             query_concurrency,
             engine_url,
+            query_columnar_min_mb,
             log_filter,
         } = raw;
         let data_dir = PathBuf::from(set(data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into()));
@@ -467,6 +482,15 @@ impl Config {
                         .map_err(|e| Error::config(format!("IOPS_ENGINE_URL: {e}")))?,
                 ),
             },
+            columnar_min_mb: match set(query_columnar_min_mb) {
+                None => defaults.columnar_min_mb,
+                Some(raw) if raw.trim().eq_ignore_ascii_case("off") => None,
+                Some(raw) => Some(raw.trim().parse::<u64>().map_err(|_| {
+                    Error::config(format!(
+                        "IOPS_QUERY_COLUMNAR_MIN_MB must be a whole number of MiB or 'off', got '{raw}'"
+                    ))
+                })?),
+            },
         };
 
         Ok(Self {
@@ -545,6 +569,10 @@ impl Config {
     pub fn settings(&self) -> domain::Settings {
         domain::Settings {
             max_upload_bytes: self.max_upload_bytes,
+            columnar_min_bytes: self
+                .query
+                .columnar_min_mb
+                .map(|mb| mb.saturating_mul(1 << 20)),
             ..domain::Settings::default()
         }
     }
@@ -612,6 +640,7 @@ mod tests {
             query_max_rows: get("IOPS_QUERY_MAX_ROWS"),
             query_concurrency: get("IOPS_QUERY_CONCURRENCY"),
             engine_url: get("IOPS_ENGINE_URL"),
+            query_columnar_min_mb: get("IOPS_QUERY_COLUMNAR_MIN_MB"),
             log_filter: get("RUST_LOG"),
         })
     }
@@ -624,6 +653,21 @@ mod tests {
         assert_eq!(config.query.max_rows, 10_000);
         assert!(config.query.concurrency >= 1);
         assert_eq!(config.query.cluster, None);
+        assert_eq!(config.settings().columnar_min_bytes, Some(1 << 20));
+        assert_eq!(
+            super::tests::config(&[("IOPS_QUERY_COLUMNAR_MIN_MB", "off")])
+                .unwrap()
+                .settings()
+                .columnar_min_bytes,
+            None
+        );
+        assert_eq!(
+            super::tests::config(&[("IOPS_QUERY_COLUMNAR_MIN_MB", "0")])
+                .unwrap()
+                .settings()
+                .columnar_min_bytes,
+            Some(0)
+        );
         let set = super::tests::config(&[
             ("IOPS_QUERY_TIMEOUT_SECS", "5"),
             ("IOPS_QUERY_MEMORY_MB", "64"),
@@ -651,6 +695,7 @@ mod tests {
             ("IOPS_QUERY_MAX_ROWS", "many"),
             ("IOPS_QUERY_CONCURRENCY", "1.5"),
             ("IOPS_ENGINE_URL", "http://scheduler:50050"),
+            ("IOPS_QUERY_COLUMNAR_MIN_MB", "big"),
         ] {
             let err = super::tests::config(&[(name, bad)])
                 .unwrap_err()

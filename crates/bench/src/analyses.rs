@@ -13,7 +13,7 @@ use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
 use crate::Result;
-use crate::server::Server;
+use crate::server::{Server, ServerEnv};
 use crate::stats::Samples;
 
 /// The queries, by name: the same SQL text runs on the server and on DuckDB (over a view
@@ -157,18 +157,33 @@ pub async fn reference(csv: &Path, work: &Path) -> Result<Vec<Reference>> {
 
 /// What the API side measured.
 pub struct Measured {
-    /// Median run time per query, HTTP and storing the results included.
+    /// Median run time per query, HTTP and storing the results included, reading the
+    /// uploaded CSV.
     pub runs: Vec<Duration>,
     pub peak_rss: u64,
     /// `/health/live` while two runs went at once.
     pub live: Samples,
     pub errors: u64,
+    /// The same, on a server that reads the dataset's columnar copy.
+    pub columnar: Columnar,
+}
+
+/// The runs on the columnar copy, and the copy.
+pub struct Columnar {
+    pub runs: Vec<Duration>,
+    /// From the first run (which found no copy and asked for one) to the copy in the store.
+    pub written_in: Duration,
+    pub bytes: u64,
+    pub peak_rss: u64,
 }
 
 /// Uploads `csv`, makes one analysis per query and runs each [`RUNS`] times, then two at
-/// once while `/health/live` is probed. Each result must have the reference's row count.
+/// once while `/health/live` is probed; then, on a second server over the same database
+/// and store that makes columnar copies, runs each query [`RUNS`] times once the copy is
+/// written. Each result must have the reference's row count.
 pub async fn measure(
     http: &reqwest::Client,
+    env: &ServerEnv,
     server: &Server,
     token: &str,
     csv: &Path,
@@ -187,23 +202,7 @@ pub async fn measure(
         ids.push(created["id"].as_str().unwrap_or_default().to_owned());
     }
     server.reset_peak_rss()?;
-    let mut runs = Vec::new();
-    for ((id, (name, _)), expected) in ids.iter().zip(QUERIES).zip(reference) {
-        let mut times = Vec::with_capacity(RUNS);
-        for _ in 0..RUNS {
-            let (elapsed, rows) = run(http, server, token, id).await?;
-            if rows != expected.rows {
-                return Err(format!(
-                    "{name}: the API kept {rows} rows, DuckDB found {}",
-                    expected.rows
-                )
-                .into());
-            }
-            times.push(elapsed);
-        }
-        times.sort();
-        runs.push(times[RUNS / 2]);
-    }
+    let runs = medians(http, server, token, &ids, reference).await?;
 
     // Two runs at once (the heaviest query), while a client probes /health/live.
     let done = Arc::new(AtomicBool::new(false));
@@ -235,12 +234,100 @@ pub async fn measure(
             errors += 1;
         }
     }
+    let peak_rss = server.peak_rss_bytes()?;
     Ok(Measured {
         runs,
-        peak_rss: server.peak_rss_bytes()?,
+        peak_rss,
         live,
         errors,
+        columnar: on_columnar_copy(http, env, token, &ids, reference).await?,
     })
+}
+
+/// The median of [`RUNS`] runs of each analysis of `ids`, each checked against the
+/// reference's row count.
+async fn medians(
+    http: &reqwest::Client,
+    server: &Server,
+    token: &str,
+    ids: &[String],
+    reference: &[Reference],
+) -> Result<Vec<Duration>> {
+    let mut medians = Vec::new();
+    for ((id, (name, _)), expected) in ids.iter().zip(QUERIES).zip(reference) {
+        let mut times = Vec::with_capacity(RUNS);
+        for _ in 0..RUNS {
+            let (elapsed, rows) = run(http, server, token, id).await?;
+            if rows != expected.rows {
+                return Err(format!(
+                    "{name}: the API kept {rows} rows, DuckDB found {}",
+                    expected.rows
+                )
+                .into());
+            }
+            times.push(elapsed);
+        }
+        times.sort();
+        medians.push(times[RUNS / 2]);
+    }
+    Ok(medians)
+}
+
+/// Starts a server that makes columnar copies, runs the first analysis once (it reads
+/// the CSV and asks for the copy), waits for the copy, and measures the runs on it.
+async fn on_columnar_copy(
+    http: &reqwest::Client,
+    env: &ServerEnv,
+    token: &str,
+    ids: &[String],
+    reference: &[Reference],
+) -> Result<Columnar> {
+    let env = ServerEnv {
+        columnar: true,
+        log_file: env.log_file.with_file_name("server-columnar.log"),
+        ..env.clone()
+    };
+    let (server, _) = Server::start(&env, http).await?;
+    let started = Instant::now();
+    run(http, &server, token, &ids[0]).await?;
+    let datasets = env.data_dir.join("datasets");
+    let bytes = loop {
+        if let Some(bytes) = copy_size(&datasets) {
+            break bytes;
+        }
+        if started.elapsed() > Duration::from_secs(1800) {
+            return Err("no columnar copy appeared within 30 minutes".into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let written_in = started.elapsed();
+    server.reset_peak_rss()?;
+    let runs = medians(http, &server, token, ids, reference).await?;
+    let peak_rss = server.peak_rss_bytes()?;
+    server.stop().await;
+    Ok(Columnar {
+        runs,
+        written_in,
+        bytes,
+        peak_rss,
+    })
+}
+
+/// The size of the one columnar copy under the store folder `datasets`, once there.
+fn copy_size(datasets: &Path) -> Option<u64> {
+    let suffix = domain::storage::columnar_key("");
+    for user in std::fs::read_dir(datasets).ok()?.flatten() {
+        for file in std::fs::read_dir(user.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if file.file_name().to_string_lossy().ends_with(&suffix) {
+                return file.metadata().ok().map(|m| m.len());
+            }
+        }
+    }
+    None
 }
 
 /// One run: its wall time (request to parsed answer) and the rows it kept.

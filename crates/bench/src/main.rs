@@ -331,6 +331,7 @@ async fn measure(
         // Room for the largest upload of the run (the NDJSON copy is the larger file).
         max_upload_bytes: plan.big_bytes.max(files.ndjson.1.bytes) + (1 << 20),
         log_file: dir.join("server.log"),
+        columnar: false,
     };
 
     let migrate_label = "start-up: migrate an empty database".to_owned();
@@ -658,15 +659,24 @@ async fn measure_analyses(
 ) {
     let mut labels = Vec::new();
     for (name, _) in analyses::QUERIES {
-        labels.push(format!("analysis {name}: API run (median of 3)"));
-        labels.push(format!("analysis {name}: DuckDB (median of 3)"));
-        labels.push(format!("analysis {name}: API / DuckDB time"));
-        labels.push(format!("analysis {name}: pandas / API time"));
+        labels.push(format!("analysis {name}: API run on the CSV (median of 3)"));
+        labels.push(format!(
+            "analysis {name}: API run on the columnar copy (median of 3)"
+        ));
+        labels.push(format!("analysis {name}: DuckDB on the CSV (median of 3)"));
+        labels.push(format!("analysis {name}: API / DuckDB time (CSV)"));
+        labels.push(format!(
+            "analysis {name}: API / DuckDB time (columnar copy)"
+        ));
+        labels.push(format!("analysis {name}: pandas / API time (CSV)"));
     }
     let tail = [
-        "analyses: server peak RSS".to_owned(),
+        "analyses: server peak RSS (CSV)".to_owned(),
         "analyses: /health/live p99 while two run".to_owned(),
         "analyses: errors".to_owned(),
+        "analyses: columnar copy written in (from the first run)".to_owned(),
+        "analyses: columnar copy size / CSV size".to_owned(),
+        "analyses: server peak RSS (columnar copy)".to_owned(),
     ];
     let reference = match &files.sales.1 {
         Ok(reference) => reference,
@@ -680,27 +690,38 @@ async fn measure_analyses(
         env.run(&["users", "set-tier", ANALYSES_EMAIL, "pro"])
             .await?;
         let token = logins::login(http, server, ANALYSES_EMAIL).await?;
-        analyses::measure(http, server, &token, &files.sales.0, reference).await
+        analyses::measure(http, env, server, &token, &files.sales.0, reference).await
     }
     .await;
     match measured {
         Ok(m) => {
-            for (i, (run, reference)) in m.runs.iter().zip(reference).enumerate() {
-                let api = run.as_secs_f64();
-                column.set(&labels[i * 4], fmt_duration(*run));
-                column.set(&labels[i * 4 + 1], fmt_duration(reference.duckdb));
+            let runs = m.runs.iter().zip(&m.columnar.runs).zip(reference);
+            for (i, ((run, columnar), reference)) in runs.enumerate() {
+                let (api, duckdb) = (run.as_secs_f64(), reference.duckdb.as_secs_f64());
+                let at = |k: usize| &labels[i * 6 + k];
+                column.set(at(0), fmt_duration(*run));
+                column.set(at(1), fmt_duration(*columnar));
+                column.set(at(2), fmt_duration(reference.duckdb));
+                column.set(at(3), fmt_ratio(api, duckdb));
+                column.set(at(4), fmt_ratio(columnar.as_secs_f64(), duckdb));
                 column.set(
-                    &labels[i * 4 + 2],
-                    fmt_ratio(api, reference.duckdb.as_secs_f64()),
-                );
-                column.set(
-                    &labels[i * 4 + 3],
+                    at(5),
                     format!("{:.2}×", reference.pandas.as_secs_f64() / api.max(1e-9)),
                 );
             }
             column.set(&tail[0], fmt_bytes(m.peak_rss));
             column.set(&tail[1], fmt_opt_duration(m.live.percentile(99.0)));
             column.errors(&tail[2], m.errors);
+            column.set(&tail[3], fmt_duration(m.columnar.written_in));
+            column.set(
+                &tail[4],
+                format!(
+                    "{} / {}",
+                    fmt_bytes(m.columnar.bytes),
+                    fmt_bytes(std::fs::metadata(&files.sales.0).map_or(0, |f| f.len()))
+                ),
+            );
+            column.set(&tail[5], fmt_bytes(m.columnar.peak_rss));
         }
         Err(e) => column.not_available(
             &[labels, tail.to_vec()].concat(),

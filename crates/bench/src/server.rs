@@ -23,6 +23,9 @@ pub struct ServerEnv {
     pub max_upload_bytes: u64,
     /// Server stderr goes here, shown when something fails.
     pub log_file: PathBuf,
+    /// Whether uploaded files get columnar copies (for every file), or none: a copy is
+    /// written in the background after an upload, which would weigh on the other sections.
+    pub columnar: bool,
 }
 
 impl ServerEnv {
@@ -34,6 +37,10 @@ impl ServerEnv {
             .env("DATABASE_URL", &self.database_url)
             .env("IOPS_DATA_DIR", &self.data_dir)
             .env("IOPS_MAX_UPLOAD_BYTES", self.max_upload_bytes.to_string())
+            .env(
+                "IOPS_QUERY_COLUMNAR_MIN_MB",
+                if self.columnar { "0" } else { "off" },
+            )
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .kill_on_drop(true);

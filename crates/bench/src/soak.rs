@@ -147,6 +147,7 @@ async fn soak(
         data_dir: work.join("data"),
         max_upload_bytes: 1 << 20,
         log_file: work.join("soak-server.log"),
+        columnar: false,
     };
     env.run(&["migrate", "upgrade"]).await?;
     eprintln!("seeding {REPORTS} reports…");

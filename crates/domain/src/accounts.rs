@@ -392,7 +392,7 @@ impl Accounts {
             Err(e) => return Err(e),
         };
         for key in keys {
-            if let Err(e) = store.remove(&key).await {
+            if let Err(e) = crate::datasets::columnar::remove_files(store.as_ref(), &key).await {
                 tracing::warn!(%user_id, key, error = %e, "could not remove a deleted account's dataset file");
             }
         }

@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use crate::access::{self, Actor, Role, Through, analyses_reachable};
 use crate::activity::{self, Entry};
+use crate::datasets::columnar;
 use crate::db::begin_write;
 use crate::error::{Error, Result};
 use crate::pagination::{Page, PageRequest, page_from};
@@ -326,22 +327,21 @@ impl Analyses {
                 .one(&self.ctx.db)
                 .await?
                 .ok_or(Error::NotFound)?;
-            tables.push(crate::datasets::columns::no_file(&dataset, DATA_ALIAS)?);
+            let mut table = crate::datasets::columns::no_file(&dataset, DATA_ALIAS)?;
+            columnar::attach(&self.ctx, &mut table, dataset.size_bytes).await;
+            tables.push(table);
         } else if matches!(request.query, Query::Structured(_)) {
             return Err(Error::validation(
                 "the structured form reads the analysis's dataset: set dataset_id first",
             ));
         }
         for (alias, dataset_id) in &request.tables {
-            tables.push(
-                crate::datasets::columns::readable_table(
-                    &self.ctx,
-                    actor.user_id,
-                    *dataset_id,
-                    alias,
-                )
-                .await?,
-            );
+            let dataset = crate::Datasets::new(self.ctx.clone())
+                .get_row(actor.user_id, *dataset_id)
+                .await?;
+            let mut table = crate::datasets::columns::no_file(&dataset, alias)?;
+            columnar::attach(&self.ctx, &mut table, dataset.size_bytes).await;
+            tables.push(table);
         }
         if tables.is_empty() {
             return Err(Error::validation(

@@ -35,6 +35,7 @@ use crate::query::{DATA_ALIAS, MAX_PREVIEW_ROWS, QueryOutput, StructuredQuery};
 use crate::storage::DatasetStore;
 use crate::{Context, Dataset, Error, Id, LimitKind, Result, usage};
 
+pub(crate) mod columnar;
 pub(crate) mod columns;
 pub(crate) mod parse;
 
@@ -320,7 +321,7 @@ async fn delete_dataset(ctx: Context, actor: Actor, id: Id) -> Result<()> {
     log(&txn, &actor, now, &dataset, "dataset.deleted").await?;
     txn.commit().await?;
     if let Some(key) = dataset.file_path {
-        match ctx.store()?.remove(&key).await {
+        match columnar::remove_files(ctx.store()?.as_ref(), &key).await {
             Ok(()) => {}
             // Not a key of this store (a machine path from another era): nothing here to
             // remove, and the row is already gone.
@@ -482,8 +483,9 @@ async fn store_upload(
     store.publish(&upload.path, &key).await?;
     // Read once the file is in place, where queries will read it; a file the engine
     // cannot read is still stored (its columns are then read again when it is shown).
-    let found = match columns::table_of(Some(&key), DATA_ALIAS) {
-        Some(table) => columns::read(ctx, id, &table).await,
+    let table = columns::table_of(Some(&key), DATA_ALIAS);
+    let found = match &table {
+        Some(table) => columns::read(ctx, id, table).await,
         None => None,
     };
     if let Err(err) = insert_counted(ctx, actor, now, &model, found.as_deref()).await {
@@ -491,6 +493,10 @@ async fn store_upload(
             tracing::warn!(error = %e, key, "removing the file of a failed upload failed");
         }
         return Err(err);
+    }
+    // Only once the row is there: a copy is for a dataset, never for a refused upload.
+    if let Some(table) = &table {
+        columnar::write_later(ctx, table, model.size_bytes);
     }
     let mut dataset = Dataset::from(model);
     dataset.columns = found;

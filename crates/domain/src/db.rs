@@ -65,6 +65,15 @@ impl Database {
         self.direct.as_ref()
     }
 
+    /// The same database with a hot-path pool of its own, for one thread of a server
+    /// whose threads each run their own async runtime (actix-web's workers): its
+    /// connections are opened on, and wake, the thread that uses them. Shared across
+    /// runtimes, each answer would first wake the runtime that opened the connection,
+    /// then hop to the one waiting for it.
+    pub fn for_this_thread(&self) -> Self {
+        Self::from_connection(self.conn.clone())
+    }
+
     /// Whether the database answers a trivial query (readiness).
     pub async fn ping(&self) -> bool {
         self.conn.ping().await.is_ok()

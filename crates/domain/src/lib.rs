@@ -102,6 +102,10 @@ pub use usage::{Counter, Usage, UsageReport, limit_for, month_of, resets_at};
 /// `VARCHAR(255)`).
 pub const MAX_NAME_CHARS: usize = 255;
 
+/// The `iops` binary's default of [`Settings::columnar_min_bytes`]: below a megabyte,
+/// reading the file itself is already quick.
+pub const DEFAULT_COLUMNAR_MIN_BYTES: u64 = 1 << 20;
+
 /// Tunables of the rules, read once by the caller and passed down.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -111,6 +115,9 @@ pub struct Settings {
     pub session_ttl: chrono::Duration,
     /// How long a report unlock token stays valid.
     pub unlock_ttl: chrono::Duration,
+    /// Dataset files at least this large get a columnar copy for runs to read
+    /// ([`storage::columnar_key`]); `None`, the default here, makes none.
+    pub columnar_min_bytes: Option<u64>,
 }
 
 impl Default for Settings {
@@ -119,6 +126,7 @@ impl Default for Settings {
             max_upload_bytes: 52_428_800,
             session_ttl: chrono::Duration::days(7),
             unlock_ttl: chrono::Duration::hours(12),
+            columnar_min_bytes: None,
         }
     }
 }
@@ -136,6 +144,10 @@ pub struct Context {
     keyring: Option<Arc<Keyring>>,
     outbox: Option<Outbox>,
     engine: Option<Arc<dyn query::QueryEngine>>,
+    /// Columnar copies being written by this process.
+    copies: Arc<datasets::columnar::Copies>,
+    /// Datasets whose columns could not be read lately.
+    unreadable: Arc<datasets::columns::Unreadable>,
     settings: Settings,
 }
 
@@ -152,6 +164,8 @@ impl Context {
             keyring: None,
             outbox: None,
             engine: None,
+            copies: Arc::default(),
+            unreadable: Arc::default(),
             settings: Settings::default(),
         }
     }
@@ -281,6 +295,16 @@ impl Domain {
     /// The database the services use.
     pub fn database(&self) -> &Database {
         &self.ctx.database
+    }
+
+    /// The same services over [`Database::for_this_thread`]: what each worker thread of
+    /// a server with one async runtime per thread should use (everything else is
+    /// shared).
+    pub fn for_this_thread(&self) -> Self {
+        let mut ctx = self.ctx.clone();
+        ctx.database = ctx.database.for_this_thread();
+        ctx.db = ctx.database.connection().clone();
+        Domain::new(ctx)
     }
 
     /// Deletes what has outlived its use, each kind on its own (one failing does not stop

@@ -6,6 +6,7 @@
 //! a trait so that this crate, and everything that depends only on it, never compiles the
 //! engine: the `iops` binary wires the two together.
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -334,6 +335,9 @@ pub struct TableSource {
     pub key: String,
     /// How the file is written.
     pub format: Format,
+    /// The key of the file's columnar copy ([`crate::storage::columnar_key`]) when one is
+    /// known to exist: read instead of the file (same columns, same rows).
+    pub columnar: Option<String>,
 }
 
 /// What a query gave: typed columns and rows of JSON values (in the types' JSON forms).
@@ -407,6 +411,11 @@ pub trait QueryEngine: Send + Sync {
 
     /// The columns of one dataset file, as queries see them.
     async fn columns(&self, table: &TableSource) -> Result<Vec<DataColumn>, QueryFailure>;
+
+    /// Writes a columnar copy of `table`'s file (its columns and rows, in the engine's
+    /// columnar format) to the local file `out`, for later queries to read instead. Fails
+    /// as a query would when the file cannot be read whole; `out` is then incomplete.
+    async fn write_columnar(&self, table: &TableSource, out: &Path) -> Result<(), QueryFailure>;
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod cluster;
 mod failure;
 mod guard;
 mod run;
+mod schema;
 mod structured;
 mod values;
 

@@ -13,22 +13,31 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
-use datafusion::prelude::{CsvReadOptions, JsonReadOptions, SessionConfig, SessionContext};
+use datafusion::parquet::arrow::AsyncArrowWriter;
+use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::prelude::{
+    CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionConfig, SessionContext,
+};
 use domain::query::{FailureReason, Query, QueryEngine, QueryFailure, QueryOutput, TableSource};
 use domain::storage::StoreObjects;
 use domain::{DataColumn, Format};
 use futures_util::StreamExt;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::ObjectStoreExt;
 use tokio::sync::Semaphore;
 
 use crate::cluster::ClusterAddress;
 use crate::failure::{Scrub, Scrubbed, failure_of};
-use crate::{guard, structured, values};
+use crate::schema::INFER_RECORDS;
+use crate::{guard, schema, structured, values};
 
 /// The URL the dataset store is registered under; a dataset's key is its path below it.
 const STORE_URL: &str = "iops://datasets/";
-/// Records read to infer a CSV or JSON file's column types.
-const INFER_RECORDS: usize = 10_000;
+/// Rows per row group of a columnar copy: the unit a reader skips by its statistics, and
+/// what the writer holds in memory before it writes one out.
+const COPY_ROW_GROUP: usize = 256 * 1024;
+/// Longest a columnar copy may take to write (a file of the largest accepted size, read
+/// from a slow store, is well inside it).
+const COPY_TIME_LIMIT: Duration = Duration::from_secs(3600);
 
 /// The engine's limits, read once from the environment by the binary.
 #[derive(Clone, Debug)]
@@ -66,6 +75,9 @@ pub struct DataFusionEngine {
     /// The engine's own threads: queries are CPU work, and the web workers must stay free.
     threads: Option<tokio::runtime::Runtime>,
     line: Arc<Semaphore>,
+    /// One columnar copy written at a time, beside the queries (not in their line: a copy
+    /// must not make a user's query wait, and is written once per dataset).
+    copies: Arc<Semaphore>,
     settings: EngineSettings,
 }
 
@@ -114,6 +126,7 @@ impl DataFusionEngine {
             }),
             threads: Some(threads),
             line: Arc::new(Semaphore::new(settings.concurrency.max(1))),
+            copies: Arc::new(Semaphore::new(1)),
             settings,
         })
     }
@@ -130,17 +143,31 @@ impl DataFusionEngine {
         T: Send + 'static,
         F: Future<Output = Result<T, QueryFailure>> + Send + 'static,
     {
+        self.on_threads(&self.line, self.settings.timeout, work)
+            .await
+    }
+
+    /// Runs `work` on the engine's threads once `line` lets it, within `timeout`;
+    /// dropping the returned future stops it.
+    async fn on_threads<T, F>(
+        &self,
+        line: &Arc<Semaphore>,
+        timeout: Duration,
+        work: F,
+    ) -> Result<T, QueryFailure>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, QueryFailure>> + Send + 'static,
+    {
         let threads = self
             .threads
             .as_ref()
             .ok_or_else(|| QueryFailure::new(FailureReason::Data, "the engine is stopping"))?;
-        let permit = self
-            .line
+        let permit = line
             .clone()
             .acquire_owned()
             .await
             .map_err(|_| QueryFailure::new(FailureReason::Data, "the engine is stopping"))?;
-        let timeout = self.settings.timeout;
         let task = threads.spawn(async move {
             let _permit = permit;
             tokio::time::timeout(timeout, work)
@@ -168,17 +195,25 @@ impl DataFusionEngine {
 }
 
 impl Sessions {
-    /// `table` with its key as a path in the store (the store's key prefix added).
+    /// `table` with its keys as paths in the store (the store's key prefix added).
     fn located(&self, table: &TableSource) -> TableSource {
         TableSource {
             key: self.objects.path_of(&table.key),
+            columnar: table
+                .columnar
+                .as_deref()
+                .map(|key| self.objects.path_of(key)),
             ..table.clone()
         }
     }
 
     /// A session that knows only `tables`, with no table functions, no catalog views and no
-    /// URL tables.
-    async fn session(&self, tables: &[TableSource]) -> Result<SessionContext, QueryFailure> {
+    /// URL tables; planned by the cluster when there is one and `where_` says so.
+    async fn session(
+        &self,
+        tables: &[TableSource],
+        where_: Place,
+    ) -> Result<SessionContext, QueryFailure> {
         let config = SessionConfig::new()
             .with_information_schema(false)
             // A byte range of a CSV file cannot know whether it starts inside a quoted
@@ -194,10 +229,10 @@ impl Sessions {
             .with_table_functions(HashMap::new())
             .with_table_factories(HashMap::new())
             .build();
-        let state = match &self.cluster {
-            None => state,
+        let state = match (&self.cluster, where_) {
+            (None, _) | (_, Place::Here) => state,
             // The same session, planned by a Ballista scheduler and run by its executors.
-            Some(cluster) => state
+            (Some(cluster), Place::Cluster) => state
                 .upgrade_for_ballista(cluster.scheduler_url())
                 .map_err(|e| failure_of(e, &Scrub::default()))?,
         };
@@ -224,17 +259,64 @@ impl Sessions {
                 }
                 Err(e) => return Err(unreadable(table, &e)),
             };
-            let schema = match table.format {
+            if let Some(copy) = &located.columnar {
+                register_copy(&ctx, &table.alias, copy)
+                    .await
+                    .map_err(|e| failure_of(e, &scrub_of(std::slice::from_ref(&located))))?;
+                continue;
+            }
+            let scrub = || scrub_of(std::slice::from_ref(&located));
+            match table.format {
                 Format::Csv | Format::Tsv => {
-                    Some(csv_schema(&self.objects.store, &located, size).await?)
+                    let schema = schema::csv_schema(&self.objects.store, &located, size).await?;
+                    register(&ctx, &located, Some(&schema))
+                        .await
+                        .map_err(|e| failure_of(e, &scrub()))?;
                 }
-                Format::Json | Format::Ndjson => None,
-            };
-            register(&ctx, &located, schema.as_ref())
-                .await
-                .map_err(|e| failure_of(e, &scrub_of(std::slice::from_ref(&located))))?;
+                Format::Json | Format::Ndjson => {
+                    self.register_json(&ctx, &located, size)
+                        .await
+                        .map_err(|e| e.scrubbed(&scrub()))?;
+                }
+            }
         }
         Ok(ctx)
+    }
+}
+
+/// Where a session's plans run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Place {
+    /// On the cluster when one is configured, here otherwise: users' queries.
+    Cluster,
+    /// In this process: the engine's own work (columns, columnar copies).
+    Here,
+}
+
+impl Sessions {
+    /// Registers a JSON or NDJSON file with the columns DataFusion infers, in the order
+    /// the file first shows their keys (its inference reads objects whose keys come
+    /// sorted).
+    async fn register_json(
+        &self,
+        ctx: &SessionContext,
+        table: &TableSource,
+        size: u64,
+    ) -> Result<(), QueryFailure> {
+        let plain = |e: datafusion::error::DataFusionError| failure_of(e, &Scrub::default());
+        register(ctx, table, None).await.map_err(plain)?;
+        let sample = schema::sample(&self.objects.store, table, size).await?;
+        let keys = schema::json_key_order(&sample);
+        let inferred = ctx
+            .table_provider(table.alias.as_str())
+            .await
+            .map_err(plain)?
+            .schema();
+        if let Some(ordered) = schema::in_key_order(&inferred, &keys) {
+            ctx.deregister_table(table.alias.as_str()).map_err(plain)?;
+            register(ctx, table, Some(&ordered)).await.map_err(plain)?;
+        }
+        Ok(())
     }
 }
 
@@ -294,7 +376,7 @@ impl QueryEngine for DataFusionEngine {
         let scrub = scrub_of(&located);
         let max_rows = self.settings.max_rows;
         self.in_line(async move {
-            let ctx = sessions.session(&tables).await?;
+            let ctx = sessions.session(&tables, Place::Cluster).await?;
             let frame = plan(&ctx, &query).await.map_err(|f| f.scrubbed(&scrub))?;
             collect(frame, max_rows)
                 .await
@@ -308,12 +390,38 @@ impl QueryEngine for DataFusionEngine {
         let table = table.clone();
         let scrub = scrub_of(&[sessions.located(&table)]);
         self.in_line(async move {
-            let ctx = sessions.session(std::slice::from_ref(&table)).await?;
+            let ctx = sessions
+                .session(std::slice::from_ref(&table), Place::Here)
+                .await?;
             let frame = ctx
                 .table(table.alias.as_str())
                 .await
                 .map_err(|e| failure_of(e, &scrub))?;
             Ok(values::columns_of(frame.schema().as_arrow()))
+        })
+        .await
+    }
+
+    async fn write_columnar(&self, table: &TableSource, out: &Path) -> Result<(), QueryFailure> {
+        let sessions = self.sessions.clone();
+        // Always from the original: a copy is made of the file, never of another copy.
+        let table = TableSource {
+            columnar: None,
+            ..table.clone()
+        };
+        let scrub = scrub_of(&[sessions.located(&table)]);
+        let out = out.to_path_buf();
+        self.on_threads(&self.copies, COPY_TIME_LIMIT, async move {
+            let ctx = sessions
+                .session(std::slice::from_ref(&table), Place::Here)
+                .await?;
+            let frame = ctx
+                .table(table.alias.as_str())
+                .await
+                .map_err(|e| failure_of(e, &scrub))?;
+            write_parquet(frame, &out)
+                .await
+                .map_err(|e| failure_of(e, &scrub))
         })
         .await
     }
@@ -368,6 +476,34 @@ async fn collect(frame: DataFrame, max_rows: usize) -> Result<QueryOutput, Query
     })
 }
 
+/// Writes `frame` to the local file `out` as Parquet, one batch at a time (in the order
+/// the file holds its rows: one partition reads it).
+async fn write_parquet(frame: DataFrame, out: &Path) -> datafusion::error::Result<()> {
+    let schema = Arc::new(frame.schema().as_arrow().clone());
+    let mut batches = frame.execute_stream().await?;
+    let file = tokio::fs::File::create(out).await?;
+    let properties = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(COPY_ROW_GROUP))
+        .build();
+    let mut writer = AsyncArrowWriter::try_new(file, schema, Some(properties))?;
+    while let Some(batch) = batches.next().await {
+        writer.write(&batch?).await?;
+    }
+    writer.close().await?;
+    Ok(())
+}
+
+/// Registers a columnar copy (at `path` in the store) under `alias`.
+async fn register_copy(
+    ctx: &SessionContext,
+    alias: &str,
+    path: &str,
+) -> datafusion::error::Result<()> {
+    let options = ParquetReadOptions::default().file_extension(".parquet");
+    ctx.register_parquet(alias, format!("{STORE_URL}{path}"), options)
+        .await
+}
+
 /// Registers one dataset file under its alias, with the reader its format needs.
 async fn register(
     ctx: &SessionContext,
@@ -398,55 +534,16 @@ async fn register(
                 .file_extension(extension)
                 .schema_infer_max_records(INFER_RECORDS);
             options.newline_delimited = table.format == Format::Ndjson;
+            options.schema = schema;
             ctx.register_json(table.alias.as_str(), &path, options)
                 .await
         }
     }
 }
 
-/// Bytes of a CSV file read to infer its columns (at most [`INFER_RECORDS`] records of it).
-const SAMPLE_BYTES: u64 = 8 << 20;
-
-/// The columns of a CSV or TSV file, inferred by Arrow's CSV reader (the `csv` crate
-/// underneath, which knows quoted fields) from its first records. DataFusion's own
-/// inference splits the file at line breaks first, and object_store 0.13's splitter loses
-/// track of quotes when a quoted field holds a line break.
-async fn csv_schema(
-    store: &Arc<dyn ObjectStore>,
-    table: &TableSource,
-    size: u64,
-) -> Result<Schema, QueryFailure> {
-    let path = object_store::path::Path::from(table.key.as_str());
-    let bytes = store
-        .get_range(&path, 0..size.min(SAMPLE_BYTES))
-        .await
-        .map_err(|e| unreadable(table, &e))?;
-    let delimiter = if table.format == Format::Tsv {
-        b'\t'
-    } else {
-        b','
-    };
-    let usable = if size <= SAMPLE_BYTES {
-        bytes.len()
-    } else {
-        complete_records(&bytes, delimiter)
-    };
-    datafusion::arrow::csv::reader::Format::default()
-        .with_header(true)
-        .with_delimiter(delimiter)
-        .infer_schema(&bytes[..usable], Some(INFER_RECORDS))
-        .map(|(schema, _)| schema)
-        .map_err(|e| {
-            QueryFailure::new(
-                FailureReason::Data,
-                format!("the columns of table '{}' cannot be read: {e}", table.alias),
-            )
-        })
-}
-
 /// The failure of a store read other than "not found": the store's own message is logged,
 /// not shown (it names the bucket or folder).
-fn unreadable(table: &TableSource, err: &object_store::Error) -> QueryFailure {
+pub(crate) fn unreadable(table: &TableSource, err: &object_store::Error) -> QueryFailure {
     tracing::warn!(error = %err, "dataset store read failed");
     QueryFailure::new(
         FailureReason::Data,
@@ -457,36 +554,22 @@ fn unreadable(table: &TableSource, err: &object_store::Error) -> QueryFailure {
     )
 }
 
-/// How many bytes of `sample` (the start of a longer file) hold whole records: the last
-/// record read from it may have been cut.
-fn complete_records(sample: &[u8], delimiter: u8) -> usize {
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(sample);
-    let mut record = csv::ByteRecord::new();
-    let (mut before_last, mut end) = (0, 0);
-    while let Ok(true) = reader.read_byte_record(&mut record) {
-        before_last = end;
-        end = usize::try_from(reader.position().byte()).unwrap_or(0);
-    }
-    before_last
-}
-
-/// What must not appear in a message: each table's location, replaced by its alias.
+/// What must not appear in a message: each table's locations (its file's, its copy's),
+/// replaced by its alias.
 fn scrub_of(tables: &[TableSource]) -> Scrub {
     Scrub {
         replacements: tables
             .iter()
             .flat_map(|t| {
-                [
-                    (
-                        format!("{STORE_URL}{}", t.key),
-                        format!("table '{}'", t.alias),
-                    ),
-                    (t.key.clone(), format!("table '{}'", t.alias)),
-                ]
+                let name = format!("table '{}'", t.alias);
+                std::iter::once(&t.key)
+                    .chain(&t.columnar)
+                    .flat_map(move |path| {
+                        [
+                            (format!("{STORE_URL}{path}"), name.clone()),
+                            (path.clone(), name.clone()),
+                        ]
+                    })
             })
             .collect(),
     }
@@ -533,6 +616,7 @@ mod tests {
             alias: "data".into(),
             key: "u/d.csv".into(),
             format: Format::Csv,
+            columnar: None,
         };
         let columns = engine.columns(&table).await.unwrap();
         assert_eq!(columns.len(), 2);
@@ -593,6 +677,7 @@ mod cancel_tests {
             alias: "data".into(),
             key: "u/d.csv".into(),
             format: Format::Csv,
+            columnar: None,
         };
         let slow = Query::Sql(
             "SELECT COUNT(*) FROM data a, data b, data c WHERE regexp_like(a.k || b.k || c.k, '(x+x+)+y')"
@@ -623,27 +708,32 @@ mod json_tests {
     async fn json_with_escaped_quotes_across_chunks() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("u")).unwrap();
-        let mut lines = String::new();
-        let mut array = Vec::new();
-        for i in 0..30_000 {
-            let row = serde_json::json!({"s": format!("a \"q\" \\ {{b}}\n{i}"), "n": i});
-            lines.push_str(&row.to_string());
-            lines.push('\n');
-            array.push(row);
-        }
-        std::fs::write(dir.path().join("u/l.ndjson"), lines).unwrap();
-        std::fs::write(
-            dir.path().join("u/a.json"),
-            serde_json::to_vec(&array).unwrap(),
-        )
-        .unwrap();
+        // Written by hand: `s` before `n`, which is not the keys' sorted order.
+        let rows: Vec<String> = (0..30_000)
+            .map(|i| {
+                let s = serde_json::to_string(&format!("a \"q\" \\ {{b}}\n{i}")).unwrap();
+                format!("{{\"s\":{s},\"n\":{i}}}")
+            })
+            .collect();
+        std::fs::write(dir.path().join("u/l.ndjson"), rows.join("\n") + "\n").unwrap();
+        std::fs::write(dir.path().join("u/a.json"), format!("[{}]", rows.join(","))).unwrap();
         let engine = super::tests::engine(dir.path());
         for (key, format) in [("u/l.ndjson", Format::Ndjson), ("u/a.json", Format::Json)] {
             let table = TableSource {
                 alias: "data".into(),
                 key: key.into(),
                 format,
+                columnar: None,
             };
+            // In the order the file shows its keys, not sorted.
+            let names: Vec<String> = engine
+                .columns(&table)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|c| c.name)
+                .collect();
+            assert_eq!(names, ["s", "n"], "{key}");
             let out = engine
                 .run(
                     &Query::Sql(

@@ -82,20 +82,24 @@ pub fn build_server(
     options: &ServerOptions,
     shutdown: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>,
 ) -> std::io::Result<Server> {
-    let data = web::Data::new(state);
     let body_idle = extract::BodyIdleTimeout(options.body_idle_timeout);
     // The document once, for the /docs UI and the 405 answers; each worker's app below
     // registers the same routes it was collected from.
     let document = openapi::document();
     let known_paths = web::Data::new(routes::KnownPaths::of(&document));
     let mut server = HttpServer::new(move || {
+        // Built on each worker's thread: its hot-path connections are its own.
+        let data = web::Data::new(AppState {
+            domain: state.domain.for_this_thread(),
+            metrics: state.metrics.clone(),
+        });
         App::new()
             .into_utoipa_app()
             .configure(routes::configure)
             .into_app()
             // The UI's assets are relative to `/docs/`.
             .service(SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", document.clone()))
-            .app_data(data.clone())
+            .app_data(data)
             .app_data(known_paths.clone())
             .app_data(extract::json_config())
             .app_data(extract::query_config())

@@ -2,14 +2,43 @@
 //! in `dataset_columns` (written with the upload, or the first time an older dataset is
 //! shown), and a dataset's file as a table a query may name.
 use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
 use entity::{dataset_columns, datasets};
+use futures_util::StreamExt;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
 use crate::query::TableSource;
 use crate::{Context, DataColumn, Dataset, Format, Id, Result};
+
+/// Files read at once when datasets shown together have columns not kept yet.
+const READS_AT_ONCE: usize = 4;
+/// How long the columns of a file the engine could not read are not asked for again:
+/// every list would otherwise read it anew, and the answer changes only if the store
+/// was down.
+const UNREADABLE_FOR: Duration = Duration::from_secs(300);
+
+/// Datasets whose columns could not be read lately, and when.
+#[derive(Debug, Default)]
+pub(crate) struct Unreadable(Mutex<HashMap<Id, Instant>>);
+
+impl Unreadable {
+    fn lately(&self, id: Id) -> bool {
+        self.0
+            .lock()
+            .is_ok_and(|seen| seen.get(&id).is_some_and(|t| t.elapsed() < UNREADABLE_FOR))
+    }
+
+    fn note(&self, id: Id) {
+        if let Ok(mut seen) = self.0.lock() {
+            seen.retain(|_, t| t.elapsed() < UNREADABLE_FOR);
+            seen.insert(id, Instant::now());
+        }
+    }
+}
 
 /// The file of `dataset` as the table `alias`, or `None` for a dataset without a file in
 /// the store (rows of other origins).
@@ -20,6 +49,7 @@ pub(crate) fn table_of(file_path: Option<&str>, alias: &str) -> Option<TableSour
         alias: alias.to_owned(),
         key: key.to_owned(),
         format,
+        columnar: None,
     })
 }
 
@@ -34,6 +64,7 @@ pub(crate) async fn read(
     match engine.columns(table).await {
         Ok(columns) => Some(columns),
         Err(failure) => {
+            ctx.unreadable.note(dataset_id);
             tracing::warn!(%dataset_id, reason = failure.reason.as_str(), error = %failure.message, "reading a dataset's columns failed");
             None
         }
@@ -77,7 +108,8 @@ pub(crate) async fn keep<C: ConnectionTrait>(
 }
 
 /// Fills in the columns of `datasets`: those kept are loaded in one query, the others read
-/// from their files (and kept).
+/// from their files (a few at once) and kept; a file that could not be read lately is not
+/// read again yet.
 pub(crate) async fn fill(ctx: &Context, datasets: &mut [Dataset]) -> Result<()> {
     if datasets.is_empty() {
         return Ok(());
@@ -94,17 +126,25 @@ pub(crate) async fn fill(ctx: &Context, datasets: &mut [Dataset]) -> Result<()> 
                 .map(|columns| (row.dataset_id, columns))
         })
         .collect();
-    for dataset in datasets.iter_mut() {
+    let mut missing = Vec::new();
+    for (i, dataset) in datasets.iter_mut().enumerate() {
         if let Some(columns) = kept.get(&dataset.id) {
             dataset.columns = Some(columns.clone());
-            continue;
+        } else if let Some(table) = table_of(dataset.file_path.as_deref(), crate::query::DATA_ALIAS)
+            && !ctx.unreadable.lately(dataset.id)
+        {
+            missing.push((i, dataset.id, table));
         }
-        let Some(table) = table_of(dataset.file_path.as_deref(), crate::query::DATA_ALIAS) else {
-            continue;
-        };
-        if let Some(columns) = read(ctx, dataset.id, &table).await {
-            keep(&ctx.db, dataset.id, &columns, ctx.clock.now_naive()).await?;
-            dataset.columns = Some(columns);
+    }
+    let found: Vec<(usize, Option<Vec<DataColumn>>)> = futures_util::stream::iter(missing)
+        .map(|(i, id, table)| async move { (i, read(ctx, id, &table).await) })
+        .buffer_unordered(READS_AT_ONCE)
+        .collect()
+        .await;
+    for (i, columns) in found {
+        if let Some(columns) = columns {
+            keep(&ctx.db, datasets[i].id, &columns, ctx.clock.now_naive()).await?;
+            datasets[i].columns = Some(columns);
         }
     }
     Ok(())

@@ -9,6 +9,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::object::{Store, StoredObject, object_path};
+use super::original_key;
 use crate::{Database, Error, Id, Result};
 
 /// Keys looked up in the database per query.
@@ -44,7 +45,8 @@ pub struct MigrationReport {
 }
 
 impl Store {
-    /// Removes the dataset objects that no `datasets.file_path` references and that were
+    /// Removes the dataset objects that no `datasets.file_path` references (a columnar copy:
+    /// whose original no row references) and that were
     /// last modified at least `min_age` before `now` (an upload publishes its object just
     /// before it commits its row; [`super::STALE_STAGING`] is the default age), and the
     /// staging files (partial uploads) last written at least `min_age` before `now`,
@@ -72,7 +74,8 @@ impl Store {
             ..GarbageReport::default()
         };
         for batch in objects.chunks(BATCH) {
-            let keys: Vec<&str> = batch.iter().map(|o| o.key.as_str()).collect();
+            // A columnar copy lives exactly as long as the file it was made from.
+            let keys: Vec<&str> = batch.iter().map(|o| original_key(&o.key)).collect();
             let referenced: HashSet<String> = datasets::Entity::find()
                 .select_only()
                 .column(datasets::Column::FilePath)
@@ -84,7 +87,7 @@ impl Store {
                 .flatten()
                 .collect();
             for object in batch {
-                if referenced.contains(&object.key) {
+                if referenced.contains(original_key(&object.key)) {
                     continue;
                 }
                 if now - object.last_modified < min_age {

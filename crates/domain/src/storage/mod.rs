@@ -34,6 +34,24 @@ pub use object_store;
 /// row that references it.
 pub const STALE_STAGING: std::time::Duration = std::time::Duration::from_secs(3600);
 
+/// What the key of a dataset file's columnar copy adds to the file's own key.
+const COLUMNAR_SUFFIX: &str = ".columnar.parquet";
+
+/// The key of the columnar copy of the dataset file under `key`: a Parquet file the query
+/// engine writes once and then reads instead of the original (which stays as uploaded).
+/// Derived data: counted toward no limit, removed with its dataset, kept by
+/// [`Store::collect_garbage`] exactly as long as the original is, and written again when
+/// it is missing.
+pub fn columnar_key(key: &str) -> String {
+    format!("{key}{COLUMNAR_SUFFIX}")
+}
+
+/// The dataset file a stored object belongs to: the original of a columnar copy, or the
+/// object itself.
+pub(crate) fn original_key(key: &str) -> &str {
+    key.strip_suffix(COLUMNAR_SUFFIX).unwrap_or(key)
+}
+
 /// Where dataset files are kept. [`Store`] and [`LocalStore`] implement it; a program may
 /// bring its own.
 ///
