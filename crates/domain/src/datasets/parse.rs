@@ -349,33 +349,71 @@ fn json_error(err: serde_json::Error) -> Error {
     Error::validation(format!("not a JSON array of objects: {err}"))
 }
 
+/// Parses each line where it lies in the reader's own buffer (an upload's received
+/// chunk): only a line cut by the end of a chunk is copied, to be completed by the next.
 fn ndjson<R: BufRead>(mut reader: R) -> Result<Shape> {
-    let mut keys = Keys::default();
-    let mut rows: i64 = 0;
-    let mut line = Vec::new();
-    let mut number: u64 = 0;
+    let mut lines = NdjsonLines::default();
+    let mut carry: Vec<u8> = Vec::new();
     loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
+        let buffer = reader.fill_buf()?;
+        let len = buffer.len();
+        if len == 0 {
             break;
         }
-        number += 1;
-        let text = std::str::from_utf8(&line)
+        let mut rest = buffer;
+        if !carry.is_empty() {
+            let Some(end) = memchr::memchr(b'\n', rest) else {
+                carry.extend_from_slice(rest);
+                reader.consume(len);
+                continue;
+            };
+            carry.extend_from_slice(&rest[..end]);
+            lines.line(&carry)?;
+            carry.clear();
+            rest = &rest[end + 1..];
+        }
+        while let Some(end) = memchr::memchr(b'\n', rest) {
+            lines.line(&rest[..end])?;
+            rest = &rest[end + 1..];
+        }
+        carry.extend_from_slice(rest);
+        reader.consume(len);
+    }
+    if !carry.is_empty() {
+        lines.line(&carry)?;
+    }
+    Ok(Shape {
+        rows: lines.rows,
+        columns: lines.keys.count(),
+    })
+}
+
+/// What the lines of an NDJSON file have shown so far.
+#[derive(Default)]
+struct NdjsonLines {
+    keys: Keys,
+    rows: i64,
+    number: u64,
+}
+
+impl NdjsonLines {
+    /// One line, without its `\n`.
+    fn line(&mut self, line: &[u8]) -> Result<()> {
+        self.number += 1;
+        let number = self.number;
+        let text = std::str::from_utf8(line)
             .map_err(|_| Error::validation(format!("line {number}: not valid UTF-8")))?;
         if text.trim().is_empty() {
-            continue;
+            return Ok(());
         }
         let mut de = serde_json::Deserializer::from_str(text);
-        ObjectKeys(&mut keys)
+        ObjectKeys(&mut self.keys)
             .deserialize(&mut de)
             .and_then(|()| de.end())
             .map_err(|e| Error::validation(format!("line {number}: not a JSON object: {e}")))?;
-        rows += 1;
+        self.rows += 1;
+        Ok(())
     }
-    Ok(Shape {
-        rows,
-        columns: keys.count(),
-    })
 }
 
 /// A reader that fails with `InvalidData` as soon as its bytes stop being UTF-8,
@@ -486,6 +524,32 @@ mod tests {
                 shape_of(Format::Csv, reader(b"")),
                 Err(Error::Validation(m)) if m == "empty file"
             ));
+        }
+    }
+
+    /// Lines cut anywhere by the reader's buffers (every size from 1 byte up) are put
+    /// back together: the same rows, and an error names the same line.
+    #[test]
+    fn ndjson_lines_cut_by_any_buffer_size() {
+        let ndjson = "{\"a\": \"x\\ny\"}\r\n\n{\"b\": [1, {\"c\": \"é\"}]}\n  \n{\"a\": 3}";
+        let bad = b"{\"a\": 1}\n{\"a\": 2}\n{\"a\": \n{\"a\": 4}\n";
+        for step in 1..=ndjson.len() + 1 {
+            let reader = |data| std::io::BufReader::with_capacity(step, Trickle { data, step });
+            assert_eq!(
+                shape_of(Format::Ndjson, reader(ndjson.as_bytes())).unwrap(),
+                Shape {
+                    rows: 3,
+                    columns: 2
+                },
+                "step {step}"
+            );
+            assert!(
+                matches!(
+                    shape_of(Format::Ndjson, reader(bad)),
+                    Err(Error::Validation(m)) if m.starts_with("line 3:")
+                ),
+                "step {step}"
+            );
         }
     }
 
