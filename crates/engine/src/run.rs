@@ -294,6 +294,21 @@ enum Place {
 }
 
 impl Sessions {
+    /// The whole of `table`, read in this process (the engine's own work, never sent to
+    /// a cluster).
+    async fn frame_here(
+        &self,
+        table: &TableSource,
+        scrub: &Scrub,
+    ) -> Result<DataFrame, QueryFailure> {
+        let ctx = self
+            .session(std::slice::from_ref(table), Place::Here)
+            .await?;
+        ctx.table(table.alias.as_str())
+            .await
+            .map_err(|e| failure_of(e, scrub))
+    }
+
     /// Registers a JSON or NDJSON file with the columns DataFusion infers, in the order
     /// the file first shows their keys (its inference reads objects whose keys come
     /// sorted).
@@ -390,13 +405,7 @@ impl QueryEngine for DataFusionEngine {
         let table = table.clone();
         let scrub = scrub_of(&[sessions.located(&table)]);
         self.in_line(async move {
-            let ctx = sessions
-                .session(std::slice::from_ref(&table), Place::Here)
-                .await?;
-            let frame = ctx
-                .table(table.alias.as_str())
-                .await
-                .map_err(|e| failure_of(e, &scrub))?;
+            let frame = sessions.frame_here(&table, &scrub).await?;
             Ok(values::columns_of(frame.schema().as_arrow()))
         })
         .await
@@ -412,13 +421,7 @@ impl QueryEngine for DataFusionEngine {
         let scrub = scrub_of(&[sessions.located(&table)]);
         let out = out.to_path_buf();
         self.on_threads(&self.copies, COPY_TIME_LIMIT, async move {
-            let ctx = sessions
-                .session(std::slice::from_ref(&table), Place::Here)
-                .await?;
-            let frame = ctx
-                .table(table.alias.as_str())
-                .await
-                .map_err(|e| failure_of(e, &scrub))?;
+            let frame = sessions.frame_here(&table, &scrub).await?;
             write_parquet(frame, &out)
                 .await
                 .map_err(|e| failure_of(e, &scrub))
