@@ -1,7 +1,7 @@
 //! `bench soak --minutes N`: a mixed load for N minutes on PostgreSQL against two
 //! `iops serve` processes sharing one database (as a deployment runs them): public report
-//! views, dataset uploads (each deleted again), logins, and analysis edits with their
-//! chart, comments and activity feed. Per minute it reports each kind's rate and p99, the
+//! views, dataset uploads (each deleted again), logins, analysis edits with their
+//! chart, comments and activity feed, and analysis runs on the query engine. Per minute it reports each kind's rate and p99, the
 //! errors, and each server's RSS; the run fails on any error and on RSS that grows after
 //! the warm-up (the first two minutes). It also writes the per-minute numbers as CSV and
 //! draws them as SVG with the workspace's own `plot` crate.
@@ -26,6 +26,7 @@ const VIEW_CLIENTS: usize = 16;
 const LOGIN_CLIENTS: usize = 2;
 const UPLOAD_CLIENTS: usize = 1;
 const EDIT_CLIENTS: usize = 2;
+const RUN_CLIENTS: usize = 1;
 /// Rows of each uploaded CSV (about 100 KB).
 const UPLOAD_ROWS: usize = 2_000;
 /// Minutes before RSS is expected to be flat.
@@ -40,9 +41,10 @@ enum Op {
     Upload,
     Login,
     Edit,
+    Run,
 }
 
-const OPS: [Op; 4] = [Op::View, Op::Upload, Op::Login, Op::Edit];
+const OPS: [Op; 5] = [Op::View, Op::Upload, Op::Login, Op::Edit, Op::Run];
 
 impl Op {
     fn name(self) -> &'static str {
@@ -51,6 +53,7 @@ impl Op {
             Op::Upload => "uploads",
             Op::Login => "logins",
             Op::Edit => "edits",
+            Op::Run => "runs",
         }
     }
 }
@@ -58,7 +61,7 @@ impl Op {
 /// What one minute saw.
 #[derive(Default)]
 struct Minute {
-    latencies: [Samples; 4],
+    latencies: [Samples; OPS.len()],
     errors: u64,
     /// Each server's RSS, sampled every second: (sum, samples, max), bytes.
     rss: [(u64, u64, u64); 2],
@@ -163,6 +166,7 @@ async fn soak(
     let token = logins::login(http, &servers[0], SOAK_EMAIL).await?;
     let (analysis, chart) = edit_fixture(http, &servers[0], &token).await?;
     let csv = Arc::new(upload_csv());
+    let run_analysis = run_fixture(http, &servers[0], &token, &csv).await?;
 
     let recorder = Arc::new(Recorder {
         started: Instant::now(),
@@ -176,6 +180,7 @@ async fn soak(
         (Op::Upload, UPLOAD_CLIENTS),
         (Op::Login, LOGIN_CLIENTS),
         (Op::Edit, EDIT_CLIENTS),
+        (Op::Run, RUN_CLIENTS),
     ];
     for (op, count) in clients {
         for client in 0..count {
@@ -185,8 +190,13 @@ async fn soak(
                 recorder.clone(),
                 stop.clone(),
             );
-            let (token, analysis, chart, csv) =
-                (token.clone(), analysis.clone(), chart.clone(), csv.clone());
+            let (token, analysis, chart, csv, run_analysis) = (
+                token.clone(),
+                analysis.clone(),
+                chart.clone(),
+                csv.clone(),
+                run_analysis.clone(),
+            );
             tasks.push(tokio::spawn(async move {
                 let mut n = client;
                 while !stop.load(Ordering::Relaxed) {
@@ -199,6 +209,7 @@ async fn soak(
                         Op::Upload => upload(&http, server, &token, &csv).await,
                         Op::Login => logins::login(&http, server, SOAK_EMAIL).await.map(|_| ()),
                         Op::Edit => edit(&http, server, &token, &analysis, &chart, n).await,
+                        Op::Run => run_once(&http, server, &token, &run_analysis).await,
                     };
                     recorder.record(op, began, outcome);
                 }
@@ -363,6 +374,61 @@ async fn upload(http: &reqwest::Client, server: &Server, token: &str, csv: &[u8]
     Ok(())
 }
 
+/// Regions of [`upload_csv`], the rows of [`RUN_SQL`]'s answer.
+const REGIONS: usize = 7;
+const RUN_SQL: &str = "SELECT region, COUNT(*) AS n, SUM(amount) AS total \
+                       FROM data GROUP BY region ORDER BY region";
+
+/// A dataset (kept) and an analysis of it that the run clients run.
+async fn run_fixture(
+    http: &reqwest::Client,
+    server: &Server,
+    token: &str,
+    csv: &[u8],
+) -> Result<String> {
+    let part = reqwest::multipart::Part::bytes(csv.to_vec())
+        .file_name("runs.csv")
+        .mime_str("text/csv")?;
+    let dataset = checked(
+        http.post(server.url("/api/v1/datasets"))
+            .bearer_auth(token)
+            .multipart(reqwest::multipart::Form::new().part("file", part)),
+        201,
+    )
+    .await?;
+    let analysis = checked(
+        http.post(server.url("/api/v1/analyses"))
+            .bearer_auth(token)
+            .json(&json!({"name": "Soak runs", "dataset_id": dataset["id"],
+                          "config": {"query": {"sql": RUN_SQL}}})),
+        201,
+    )
+    .await?;
+    analysis["id"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| "analysis without id".into())
+}
+
+/// One run: computed by the engine, its answer checked.
+async fn run_once(
+    http: &reqwest::Client,
+    server: &Server,
+    token: &str,
+    analysis: &str,
+) -> Result<()> {
+    let ran = checked(
+        http.post(server.url(&format!("/api/v1/analyses/{analysis}/run")))
+            .bearer_auth(token),
+        200,
+    )
+    .await?;
+    if ran["results"]["row_count"] != REGIONS {
+        return Err(format!("a run answered {}", ran["results"]).into());
+    }
+    Ok(())
+}
+
 /// New results, the chart drawn from them, a comment, and the feed: one edit.
 async fn edit(
     http: &reqwest::Client,
@@ -413,7 +479,7 @@ fn mib(bytes: u64) -> f64 {
 fn report(minutes: &[Minute], out: &Path) -> Result<bool> {
     std::fs::create_dir_all(out)?;
     println!(
-        "{:>6} {:>9} {:>10} {:>9} {:>10} {:>9} {:>10} {:>9} {:>10} {:>6} {:>14} {:>14}",
+        "{:>6} {:>9} {:>10} {:>9} {:>10} {:>9} {:>10} {:>9} {:>10} {:>9} {:>10} {:>6} {:>14} {:>14}",
         "minute",
         "views/s",
         "views p99",
@@ -423,12 +489,14 @@ fn report(minutes: &[Minute], out: &Path) -> Result<bool> {
         "login p99",
         "edits/s",
         "edit p99",
+        "runs/s",
+        "run p99",
         "errors",
         "RSS A mean/max",
         "RSS B mean/max"
     );
     let mut csv = String::from(
-        "minute,views_per_s,views_p99_ms,uploads_per_s,uploads_p99_ms,logins_per_s,logins_p99_ms,edits_per_s,edits_p99_ms,errors,rss_a_mean_mib,rss_a_max_mib,rss_b_mean_mib,rss_b_max_mib\n",
+        "minute,views_per_s,views_p99_ms,uploads_per_s,uploads_p99_ms,logins_per_s,logins_p99_ms,edits_per_s,edits_p99_ms,runs_per_s,runs_p99_ms,errors,rss_a_mean_mib,rss_a_max_mib,rss_b_mean_mib,rss_b_max_mib\n",
     );
     let mut errors = 0;
     for (i, minute) in minutes.iter().enumerate() {
