@@ -182,6 +182,8 @@ impl Datasets {
                 "limit must be 1 to {MAX_PREVIEW_ROWS}"
             )));
         }
+        // The original file, never its columnar copy: a preview shows the file's first
+        // rows, in the file's order.
         let table = columns::readable_table(&self.ctx, user_id, id, DATA_ALIAS).await?;
         let query = crate::query::Query::Structured(StructuredQuery {
             limit: Some(limit),
