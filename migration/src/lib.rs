@@ -12,6 +12,8 @@ mod m001_core_tables;
 mod m002_reports;
 mod m003_tokens_and_limits;
 mod m004_charts;
+mod m005_billing;
+mod m006_templates;
 mod m007_collaboration;
 mod m009_dataset_columns;
 pub mod schema;
@@ -28,6 +30,8 @@ impl MigratorTrait for Migrator {
             Box::new(m002_reports::Migration),
             Box::new(m003_tokens_and_limits::Migration),
             Box::new(m004_charts::Migration),
+            Box::new(m005_billing::Migration),
+            Box::new(m006_templates::Migration),
             Box::new(m007_collaboration::Migration),
             Box::new(m009_dataset_columns::Migration),
         ]

@@ -106,14 +106,14 @@ async fn migrate_commands_body(db: TestDb) {
     assert_eq!(current(&db).await, "none");
     assert_eq!(
         history(&db).await,
-        "001  core_tables  pending\n002  reports  pending\n003  tokens_and_limits  pending\n004  charts  pending\n007  collaboration  pending\n009  dataset_columns  pending\n"
+        "001  core_tables  pending\n002  reports  pending\n003  tokens_and_limits  pending\n004  charts  pending\n005  billing  pending\n006  templates  pending\n007  collaboration  pending\n009  dataset_columns  pending\n"
     );
 
     iops(&db, &["migrate", "upgrade", "001"]).await.ok();
     assert_eq!(current(&db).await, "001");
     assert_eq!(
         history(&db).await,
-        "001  core_tables  applied\n002  reports  pending\n003  tokens_and_limits  pending\n004  charts  pending\n007  collaboration  pending\n009  dataset_columns  pending\n"
+        "001  core_tables  applied\n002  reports  pending\n003  tokens_and_limits  pending\n004  charts  pending\n005  billing  pending\n006  templates  pending\n007  collaboration  pending\n009  dataset_columns  pending\n"
     );
 
     iops(&db, &["migrate", "upgrade"]).await.ok();
@@ -129,6 +129,10 @@ async fn migrate_commands_body(db: TestDb) {
     iops(&db, &["migrate", "upgrade"]).await.ok();
     iops(&db, &["migrate", "downgrade"]).await.ok();
     assert_eq!(current(&db).await, "007");
+    iops(&db, &["migrate", "downgrade"]).await.ok();
+    assert_eq!(current(&db).await, "006");
+    iops(&db, &["migrate", "downgrade"]).await.ok();
+    assert_eq!(current(&db).await, "005");
     iops(&db, &["migrate", "downgrade"]).await.ok();
     assert_eq!(current(&db).await, "004");
     iops(&db, &["migrate", "downgrade"]).await.ok();

@@ -3,6 +3,7 @@
 mod accounts;
 mod admin;
 mod analyses;
+mod billing;
 mod charts;
 mod cli;
 mod collaboration;
@@ -13,3 +14,4 @@ mod public;
 mod reports;
 mod runs;
 mod support;
+mod templates;

@@ -1,6 +1,7 @@
 //! Domain rules against real databases, each test on SQLite and on PostgreSQL.
 mod accounts;
 mod analyses;
+mod billing;
 mod charts;
 mod cluster;
 mod collaboration;
@@ -8,4 +9,5 @@ mod datasets;
 mod reports;
 mod storage;
 mod support;
+mod templates;
 mod usage;

@@ -95,6 +95,14 @@ fn limit_table_matches_the_spec() {
             assert_eq!(limit_for(tier, kind), None, "{tier:?} {kind:?}");
         }
     }
+    // The standing limits of PHASES.md's complete table; enterprise is per customer.
+    assert_eq!(limit_for(Tier::Free, Collaborators), Some(3));
+    assert_eq!(limit_for(Tier::Pro, Collaborators), Some(3));
+    assert_eq!(limit_for(Tier::Team, Collaborators), None);
+    assert_eq!(limit_for(Tier::Free, DataConnections), Some(5));
+    assert_eq!(limit_for(Tier::Pro, DataConnections), Some(5));
+    assert_eq!(limit_for(Tier::Team, DataConnections), Some(10));
+    assert_eq!(limit_for(Tier::Enterprise, DataConnections), None);
 }
 
 on_both!(concurrent_consume_stops_at_limit, concurrent_consume_body);
@@ -375,5 +383,166 @@ async fn unknown_user_is_not_found_body(db: TestDb) {
     assert_eq!(
         iops_tests::count(h.domain.database().connection(), "usage_tracking").await,
         0
+    );
+}
+
+fn limits(
+    datasets: Option<i64>,
+    reports: Option<i64>,
+    collaborators: Option<i64>,
+) -> domain::CustomLimits {
+    domain::CustomLimits {
+        datasets,
+        ai_messages: Some(2),
+        reports,
+        collaborators,
+        data_connections: Some(1),
+    }
+}
+
+on_both!(
+    enterprise_limits_hold_under_concurrency,
+    enterprise_limits_hold_under_concurrency_body
+);
+async fn enterprise_limits_hold_under_concurrency_body(db: TestDb) {
+    let h = harness(db).await;
+    let second = h.second_process().await;
+    let admin = domain::Admin::local_operator();
+    let user = new_user(h.domain.database().connection(), Tier::Enterprise).await;
+    // No row yet: unlimited.
+    assert_eq!(
+        h.domain.usage.custom_limits(&admin, user).await.unwrap(),
+        domain::CustomLimits::default()
+    );
+    let set = h
+        .domain
+        .usage
+        .change_limits(
+            &admin,
+            user,
+            domain::LimitsChange::replace_all(limits(Some(7), None, Some(4))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(set, limits(Some(7), None, Some(4)));
+
+    // 50 uploads at once through two "processes": exactly the customer's 7 pass.
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let domain = if i % 2 == 0 { h.domain.clone() } else { second.clone() };
+            tokio::spawn(async move { consume_once(&domain, user, LimitKind::Datasets).await })
+        })
+        .collect();
+    let mut granted = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(used) => granted.push(used),
+            Err(Error::LimitExceeded {
+                limit,
+                allowed,
+                used,
+                resets_at,
+            }) => {
+                assert_eq!((limit, allowed, used), (LimitKind::Datasets, 7, 7));
+                assert!(resets_at.is_some());
+            }
+            Err(other) => panic!("unexpected error: {other:?}"),
+        }
+    }
+    granted.sort();
+    assert_eq!(granted, (1..=7).collect::<Vec<i64>>());
+
+    // NULL is unlimited: reports go on past any tier's number.
+    for expected in 1..=12 {
+        assert_eq!(
+            consume_once(&h.domain, user, LimitKind::Reports).await.unwrap(),
+            expected
+        );
+    }
+    let report = h.domain.usage.report(user).await.unwrap();
+    assert_eq!(report.datasets, Counter { used: 7, limit: Some(7) });
+    assert_eq!(report.reports, Counter { used: 12, limit: None });
+    assert_eq!(report.ai_messages, Counter { used: 0, limit: Some(2) });
+    assert_eq!(report.collaborators, Counter { used: 0, limit: Some(4) });
+    assert_eq!(report.data_connections, Counter { used: 0, limit: Some(1) });
+}
+
+on_both!(
+    lower_limits_keep_what_exists,
+    lower_limits_keep_what_exists_body
+);
+async fn lower_limits_keep_what_exists_body(db: TestDb) {
+    let h = harness(db).await;
+    let admin = domain::Admin::local_operator();
+    let user = new_user(h.domain.database().connection(), Tier::Enterprise).await;
+    for _ in 0..4 {
+        consume_once(&h.domain, user, LimitKind::Datasets).await.unwrap();
+    }
+    // Only the flag given changes; the others keep their value.
+    h.domain
+        .usage
+        .change_limits(
+            &admin,
+            user,
+            domain::LimitsChange::replace_all(limits(None, Some(9), None)),
+        )
+        .await
+        .unwrap();
+    let lowered = h
+        .domain
+        .usage
+        .change_limits(
+            &admin,
+            user,
+            domain::LimitsChange {
+                datasets: Some(Some(2)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(lowered, limits(Some(2), Some(9), None));
+    // The four uploads stay counted; the fifth is refused with the new allowance.
+    match consume_once(&h.domain, user, LimitKind::Datasets).await {
+        Err(Error::LimitExceeded { allowed, used, .. }) => assert_eq!((allowed, used), (2, 4)),
+        other => panic!("expected the limit, got {other:?}"),
+    }
+    let report = h.domain.usage.report(user).await.unwrap();
+    assert_eq!(report.datasets, Counter { used: 4, limit: Some(2) });
+
+    // Out of range, or not an enterprise account: refused, nothing changes.
+    let negative = domain::LimitsChange {
+        reports: Some(Some(-1)),
+        ..Default::default()
+    };
+    assert!(matches!(
+        h.domain.usage.change_limits(&admin, user, negative).await,
+        Err(Error::Validation(_))
+    ));
+    let free = new_user(h.domain.database().connection(), Tier::Free).await;
+    assert!(matches!(
+        h.domain
+            .usage
+            .change_limits(&admin, free, domain::LimitsChange::replace_all(limits(None, None, None)))
+            .await,
+        Err(Error::Validation(_))
+    ));
+    assert!(matches!(
+        h.domain.usage.change_limits(&admin, Id(uuid::Uuid::new_v4()), negative).await,
+        Err(Error::NotFound)
+    ));
+    assert_eq!(
+        h.domain.usage.custom_limits(&admin, user).await.unwrap(),
+        limits(Some(2), Some(9), None)
+    );
+    // Back to pro (a downgrade of the tier): the table's limits apply again.
+    h.domain
+        .accounts
+        .admin_update(&admin, user, Some(Tier::Pro), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        consume_once(&h.domain, user, LimitKind::Datasets).await.unwrap(),
+        5
     );
 }

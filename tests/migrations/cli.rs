@@ -68,7 +68,7 @@ async fn migration_cli_adopts_alembic(db: TestDb) {
     migration_cli(&legacy, &["up"]);
     assert_eq!(
         applied(&legacy).await,
-        ["001", "002", "003", "004", "007", "009"]
+        ["001", "002", "003", "004", "005", "006", "007", "009"]
     );
 }
 on_both!(migration_cli_adopts_alembic, migration_cli_adopts_alembic);

@@ -36,6 +36,8 @@ async fn takeover_records_history_and_keeps_rows(db: TestDb) {
             ("002", true),
             ("003", false),
             ("004", false),
+            ("005", false),
+            ("006", false),
             ("007", false),
             ("009", false)
         ]
@@ -46,7 +48,7 @@ async fn takeover_records_history_and_keeps_rows(db: TestDb) {
     );
 
     let applied = migration::schema::upgrade(&conn, None).await.unwrap();
-    assert_eq!(applied, ["003", "004", "007", "009"]);
+    assert_eq!(applied, ["003", "004", "005", "006", "007", "009"]);
     for (table, rows) in [
         ("users", 3),
         ("usage_tracking", 5),

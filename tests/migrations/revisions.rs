@@ -14,7 +14,7 @@ async fn state(db: &DatabaseConnection) -> Vec<(String, bool)> {
 }
 
 fn expect(applied: &[bool]) -> Vec<(String, bool)> {
-    ["001", "002", "003", "004", "007", "009"]
+    ["001", "002", "003", "004", "005", "006", "007", "009"]
         .iter()
         .zip(applied)
         .map(|(id, a)| (id.to_string(), *a))
@@ -44,7 +44,7 @@ async fn round_trips(db: TestDb) {
     assert_eq!(migration::schema::current(&conn).await.unwrap(), None);
     assert_eq!(
         state(&conn).await,
-        expect(&[false, false, false, false, false, false])
+        expect(&[false; 8])
     );
 
     assert_eq!(
@@ -61,11 +61,11 @@ async fn round_trips(db: TestDb) {
 
     assert_eq!(
         migration::schema::upgrade(&conn, None).await.unwrap(),
-        ["002", "003", "004", "007", "009"]
+        ["002", "003", "004", "005", "006", "007", "009"]
     );
     assert_eq!(
         state(&conn).await,
-        expect(&[true, true, true, true, true, true])
+        expect(&[true; 8])
     );
     for table in [
         "charts",
@@ -79,6 +79,12 @@ async fn round_trips(db: TestDb) {
         "comments",
         "activity_log",
         "dataset_columns",
+        "billing_events",
+        "billing_accounts",
+        "user_limits",
+        "templates",
+        "template_purchases",
+        "template_ratings",
     ] {
         assert!(table_exists(&conn, table).await, "{table}");
     }
@@ -104,6 +110,20 @@ async fn round_trips(db: TestDb) {
         assert!(!table_exists(&conn, table).await, "{table}");
     }
     assert!(table_exists(&conn, "charts").await);
+    assert_eq!(
+        migration::schema::downgrade(&conn, None).await.unwrap(),
+        ["006"]
+    );
+    for table in ["templates", "template_purchases", "template_ratings"] {
+        assert!(!table_exists(&conn, table).await, "{table}");
+    }
+    assert_eq!(
+        migration::schema::downgrade(&conn, None).await.unwrap(),
+        ["005"]
+    );
+    for table in ["billing_events", "billing_accounts", "user_limits"] {
+        assert!(!table_exists(&conn, table).await, "{table}");
+    }
     assert_eq!(
         migration::schema::downgrade(&conn, None).await.unwrap(),
         ["004"]
@@ -136,11 +156,11 @@ async fn round_trips(db: TestDb) {
         migration::schema::downgrade(&conn, Some("001"))
             .await
             .unwrap(),
-        ["009", "007", "004", "003", "002"]
+        ["009", "007", "006", "005", "004", "003", "002"]
     );
     assert_eq!(
         state(&conn).await,
-        expect(&[true, false, false, false, false, false])
+        expect(&[true, false, false, false, false, false, false, false])
     );
     assert!(table_exists(&conn, "analyses").await && !table_exists(&conn, "reports").await);
 
@@ -153,11 +173,11 @@ async fn round_trips(db: TestDb) {
 
     assert_eq!(
         migration::schema::upgrade(&conn, None).await.unwrap(),
-        ["001", "002", "003", "004", "007", "009"]
+        ["001", "002", "003", "004", "005", "006", "007", "009"]
     );
     assert_eq!(
         state(&conn).await,
-        expect(&[true, true, true, true, true, true])
+        expect(&[true; 8])
     );
 }
 on_both!(round_trips, round_trips);
@@ -167,7 +187,7 @@ async fn unknown_revision_changes_nothing(db: TestDb) {
     migration::schema::upgrade(&conn, Some("001"))
         .await
         .unwrap();
-    for bad in ["005", "1", "abc", ""] {
+    for bad in ["008", "1", "abc", ""] {
         let err = migration::schema::upgrade(&conn, Some(bad))
             .await
             .unwrap_err();
@@ -182,7 +202,7 @@ async fn unknown_revision_changes_nothing(db: TestDb) {
     }
     assert_eq!(
         state(&conn).await,
-        expect(&[true, false, false, false, false, false])
+        expect(&[true, false, false, false, false, false, false, false])
     );
 }
 on_both!(

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub mod cluster;
+pub mod stripe;
 
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 
@@ -277,6 +278,45 @@ pub fn domain_with(
     outbox: Option<domain::Outbox>,
     query: engine::EngineSettings,
 ) -> domain::Domain {
+    assemble(conn, clock, store, settings, outbox, query, Billing::default())
+}
+
+/// [`domain`] with billing: a webhook secret and prices, and a payment provider (the real
+/// Stripe client pointed at a [`stripe::StripeFake`], or any other implementation).
+pub fn domain_billing(
+    conn: DatabaseConnection,
+    clock: std::sync::Arc<dyn domain::Clock>,
+    store: std::sync::Arc<dyn domain::storage::DatasetStore>,
+    config: domain::billing::BillingConfig,
+    payments: Option<std::sync::Arc<dyn domain::billing::Payments>>,
+) -> domain::Domain {
+    assemble(
+        conn,
+        clock,
+        store,
+        domain::Settings::default(),
+        None,
+        query_settings(),
+        Billing { config, payments },
+    )
+}
+
+/// Billing's parts of [`api::app::Parts`].
+#[derive(Default)]
+struct Billing {
+    config: domain::billing::BillingConfig,
+    payments: Option<std::sync::Arc<dyn domain::billing::Payments>>,
+}
+
+fn assemble(
+    conn: DatabaseConnection,
+    clock: std::sync::Arc<dyn domain::Clock>,
+    store: std::sync::Arc<dyn domain::storage::DatasetStore>,
+    settings: domain::Settings,
+    outbox: Option<domain::Outbox>,
+    query: engine::EngineSettings,
+    billing: Billing,
+) -> domain::Domain {
     api::app::assemble(api::app::Parts {
         database: domain::Database::from_connection(conn),
         clock,
@@ -286,6 +326,8 @@ pub fn domain_with(
         query: Some(query),
         settings,
         hash_concurrency: 4,
+        billing: billing.config,
+        payments: billing.payments,
     })
     .expect("assemble the domain")
 }

@@ -139,6 +139,11 @@ impl Builder {
             query,
             settings: config.settings(),
             hash_concurrency: config.hash_concurrency,
+            billing: config.billing.clone(),
+            payments: match &config.stripe {
+                Some(stripe) => Some(Arc::new(stripe.client()?)),
+                None => None,
+            },
         })?;
         Ok(App {
             config,
@@ -161,6 +166,10 @@ pub struct Parts {
     pub query: Option<engine::EngineSettings>,
     pub settings: domain::Settings,
     pub hash_concurrency: usize,
+    /// The webhook secret, tier prices and return URL of billing.
+    pub billing: domain::billing::BillingConfig,
+    /// Where checkouts are created (Stripe); `None`: checkouts answer "not configured".
+    pub payments: Option<Arc<dyn domain::billing::Payments>>,
 }
 
 /// The domain over its parts: THE one place a [`Context`] is put together, for
@@ -175,9 +184,15 @@ pub fn assemble(parts: Parts) -> Result<Domain> {
         query,
         settings,
         hash_concurrency,
+        billing,
+        payments,
     } = parts;
-    let mut ctx =
-        Context::new(database, clock, Hasher::new(hash_concurrency)).with_settings(settings);
+    let mut ctx = Context::new(database, clock, Hasher::new(hash_concurrency))
+        .with_settings(settings)
+        .with_billing(billing);
+    if let Some(payments) = payments {
+        ctx = ctx.with_payments(payments);
+    }
     if let Some(store) = store {
         if let Some(query) = query {
             let engine = engine::DataFusionEngine::new(store.objects(), query)

@@ -47,6 +47,39 @@ pub struct Config {
     pub s3: S3Settings,
     /// The query engine's limits (`IOPS_QUERY_*`).
     pub query: QuerySettings,
+    /// `IOPS_STRIPE_WEBHOOK_SECRET`, `IOPS_STRIPE_PRICES` and the public URL checkouts
+    /// return to. The secret never prints.
+    pub billing: domain::billing::BillingConfig,
+    /// `IOPS_STRIPE_API_KEY` and `IOPS_STRIPE_API_BASE`: where checkouts are created;
+    /// `None` without a key.
+    pub stripe: Option<StripeSettings>,
+}
+
+/// How to reach Stripe's API. The key never prints.
+#[derive(Clone)]
+pub struct StripeSettings {
+    pub api_base: String,
+    api_key: zeroize::Zeroizing<String>,
+}
+
+impl std::fmt::Debug for StripeSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StripeSettings")
+            .field("api_base", &self.api_base)
+            .field("api_key", &"[redacted]")
+            .finish()
+    }
+}
+
+impl StripeSettings {
+    /// The client checkouts go through.
+    pub fn client(&self) -> Result<domain::billing::StripeClient> {
+        Ok(domain::billing::StripeClient::new(
+            &self.api_base,
+            self.api_key.to_string(),
+            domain::billing::STRIPE_TIMEOUT,
+        )?)
+    }
 }
 
 /// Limits of analysis runs, from `IOPS_QUERY_TIMEOUT_SECS` (30), `IOPS_QUERY_MEMORY_MB`
@@ -250,6 +283,42 @@ pub struct RawSettings {
         hide_env_values = true
     )]
     pub public_url: Option<String>,
+    /// Stripe's signing secret of this server's webhook endpoint (`whsec_...`) [default: webhooks refused]
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECRET",
+        env = "IOPS_STRIPE_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
+    pub stripe_webhook_secret: Option<String>,
+    /// Stripe secret API key for checkouts (`sk_...`) [default: no checkouts]
+    #[arg(
+        long,
+        global = true,
+        value_name = "KEY",
+        env = "IOPS_STRIPE_API_KEY",
+        hide_env_values = true
+    )]
+    pub stripe_api_key: Option<String>,
+    /// Stripe's API base URL [default: https://api.stripe.com]
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "IOPS_STRIPE_API_BASE",
+        hide_env_values = true
+    )]
+    pub stripe_api_base: Option<String>,
+    /// Which Stripe price is which tier, `price_x:pro,price_y:team` [default: none]
+    #[arg(
+        long,
+        global = true,
+        value_name = "PRICES",
+        env = "IOPS_STRIPE_PRICES",
+        hide_env_values = true
+    )]
+    pub stripe_prices: Option<String>,
     /// Longest an analysis run may take, in seconds [default: 30]
     #[arg(
         long,
@@ -348,6 +417,10 @@ impl Config {
             smtp_url,
             smtp_from,
             public_url,
+            stripe_webhook_secret,
+            stripe_api_key,
+            stripe_api_base,
+            stripe_prices,
             query_timeout_secs,
             query_memory_mb,
             query_max_rows,
@@ -493,7 +566,40 @@ impl Config {
             },
         };
 
+        let mut billing = domain::billing::BillingConfig::new(&public_url).with_prices(
+            match set(stripe_prices) {
+                None => Vec::new(),
+                Some(raw) => domain::billing::BillingConfig::parse_prices(&raw)
+                    .map_err(|why| Error::config(format!("IOPS_STRIPE_PRICES: {why}")))?,
+            },
+        );
+        if let Some(secret) = set(stripe_webhook_secret) {
+            billing = billing.with_webhook_secret(secret.trim().to_owned());
+        }
+        let stripe = match (set(stripe_api_key), set(stripe_api_base)) {
+            (Some(key), base) => {
+                let api_base = base
+                    .map(|b| b.trim().trim_end_matches('/').to_owned())
+                    .unwrap_or_else(|| domain::billing::STRIPE_API_BASE.to_owned());
+                match url::Url::parse(&api_base) {
+                    Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => {}
+                    _ => {
+                        return Err(Error::config(format!(
+                            "IOPS_STRIPE_API_BASE must be an http:// or https:// URL, got '{api_base}'"
+                        )));
+                    }
+                }
+                Some(StripeSettings {
+                    api_base,
+                    api_key: zeroize::Zeroizing::new(key.trim().to_owned()),
+                })
+            }
+            (None, _) => None,
+        };
+
         Ok(Self {
+            billing,
+            stripe,
             query,
             hash_concurrency,
             encryption,
@@ -635,6 +741,10 @@ mod tests {
             smtp_url: get("IOPS_SMTP_URL"),
             smtp_from: get("IOPS_SMTP_FROM"),
             public_url: get("IOPS_PUBLIC_URL"),
+            stripe_webhook_secret: get("IOPS_STRIPE_WEBHOOK_SECRET"),
+            stripe_api_key: get("IOPS_STRIPE_API_KEY"),
+            stripe_api_base: get("IOPS_STRIPE_API_BASE"),
+            stripe_prices: get("IOPS_STRIPE_PRICES"),
             query_timeout_secs: get("IOPS_QUERY_TIMEOUT_SECS"),
             query_memory_mb: get("IOPS_QUERY_MEMORY_MB"),
             query_max_rows: get("IOPS_QUERY_MAX_ROWS"),

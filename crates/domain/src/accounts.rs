@@ -451,6 +451,12 @@ impl Accounts {
             .map_err(update_error)
     }
 
+    /// The account registered under `email` (admin); [`Error::NotFound`] for an unknown
+    /// email.
+    pub async fn find_by_email(&self, _admin: &Admin, email: &str) -> Result<User> {
+        self.by_email(email).await.map(User::from)
+    }
+
     /// Sets the tier of the account registered under `email`; [`Error::NotFound`] for an
     /// unknown email.
     pub async fn set_tier_by_email(

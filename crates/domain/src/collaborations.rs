@@ -11,18 +11,19 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use entity::{analyses, collaborations, users};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use serde_json::json;
 
 use crate::access::{self, ACCEPTED, Actor, Role};
 use crate::activity::{self, Entry};
-use crate::db::{begin_write, id_value};
+use crate::db::{begin_write, id_value, lock_user};
 use crate::mail::InvitationMail;
 use crate::pagination::{Page, PageRequest, page_from};
 use crate::tokens::{hash_secret, new_secret, well_formed};
-use crate::{Analysis, Context, Error, Id, LimitKind, Result, limit_for, normalize_email};
+use crate::usage::allowance;
+use crate::{Analysis, Context, Error, Id, LimitKind, Result, normalize_email};
 
 /// How long an invitation can be accepted.
 pub const INVITATION_TTL_DAYS: i64 = 7;
@@ -271,7 +272,9 @@ impl Collaborations {
         if live.is_empty() {
             // Someone new: they count toward the limit. (Already invited elsewhere by the
             // same owner, they are counted already.)
-            if let Some(allowed) = limit_for(owner.tier.into(), LimitKind::Collaborators) {
+            if let Some(allowed) =
+                allowance(&txn, owner.id, owner.tier.into(), LimitKind::Collaborators).await?
+            {
                 let used = in_use(&txn, owner.id, now).await?;
                 if used >= allowed {
                     return Err(Error::LimitExceeded {
@@ -670,20 +673,6 @@ impl Collaborations {
             None => Ok(Error::NotFound),
         }
     }
-}
-
-/// The owner's row, locked until the transaction ends (PostgreSQL; on SQLite the write
-/// transaction already holds the database's single write lock). `FOR NO KEY UPDATE`:
-/// invitations of one owner queue behind each other, while the owner's other writes
-/// (logins, uploads, whose rows only reference the user) go on.
-async fn lock_user<C: ConnectionTrait>(conn: &C, user_id: Id) -> Result<users::Model> {
-    let query = users::Entity::find_by_id(user_id);
-    let query = if conn.get_database_backend() == DbBackend::Postgres {
-        query.lock(sea_orm::sea_query::LockType::NoKeyUpdate)
-    } else {
-        query
-    };
-    query.one(conn).await?.ok_or(Error::NotFound)
 }
 
 fn active(row: &collaborations::Model) -> collaborations::ActiveModel {

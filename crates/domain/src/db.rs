@@ -3,10 +3,10 @@ mod direct;
 
 use std::time::Duration;
 
-use entity::Id;
+use entity::{Id, users};
 use sea_orm::{
-    ConnectOptions, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, TransactionOptions,
-    TransactionTrait, Value,
+    ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    EntityTrait, QuerySelect, TransactionOptions, TransactionTrait, Value,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 
@@ -130,4 +130,22 @@ pub(crate) async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTrans
         }
         _ => db.begin().await,
     }
+}
+
+/// A user's row, locked until the transaction ends (PostgreSQL; on SQLite the write
+/// transaction already holds the database's single write lock). `FOR NO KEY UPDATE`:
+/// decisions about one user (invitations against their limit, billing events) queue
+/// behind each other, while the owner's other writes
+/// (logins, uploads, whose rows only reference the user) go on.
+pub(crate) async fn lock_user<C: ConnectionTrait>(
+    conn: &C,
+    user_id: Id,
+) -> crate::Result<users::Model> {
+    let query = users::Entity::find_by_id(user_id);
+    let query = if conn.get_database_backend() == DbBackend::Postgres {
+        query.lock(sea_orm::sea_query::LockType::NoKeyUpdate)
+    } else {
+        query
+    };
+    query.one(conn).await?.ok_or(crate::Error::NotFound)
 }

@@ -21,22 +21,35 @@ pub enum LimitKind {
     /// Distinct people with a pending or accepted invitation to any of the owner's
     /// analyses (standing, not monthly).
     Collaborators,
+    /// The owner's data connections (standing, not monthly).
+    DataConnections,
 }
 
 impl LimitKind {
-    /// The name the API shows (`"datasets"`, `"ai_messages"`, `"reports"`).
+    /// Every kind, in the order `/me/usage` shows them.
+    pub const ALL: [LimitKind; 5] = [
+        LimitKind::Datasets,
+        LimitKind::AiMessages,
+        LimitKind::Reports,
+        LimitKind::Collaborators,
+        LimitKind::DataConnections,
+    ];
+
+    /// The name the API shows (`"datasets"`, `"ai_messages"`, `"reports"`,
+    /// `"collaborators"`, `"data_connections"`).
     pub fn as_str(self) -> &'static str {
         match self {
             LimitKind::Datasets => "datasets",
             LimitKind::AiMessages => "ai_messages",
             LimitKind::Reports => "reports",
             LimitKind::Collaborators => "collaborators",
+            LimitKind::DataConnections => "data_connections",
         }
     }
 
     /// Whether the limit counts per calendar month (and resets), rather than what exists.
     pub fn is_monthly(self) -> bool {
-        !matches!(self, LimitKind::Collaborators)
+        !matches!(self, LimitKind::Collaborators | LimitKind::DataConnections)
     }
 }
 
@@ -144,6 +157,17 @@ pub enum Error {
     /// why in the words ANALYSES.md uses.
     #[error("{0}")]
     QueryFailed(#[from] crate::query::QueryFailure),
+    /// A paid template used without a purchase (nor authorship): buy it first.
+    #[error("this template must be purchased before it is used")]
+    PurchaseRequired,
+    /// A feature that needs configuration this server does not have (billing without a
+    /// Stripe key); the text says what is missing.
+    #[error("{0}")]
+    NotConfigured(&'static str),
+    /// A service this one depends on (the payment provider) failed or did not answer in
+    /// time; the text says which, never with a secret.
+    #[error("{0}")]
+    Upstream(String),
     /// Anything else that is not the caller's fault.
     #[error("internal error: {0}")]
     Internal(String),

@@ -36,6 +36,7 @@ mod access;
 mod accounts;
 mod activity;
 mod analyses;
+pub mod billing;
 mod charts;
 mod clock;
 mod codes;
@@ -54,6 +55,7 @@ mod reports;
 mod secrets;
 mod stats;
 pub mod storage;
+mod templates;
 mod text;
 mod throttle;
 mod tokens;
@@ -65,6 +67,7 @@ pub use access::{Actor, Admin, Caller, Role};
 pub use accounts::{Accounts, NewAccount, ProfileChange, Session, normalize_email};
 pub use activity::{Activity, ActivityFilter, ActivityItem};
 pub use analyses::{Analyses, AnalysisChange, NewAnalysis};
+pub use billing::Billing;
 pub use charts::{
     Chart, ChartChange, ChartConfig, ChartType, Charts, Embed, EmbedMode, MAX_CHARTS_PER_ANALYSIS,
     MAX_Y_COLUMNS, NewChart,
@@ -93,10 +96,17 @@ pub use reports::{
 };
 pub use secrets::{KEY_FILE, Keyring};
 pub use stats::{Stats, TableCount};
+pub use templates::{
+    GalleryQuery, GallerySort, MAX_DESCRIPTION_CHARS, MAX_PRICE_CENTS, MAX_REVIEW_CHARS,
+    MAX_SEARCH_CHARS, NewTemplate, Purchase, PurchaseOutcome, Template, TemplateChange,
+    TemplateChart, TemplateStatus, Templates, UsedTemplate,
+};
 pub use text::json_contains_nul;
 pub use throttle::{MAX_FAILURES, WINDOW as FAILURE_WINDOW};
 pub use tokens::{IssuedToken, Tokens};
-pub use usage::{Counter, Usage, UsageReport, limit_for, month_of, resets_at};
+pub use usage::{
+    Counter, CustomLimits, LimitsChange, Usage, UsageReport, limit_for, month_of, resets_at,
+};
 
 /// Longest accepted name of a dataset or an analysis, in characters (the columns are
 /// `VARCHAR(255)`).
@@ -144,6 +154,8 @@ pub struct Context {
     keyring: Option<Arc<Keyring>>,
     outbox: Option<Outbox>,
     engine: Option<Arc<dyn query::QueryEngine>>,
+    payments: Option<Arc<dyn billing::Payments>>,
+    billing: Arc<billing::BillingConfig>,
     /// Columnar copies being written by this process.
     copies: Arc<datasets::columnar::Copies>,
     /// Datasets whose columns could not be read lately.
@@ -164,6 +176,8 @@ impl Context {
             keyring: None,
             outbox: None,
             engine: None,
+            payments: None,
+            billing: Arc::default(),
             copies: Arc::default(),
             unreadable: Arc::default(),
             settings: Settings::default(),
@@ -196,6 +210,20 @@ impl Context {
         self
     }
 
+    /// The payment provider checkouts go to; without it, checkouts and paid template
+    /// purchases fail with [`Error::NotConfigured`].
+    pub fn with_payments(mut self, payments: Arc<dyn billing::Payments>) -> Self {
+        self.payments = Some(payments);
+        self
+    }
+
+    /// The webhook secret, the prices of the tiers and where buyers come back to; without
+    /// it, webhooks are refused as not configured and no tier can be bought.
+    pub fn with_billing(mut self, billing: billing::BillingConfig) -> Self {
+        self.billing = Arc::new(billing);
+        self
+    }
+
     /// Replaces the settings.
     pub fn with_settings(mut self, settings: Settings) -> Self {
         self.settings = settings;
@@ -217,6 +245,12 @@ impl Context {
         self.engine
             .as_ref()
             .ok_or_else(|| Error::Internal("no query engine is configured".to_owned()))
+    }
+
+    fn payments(&self) -> Result<&Arc<dyn billing::Payments>> {
+        self.payments.as_ref().ok_or(Error::NotConfigured(
+            "payments are not configured on this server (IOPS_STRIPE_API_KEY)",
+        ))
     }
 
     fn store(&self) -> Result<&Arc<dyn storage::DatasetStore>> {
@@ -252,6 +286,10 @@ pub struct Domain {
     pub comments: Comments,
     /// The activity log's feeds.
     pub activity: Activity,
+    /// Stripe checkouts and webhooks, the billing state of accounts.
+    pub billing: Billing,
+    /// Templates: authoring, gallery, purchases, use and ratings.
+    pub templates: Templates,
     /// Row counts and readiness, for operators.
     pub stats: Stats,
 }
@@ -271,6 +309,8 @@ impl Domain {
             collaborations: Collaborations::new(ctx.clone()),
             comments: Comments::new(ctx.clone()),
             activity: Activity::new(ctx.clone()),
+            billing: Billing::new(ctx.clone()),
+            templates: Templates::new(ctx.clone()),
             stats: Stats::new(ctx.clone()),
             ctx,
         }
@@ -324,6 +364,7 @@ impl Domain {
                 self.tokens.purge_expired().await,
             ),
             ("finished failed-attempt windows", attempts),
+            ("billing event payloads past their retention", self.billing.prune().await),
         ]
     }
 }

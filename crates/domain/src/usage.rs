@@ -8,25 +8,70 @@
 //! followed by a write in Rust, so that concurrent requests — in one process or in
 //! several — can never push a counter past the limit.
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
-use entity::{usage_tracking, users};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Statement};
+use entity::{usage_tracking, user_limits, users};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    Statement,
+};
 use serde::Serialize;
 
 use crate::db::{begin_write, id_value};
 use crate::{Context, Error, Id, LimitKind, Result, Tier};
 
-/// The allowance of `kind` for `tier` (monthly, or standing for
-/// [`LimitKind::Collaborators`]); `None` is unlimited.
+/// The allowance of `kind` for `tier` by the tier table (monthly, or standing for
+/// collaborators and data connections); `None` is unlimited.
 ///
-/// `enterprise` is unlimited until per-customer limits exist (API.md, "Tier limits").
+/// `enterprise` has no table value: each enterprise customer has their own limits
+/// (`user_limits`, set by an admin, `None` for unlimited), which [`Usage::report`] and
+/// every enforcement read from the database; without a row, everything is unlimited.
 pub fn limit_for(tier: Tier, kind: LimitKind) -> Option<i64> {
     match (tier, kind) {
         (Tier::Free, LimitKind::Datasets) => Some(5),
         (Tier::Free, LimitKind::AiMessages) => Some(50),
         (Tier::Free, LimitKind::Reports) => Some(3),
         (Tier::Free | Tier::Pro, LimitKind::Collaborators) => Some(3),
+        (Tier::Free | Tier::Pro, LimitKind::DataConnections) => Some(5),
+        (Tier::Team, LimitKind::DataConnections) => Some(10),
         (Tier::Pro | Tier::Team | Tier::Enterprise, _) => None,
     }
+}
+
+/// The `user_limits` column of `kind`. Only these fixed names are ever spliced into SQL.
+fn custom_column(kind: LimitKind) -> &'static str {
+    match kind {
+        LimitKind::Datasets => "datasets",
+        LimitKind::AiMessages => "ai_messages",
+        LimitKind::Reports => "reports",
+        LimitKind::Collaborators => "collaborators",
+        LimitKind::DataConnections => "data_connections",
+    }
+}
+
+/// The allowance of `kind` for `user_id` whose tier is `tier`: the tier table's, or for
+/// an enterprise account its own limit. Read on `conn`, so that inside a transaction
+/// that locked the user's row it is the value in force.
+pub(crate) async fn allowance<C: ConnectionTrait>(
+    conn: &C,
+    user_id: Id,
+    tier: Tier,
+    kind: LimitKind,
+) -> Result<Option<i64>> {
+    if tier != Tier::Enterprise {
+        return Ok(limit_for(tier, kind));
+    }
+    let custom = user_limits::Entity::find_by_id(user_id).one(conn).await?;
+    Ok(custom.and_then(|row| custom_value(&row, kind)))
+}
+
+fn custom_value(row: &user_limits::Model, kind: LimitKind) -> Option<i64> {
+    match kind {
+        LimitKind::Datasets => row.datasets,
+        LimitKind::AiMessages => row.ai_messages,
+        LimitKind::Reports => row.reports,
+        LimitKind::Collaborators => row.collaborators,
+        LimitKind::DataConnections => row.data_connections,
+    }
+    .map(i64::from)
 }
 
 /// The `month_year` key of the UTC calendar month holding `now`: `"YYYY-MM"`.
@@ -55,18 +100,27 @@ fn count_column(kind: LimitKind) -> Option<&'static str> {
         LimitKind::Datasets => Some("datasets_count"),
         LimitKind::AiMessages => Some("ai_messages_count"),
         LimitKind::Reports => Some("reports_count"),
-        LimitKind::Collaborators => None,
+        LimitKind::Collaborators | LimitKind::DataConnections => None,
     }
 }
 
 /// A SQL expression giving the limit of `kind` for `users.tier`, NULL when unlimited,
-/// generated from [`limit_for`] so that SQL and Rust cannot disagree. A tier string the
+/// generated from [`limit_for`] so that SQL and Rust cannot disagree; an enterprise
+/// account's comes from its `user_limits` row (none: NULL, unlimited). A tier string the
 /// code does not know gets the free tier's limit: the strictest, never accidental
 /// unlimited use.
 fn limit_case_sql(kind: LimitKind) -> String {
     let mut sql = String::from("CASE users.tier");
     for tier in Tier::ALL {
-        let limit = limit_for(tier, kind).map_or_else(|| "NULL".to_owned(), |n| n.to_string());
+        let limit = if tier == Tier::Enterprise {
+            format!(
+                "(SELECT user_limits.{column} FROM user_limits \
+                  WHERE user_limits.user_id = users.id)",
+                column = custom_column(kind)
+            )
+        } else {
+            limit_for(tier, kind).map_or_else(|| "NULL".to_owned(), |n| n.to_string())
+        };
         sql.push_str(&format!(" WHEN '{}' THEN {limit}", tier.as_str()));
     }
     let strictest =
@@ -165,7 +219,7 @@ async fn refusal<C: ConnectionTrait>(
     let Some(user) = users::Entity::find_by_id(user_id).one(conn).await? else {
         return Ok(Some(Error::NotFound));
     };
-    let Some(allowed) = limit_for(user.tier.into(), kind) else {
+    let Some(allowed) = allowance(conn, user_id, user.tier.into(), kind).await? else {
         return Ok(None);
     };
     let used = usage_row(conn, user_id, &month_of(now))
@@ -196,7 +250,7 @@ fn counter_of(row: &usage_tracking::Model, kind: LimitKind) -> i64 {
         LimitKind::Datasets => row.datasets_count,
         LimitKind::AiMessages => row.ai_messages_count,
         LimitKind::Reports => row.reports_count,
-        LimitKind::Collaborators => 0,
+        LimitKind::Collaborators | LimitKind::DataConnections => 0,
     })
 }
 
@@ -227,6 +281,97 @@ pub struct UsageReport {
     /// People the user's analyses are shared with or offered to now (standing, not
     /// monthly).
     pub collaborators: Counter,
+    /// The user's data connections (standing, not monthly). None can be created before
+    /// revision 008 (data connections) lands, so `used` is 0 until then.
+    pub data_connections: Counter,
+}
+
+/// An enterprise account's own limits; `None` is unlimited. Monthly for datasets, AI
+/// messages and reports; standing for collaborators and data connections.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CustomLimits {
+    /// Dataset uploads a month.
+    pub datasets: Option<i64>,
+    /// AI messages a month.
+    pub ai_messages: Option<i64>,
+    /// Published reports a month.
+    pub reports: Option<i64>,
+    /// Distinct collaborators at once.
+    pub collaborators: Option<i64>,
+    /// Data connections at once.
+    pub data_connections: Option<i64>,
+}
+
+/// A change of [`CustomLimits`]: `None` keeps a limit, `Some(None)` makes it unlimited,
+/// `Some(Some(n))` sets it to `n`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LimitsChange {
+    /// Dataset uploads a month.
+    pub datasets: Option<Option<i64>>,
+    /// AI messages a month.
+    pub ai_messages: Option<Option<i64>>,
+    /// Published reports a month.
+    pub reports: Option<Option<i64>>,
+    /// Distinct collaborators at once.
+    pub collaborators: Option<Option<i64>>,
+    /// Data connections at once.
+    pub data_connections: Option<Option<i64>>,
+}
+
+impl LimitsChange {
+    /// The change that replaces every limit with `limits`.
+    pub fn replace_all(limits: CustomLimits) -> Self {
+        Self {
+            datasets: Some(limits.datasets),
+            ai_messages: Some(limits.ai_messages),
+            reports: Some(limits.reports),
+            collaborators: Some(limits.collaborators),
+            data_connections: Some(limits.data_connections),
+        }
+    }
+}
+
+impl CustomLimits {
+    fn of(row: Option<&user_limits::Model>) -> Self {
+        let value = |kind| row.and_then(|row| custom_value(row, kind));
+        Self {
+            datasets: value(LimitKind::Datasets),
+            ai_messages: value(LimitKind::AiMessages),
+            reports: value(LimitKind::Reports),
+            collaborators: value(LimitKind::Collaborators),
+            data_connections: value(LimitKind::DataConnections),
+        }
+    }
+
+    fn changed(mut self, change: LimitsChange) -> Result<Self> {
+        for (limit, new, kind) in [
+            (&mut self.datasets, change.datasets, LimitKind::Datasets),
+            (&mut self.ai_messages, change.ai_messages, LimitKind::AiMessages),
+            (&mut self.reports, change.reports, LimitKind::Reports),
+            (
+                &mut self.collaborators,
+                change.collaborators,
+                LimitKind::Collaborators,
+            ),
+            (
+                &mut self.data_connections,
+                change.data_connections,
+                LimitKind::DataConnections,
+            ),
+        ] {
+            if let Some(new) = new {
+                if new.is_some_and(|n| !(0..=i64::from(i32::MAX)).contains(&n)) {
+                    return Err(Error::validation(format!(
+                        "{} must be a whole number from 0 to {} or unlimited",
+                        kind.as_str(),
+                        i32::MAX
+                    )));
+                }
+                *limit = new;
+            }
+        }
+        Ok(self)
+    }
 }
 
 /// Monthly usage against tier limits.
@@ -250,28 +395,110 @@ impl Usage {
             .ok_or(Error::NotFound)?;
         let month = month_of(now);
         let row = usage_row(&self.ctx.db, user_id, &month).await?;
-        let collaborators = Counter {
-            used: crate::collaborations::in_use(&self.ctx.db, user_id, now.naive_utc()).await?,
-            limit: limit_for(user.tier.into(), LimitKind::Collaborators),
+        let tier: Tier = user.tier.into();
+        let custom = if tier == Tier::Enterprise {
+            CustomLimits::of(
+                user_limits::Entity::find_by_id(user_id)
+                    .one(&self.ctx.db)
+                    .await?
+                    .as_ref(),
+            )
+        } else {
+            CustomLimits::default()
+        };
+        let limit = |kind| {
+            if tier == Tier::Enterprise {
+                match kind {
+                    LimitKind::Datasets => custom.datasets,
+                    LimitKind::AiMessages => custom.ai_messages,
+                    LimitKind::Reports => custom.reports,
+                    LimitKind::Collaborators => custom.collaborators,
+                    LimitKind::DataConnections => custom.data_connections,
+                }
+            } else {
+                limit_for(tier, kind)
+            }
         };
         let counter = |kind| Counter {
             used: row.as_ref().map_or(0, |row| counter_of(row, kind)),
-            limit: limit_for(user.tier.into(), kind),
+            limit: limit(kind),
         };
         Ok(UsageReport {
             month,
-            tier: user.tier.into(),
+            tier,
             resets_at: resets_at(now),
             datasets: counter(LimitKind::Datasets),
             ai_messages: counter(LimitKind::AiMessages),
             reports: counter(LimitKind::Reports),
-            collaborators,
+            collaborators: Counter {
+                used: crate::collaborations::in_use(&self.ctx.db, user_id, now.naive_utc())
+                    .await?,
+                limit: limit(LimitKind::Collaborators),
+            },
+            data_connections: Counter {
+                used: 0,
+                limit: limit(LimitKind::DataConnections),
+            },
         })
     }
 
     /// Another account's usage (admin).
     pub async fn report_of(&self, _admin: &crate::Admin, user_id: Id) -> Result<UsageReport> {
         self.report(user_id).await
+    }
+
+    /// The own limits of the enterprise account `user_id` (all `None`, unlimited, until
+    /// set). [`Error::NotFound`] for an unknown user.
+    pub async fn custom_limits(&self, _admin: &crate::Admin, user_id: Id) -> Result<CustomLimits> {
+        users::Entity::find_by_id(user_id)
+            .one(&self.ctx.db)
+            .await?
+            .ok_or(Error::NotFound)?;
+        let row = user_limits::Entity::find_by_id(user_id)
+            .one(&self.ctx.db)
+            .await?;
+        Ok(CustomLimits::of(row.as_ref()))
+    }
+
+    /// Changes the own limits of the enterprise account `user_id` and returns them all.
+    /// They apply to the next request on every process (each enforcement reads them in
+    /// the statement that decides). A lower limit keeps what exists and refuses what is
+    /// new. [`Error::Validation`] when the account is not enterprise (its tier decides
+    /// its limits) or a value is out of range; nothing changes then.
+    pub async fn change_limits(
+        &self,
+        _admin: &crate::Admin,
+        user_id: Id,
+        change: LimitsChange,
+    ) -> Result<CustomLimits> {
+        let now = self.ctx.clock.now_naive();
+        let txn = begin_write(&self.ctx.db).await?;
+        let user = crate::db::lock_user(&txn, user_id).await?;
+        if Tier::from(user.tier) != Tier::Enterprise {
+            return Err(Error::validation(
+                "custom limits are for enterprise accounts: make the account enterprise first",
+            ));
+        }
+        let existing = user_limits::Entity::find_by_id(user_id).one(&txn).await?;
+        let limits = CustomLimits::of(existing.as_ref()).changed(change)?;
+        let narrow = |n: Option<i64>| n.and_then(|n| i32::try_from(n).ok());
+        let row = user_limits::ActiveModel {
+            user_id: Set(user_id),
+            datasets: Set(narrow(limits.datasets)),
+            ai_messages: Set(narrow(limits.ai_messages)),
+            reports: Set(narrow(limits.reports)),
+            collaborators: Set(narrow(limits.collaborators)),
+            data_connections: Set(narrow(limits.data_connections)),
+            created_at: Set(existing.as_ref().map_or(now, |row| row.created_at)),
+            updated_at: Set(now),
+        };
+        if existing.is_some() {
+            row.update(&txn).await?;
+        } else {
+            row.insert(&txn).await?;
+        }
+        txn.commit().await?;
+        Ok(limits)
     }
 
     /// Counts one AI message (the AI chat service asks before it answers) and returns the

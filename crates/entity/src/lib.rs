@@ -11,6 +11,8 @@ pub mod access_tokens;
 pub mod activity_log;
 pub mod analyses;
 pub mod attempt_limits;
+pub mod billing_accounts;
+pub mod billing_events;
 pub mod chart_embeds;
 pub mod charts;
 pub mod collaborations;
@@ -23,7 +25,11 @@ pub mod embed_keys;
 pub mod embed_salts;
 pub mod embed_visitors;
 pub mod reports;
+pub mod template_purchases;
+pub mod template_ratings;
+pub mod templates;
 pub mod usage_tracking;
+pub mod user_limits;
 pub mod users;
 
 pub mod uuid_column {

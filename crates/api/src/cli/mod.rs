@@ -1,6 +1,7 @@
 //! The `iops` command line (CLI.md): `serve`, `migrate`, `users`, `backup`, `storage`,
 //! `cluster`.
 pub mod backup;
+pub mod billing;
 pub mod cluster;
 pub mod migrate;
 pub mod serve;
@@ -47,6 +48,11 @@ pub enum Command {
     Users {
         #[command(subcommand)]
         command: UsersCommand,
+    },
+    /// Billing housekeeping.
+    Billing {
+        #[command(subcommand)]
+        command: BillingCommand,
     },
     /// Write a consistent copy of the live SQLite database to FILE (PostgreSQL: use pg_dump).
     Backup {
@@ -139,6 +145,33 @@ pub enum UsersCommand {
         #[arg(long)]
         revoke: bool,
     },
+    /// Set an enterprise account's own limits; only the limits given change. Each takes a
+    /// whole number or `unlimited`.
+    SetLimits {
+        email: String,
+        /// Dataset uploads a month.
+        #[arg(long, value_name = "N|unlimited")]
+        datasets: Option<String>,
+        /// AI messages a month.
+        #[arg(long, value_name = "N|unlimited")]
+        ai_messages: Option<String>,
+        /// Published reports a month.
+        #[arg(long, value_name = "N|unlimited")]
+        reports: Option<String>,
+        /// Distinct collaborators at once.
+        #[arg(long, value_name = "N|unlimited")]
+        collaborators: Option<String>,
+        /// Data connections at once.
+        #[arg(long, value_name = "N|unlimited")]
+        data_connections: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BillingCommand {
+    /// Clear the payloads of Stripe events older than 30 days (their ids stay, so
+    /// redeliveries are still recognised). `iops serve` also does this at start and hourly.
+    Prune,
 }
 
 /// Runs a parsed command line.
@@ -149,6 +182,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Serve { no_migrate } => serve::run(&config, no_migrate).await,
         Command::Migrate { command } => migrate::run(&config, command).await,
         Command::Users { command } => users::run(&config, command).await,
+        Command::Billing { command } => billing::run(&config, command).await,
         Command::Backup { file } => backup::run(&config, &file).await,
         Command::Storage { command } => storage::run(&config, command).await,
         Command::Cluster { command } => cluster::run(&config, command).await,

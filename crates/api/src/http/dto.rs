@@ -119,6 +119,8 @@ pub struct UsageDto {
     /// Standing, not monthly: distinct people with a pending or accepted invitation to
     /// any of your analyses.
     pub collaborators: CounterDto,
+    /// Standing, not monthly: your data connections.
+    pub data_connections: CounterDto,
 }
 
 impl From<domain::UsageReport> for UsageDto {
@@ -135,6 +137,7 @@ impl From<domain::UsageReport> for UsageDto {
             ai_messages: counter(u.ai_messages),
             reports: counter(u.reports),
             collaborators: counter(u.collaborators),
+            data_connections: counter(u.data_connections),
         }
     }
 }

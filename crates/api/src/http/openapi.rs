@@ -30,7 +30,9 @@ pub const BEARER: &str = "bearer";
         (name = "reports", description = "Published reports of analyses (owner side)"),
         (name = "public", description = "Public report pages at /r/{short_code}, JSON or HTML; embedded charts at /e/{code}"),
         (name = "charts", description = "Charts of analyses drawn as SVG on the server; their embeds, the owner's embed keys and embed analytics"),
+        (name = "billing", description = "Tiers that follow Stripe subscriptions: the webhook Stripe calls, subscription checkouts, the caller's billing state (docs/billing.md)"),
         (name = "collaboration", description = "Sharing an analysis by email as viewer or editor (a viewer reads and comments; an editor also edits, runs and manages charts; only the owner deletes, shares and publishes), comments on charts, and the activity log. A collaborator beyond their role gets 403; anyone else 404"),
+        (name = "templates", description = "Reusable analyses: authors publish templates (free or paid) to a gallery anyone may browse; buyers purchase, use them on their own datasets, and rate them"),
     ),
     modifiers(&SecuritySchemes),
 )]

@@ -361,6 +361,28 @@ impl From<domain::Error> for Problem {
                 Some(failure.message),
             )
             .with_extension("reason", failure.reason.as_str()),
+            E::PurchaseRequired => Problem::new(
+                StatusCode::PAYMENT_REQUIRED,
+                "purchase-required",
+                "Purchase Required",
+                Some(err.to_string()),
+            )
+            .with_extension("limit", "purchase"),
+            E::NotConfigured(what) => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not-configured",
+                "Not Configured",
+                Some(what.to_owned()),
+            ),
+            E::Upstream(ref what) => {
+                tracing::warn!(error = %what, "upstream service failed");
+                Problem::new(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream-unavailable",
+                    "Upstream Unavailable",
+                    Some(what.clone()),
+                )
+            }
             E::RateLimited { retry_after_secs } => Problem::rate_limited(retry_after_secs.max(1)),
             E::PayloadTooLarge { max_bytes } => Problem::payload_too_large(max_bytes),
             E::Unavailable(ref cause) => {

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod activity;
 pub mod admin;
 pub mod analyses;
+pub mod billing;
 pub mod charts;
 pub mod collaborations;
 pub mod comments;
@@ -13,6 +14,7 @@ pub mod embeds;
 pub mod ops;
 pub mod public;
 pub mod reports;
+pub mod templates;
 
 use actix_web::dev::ResourceDef;
 use actix_web::http::header;
@@ -35,6 +37,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
     reports::configure(cfg);
     public::configure(cfg);
     embeds::configure(cfg);
+    billing::configure(cfg);
+    templates::configure(cfg);
 }
 
 /// The documented paths and their methods, taken from the OpenAPI document when the
