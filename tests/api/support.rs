@@ -50,19 +50,40 @@ pub async fn spawn_querying(
     settings: Settings,
     query: engine::EngineSettings,
 ) -> TestApp {
+    start(db, |conn, clock, store| {
+        iops_tests::domain_with(conn, clock, store, settings, None, query)
+    })
+    .await
+}
+
+/// [`spawn`] with billing: a webhook secret, prices, and a payment provider.
+#[allow(dead_code, reason = "used by some test modules only")]
+pub async fn spawn_billing(
+    db: TestDb,
+    config: domain::billing::BillingConfig,
+    payments: Option<Arc<dyn domain::billing::Payments>>,
+) -> TestApp {
+    start(db, |conn, clock, store| {
+        iops_tests::domain_billing(conn, clock, store, config, payments)
+    })
+    .await
+}
+
+/// Serves the domain `build` makes over the test's database, clock and store.
+async fn start(
+    db: TestDb,
+    build: impl FnOnce(
+        sea_orm::DatabaseConnection,
+        Arc<dyn domain::Clock>,
+        Arc<dyn domain::storage::DatasetStore>,
+    ) -> Domain,
+) -> TestApp {
     let conn = db.migrated().await;
     let clock = Arc::new(FixedClock::new(Utc::now()));
     let store = LocalStore::open(db.data_dir().join("datasets"))
         .await
         .expect("open dataset store");
-    let domain = iops_tests::domain_with(
-        conn,
-        clock.clone(),
-        Arc::new(store.clone()),
-        settings,
-        None,
-        query,
-    );
+    let domain = build(conn, clock.clone(), Arc::new(store.clone()));
     let options = api::http::ServerOptions {
         workers: Some(2),
         ..Default::default()

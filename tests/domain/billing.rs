@@ -92,7 +92,12 @@ fn session_completed(id: &str, created: i64, user: Id, customer: &str) -> Value 
 on_both!(signatures_are_checked_first, signatures_body);
 async fn signatures_body(db: TestDb) {
     let b = billing(db, config(), None).await;
-    let event = stripe::event("evt_unknown_1", "invoice.created", b.now(), json!({"id": "in_1"}));
+    let event = stripe::event(
+        "evt_unknown_1",
+        "invoice.created",
+        b.now(),
+        json!({"id": "in_1"}),
+    );
     let body = serde_json::to_vec(&event).unwrap();
     let now = b.now();
     let refused = [
@@ -128,7 +133,10 @@ async fn signatures_body(db: TestDb) {
         Err(Error::BadRequest(_))
     ));
     // Signed but not JSON, or JSON without an id: refused after the signature.
-    for junk in [&b"not json"[..], br#"{"type":"x","created":1,"data":{"object":{}}}"#] {
+    for junk in [
+        &b"not json"[..],
+        br#"{"type":"x","created":1,"data":{"object":{}}}"#,
+    ] {
         let header = stripe::signature(&[SECRET], now, junk);
         assert!(matches!(
             b.domain.billing.webhook(junk, Some(&header)).await,
@@ -142,7 +150,11 @@ async fn signatures_body(db: TestDb) {
     b.clock.set(b.clock.now() + chrono::Duration::seconds(299));
     let rolled = stripe::signature(&[OLD_SECRET, SECRET], now, &body);
     assert_eq!(
-        b.domain.billing.webhook(&body, Some(&rolled)).await.unwrap(),
+        b.domain
+            .billing
+            .webhook(&body, Some(&rolled))
+            .await
+            .unwrap(),
         WebhookOutcome::Ignored,
         "an unknown type is accepted and ignored"
     );
@@ -165,7 +177,10 @@ async fn signatures_body(db: TestDb) {
     assert_eq!(unconfigured.events().await, 0);
 }
 
-on_both!(subscriptions_set_the_tier_once_and_in_order, subscriptions_body);
+on_both!(
+    subscriptions_set_the_tier_once_and_in_order,
+    subscriptions_body
+);
 async fn subscriptions_body(db: TestDb) {
     let b = billing(db, config(), None).await;
     let conn = b.domain.database().connection().clone();
@@ -174,9 +189,12 @@ async fn subscriptions_body(db: TestDb) {
 
     // Checkout completes: the account is linked to its customer.
     assert_eq!(
-        b.deliver(&session_completed("evt_1", t - 60, user, "cus_1"), &[SECRET])
-            .await
-            .unwrap(),
+        b.deliver(
+            &session_completed("evt_1", t - 60, user, "cus_1"),
+            &[SECRET]
+        )
+        .await
+        .unwrap(),
         WebhookOutcome::Applied
     );
     let linked = b.user(user).await;
@@ -191,7 +209,10 @@ async fn subscriptions_body(db: TestDb) {
         t - 50,
         stripe::subscription("sub_1", "cus_1", "active", "price_pro", None),
     );
-    assert_eq!(b.deliver(&created, &[SECRET]).await.unwrap(), WebhookOutcome::Applied);
+    assert_eq!(
+        b.deliver(&created, &[SECRET]).await.unwrap(),
+        WebhookOutcome::Applied
+    );
     assert_eq!(b.tier(user).await, Tier::Pro);
     let status = b.domain.billing.status(user).await.unwrap();
     assert_eq!(status.subscription_status.as_deref(), Some("active"));
@@ -205,7 +226,12 @@ async fn subscriptions_body(db: TestDb) {
     // too.
     b.domain
         .accounts
-        .admin_update(&domain::Admin::local_operator(), user, Some(Tier::Team), None)
+        .admin_update(
+            &domain::Admin::local_operator(),
+            user,
+            Some(Tier::Team),
+            None,
+        )
         .await
         .unwrap();
     let again: Vec<_> = (0..8)
@@ -220,7 +246,11 @@ async fn subscriptions_body(db: TestDb) {
     for task in again {
         assert_eq!(task.await.unwrap().unwrap(), WebhookOutcome::Duplicate);
     }
-    assert_eq!(b.tier(user).await, Tier::Team, "a duplicate changed the tier");
+    assert_eq!(
+        b.tier(user).await,
+        Tier::Team,
+        "a duplicate changed the tier"
+    );
 
     // Upgraded to team, then cancelled; the `updated` event sent before the deletion
     // arrives last and changes nothing.
@@ -245,7 +275,10 @@ async fn subscriptions_body(db: TestDb) {
         t - 20,
         stripe::subscription("sub_1", "cus_1", "canceled", "price_team", None),
     );
-    assert_eq!(b.deliver(&deleted, &[SECRET]).await.unwrap(), WebhookOutcome::Applied);
+    assert_eq!(
+        b.deliver(&deleted, &[SECRET]).await.unwrap(),
+        WebhookOutcome::Applied
+    );
     assert_eq!(b.tier(user).await, Tier::Free);
     assert_eq!(b.user(user).await.stripe_subscription_id, None);
     assert_eq!(
@@ -254,9 +287,19 @@ async fn subscriptions_body(db: TestDb) {
             .unwrap(),
         WebhookOutcome::Stale
     );
-    assert_eq!(b.tier(user).await, Tier::Free, "an older event undid a cancellation");
     assert_eq!(
-        b.domain.billing.status(user).await.unwrap().subscription_status.as_deref(),
+        b.tier(user).await,
+        Tier::Free,
+        "an older event undid a cancellation"
+    );
+    assert_eq!(
+        b.domain
+            .billing
+            .status(user)
+            .await
+            .unwrap()
+            .subscription_status
+            .as_deref(),
         Some("canceled")
     );
 
@@ -284,7 +327,10 @@ async fn subscriptions_body(db: TestDb) {
         t,
         stripe::subscription("sub_9", "cus_nobody", "active", "price_team", None),
     );
-    assert_eq!(b.deliver(&stranger, &[SECRET]).await.unwrap(), WebhookOutcome::Ignored);
+    assert_eq!(
+        b.deliver(&stranger, &[SECRET]).await.unwrap(),
+        WebhookOutcome::Ignored
+    );
 
     // A subscription whose checkout event has not arrived yet finds its user by the
     // metadata the checkout put on it.
@@ -301,7 +347,10 @@ async fn subscriptions_body(db: TestDb) {
             Some(&newcomer.to_string()),
         ),
     );
-    assert_eq!(b.deliver(&early, &[SECRET]).await.unwrap(), WebhookOutcome::Applied);
+    assert_eq!(
+        b.deliver(&early, &[SECRET]).await.unwrap(),
+        WebhookOutcome::Applied
+    );
     assert_eq!(b.tier(newcomer).await, Tier::Team);
     assert_eq!(
         b.user(newcomer).await.stripe_customer_id.as_deref(),
@@ -318,9 +367,12 @@ async fn enterprise_body(db: TestDb) {
     let conn = b.domain.database().connection().clone();
     let user = new_user(&conn, Tier::Enterprise).await;
     let t = b.now();
-    b.deliver(&session_completed("evt_e1", t - 5, user, "cus_e"), &[SECRET])
-        .await
-        .unwrap();
+    b.deliver(
+        &session_completed("evt_e1", t - 5, user, "cus_e"),
+        &[SECRET],
+    )
+    .await
+    .unwrap();
     for (id, kind, status) in [
         ("evt_e2", "customer.subscription.created", "active"),
         ("evt_e3", "customer.subscription.deleted", "canceled"),
@@ -331,7 +383,10 @@ async fn enterprise_body(db: TestDb) {
             t,
             stripe::subscription("sub_e", "cus_e", status, "price_pro", None),
         );
-        assert_eq!(b.deliver(&event, &[SECRET]).await.unwrap(), WebhookOutcome::Applied);
+        assert_eq!(
+            b.deliver(&event, &[SECRET]).await.unwrap(),
+            WebhookOutcome::Applied
+        );
         assert_eq!(b.tier(user).await, Tier::Enterprise, "{kind}");
     }
 }
@@ -342,7 +397,11 @@ async fn prune_body(db: TestDb) {
     let user = new_user(b.domain.database().connection(), Tier::Free).await;
     let event = session_completed("evt_p1", b.now(), user, "cus_p");
     b.deliver(&event, &[SECRET]).await.unwrap();
-    assert_eq!(b.domain.billing.prune().await.unwrap(), 0, "too young to prune");
+    assert_eq!(
+        b.domain.billing.prune().await.unwrap(),
+        0,
+        "too young to prune"
+    );
 
     b.clock.set(b.clock.now() + chrono::Duration::days(31));
     assert_eq!(b.domain.billing.prune().await.unwrap(), 1);
@@ -353,11 +412,17 @@ async fn prune_body(db: TestDb) {
         .unwrap();
     assert_eq!(row.payload, None);
     let dump = iops_tests::dump_text(b.domain.database().connection()).await;
-    assert!(!dump.contains("cs_test_1"), "the payload is gone everywhere");
+    assert!(
+        !dump.contains("cs_test_1"),
+        "the payload is gone everywhere"
+    );
     // A very late redelivery (signed now) is still recognised.
     let mut late = event.clone();
     late["created"] = json!(b.now());
-    assert_eq!(b.deliver(&late, &[SECRET]).await.unwrap(), WebhookOutcome::Duplicate);
+    assert_eq!(
+        b.deliver(&late, &[SECRET]).await.unwrap(),
+        WebhookOutcome::Duplicate
+    );
     // Housekeeping runs the same prune (nothing left to clear).
     let housekeeping = b.domain.housekeeping().await;
     assert!(
@@ -385,32 +450,49 @@ async fn checkout_body(db: TestDb) {
     let user = new_user(&conn, Tier::Free).await;
 
     let session = b.domain.billing.checkout(user, Tier::Pro).await.unwrap();
-    assert!(session.url.starts_with("https://checkout.stripe.com/"), "{}", session.url);
+    assert!(
+        session.url.starts_with("https://checkout.stripe.com/"),
+        "{}",
+        session.url
+    );
     let sent = fake.requests();
     assert_eq!(sent.len(), 1);
     let request = &sent[0];
-    assert_eq!((request.method.as_str(), request.path.as_str()), ("POST", "/v1/checkout/sessions"));
+    assert_eq!(
+        (request.method.as_str(), request.path.as_str()),
+        ("POST", "/v1/checkout/sessions")
+    );
     assert_eq!(
         request.authorization.as_deref(),
         Some(format!("Bearer {}", stripe::API_KEY).as_str())
     );
     assert_eq!(request.field("mode"), Some("subscription"));
     assert_eq!(request.field("line_items[0][price]"), Some("price_pro"));
-    assert_eq!(request.field("client_reference_id"), Some(user.to_string().as_str()));
+    assert_eq!(
+        request.field("client_reference_id"),
+        Some(user.to_string().as_str())
+    );
     assert_eq!(
         request.field("subscription_data[metadata][user_id]"),
         Some(user.to_string().as_str())
     );
-    assert!(request.field("customer_email").is_some_and(|e| e.ends_with("@example.com")));
+    assert!(
+        request
+            .field("customer_email")
+            .is_some_and(|e| e.ends_with("@example.com"))
+    );
     assert_eq!(
         request.field("success_url"),
         Some("https://iops.example/billing?checkout=success")
     );
 
     // A linked account checks out as its customer.
-    b.deliver(&session_completed("evt_c1", b.now(), user, "cus_c"), &[SECRET])
-        .await
-        .unwrap();
+    b.deliver(
+        &session_completed("evt_c1", b.now(), user, "cus_c"),
+        &[SECRET],
+    )
+    .await
+    .unwrap();
     b.domain.billing.checkout(user, Tier::Team).await.unwrap();
     let request = fake.requests().pop().unwrap();
     assert_eq!(request.field("customer"), Some("cus_c"));
@@ -430,12 +512,25 @@ async fn checkout_body(db: TestDb) {
         Err(Error::Conflict(_))
     ));
     fake.behave(Behaviour::Refuse);
-    let refused = b.domain.billing.checkout(user, Tier::Pro).await.unwrap_err();
+    let refused = b
+        .domain
+        .billing
+        .checkout(user, Tier::Pro)
+        .await
+        .unwrap_err();
     assert!(matches!(refused, Error::Upstream(_)), "{refused:?}");
     assert!(!format!("{refused} {refused:?}").contains(stripe::API_KEY));
     fake.behave(Behaviour::Hang(std::time::Duration::from_secs(5)));
-    let hung = b.domain.billing.checkout(user, Tier::Pro).await.unwrap_err();
-    assert!(matches!(hung, Error::Upstream(ref why) if why.contains("in time")), "{hung:?}");
+    let hung = b
+        .domain
+        .billing
+        .checkout(user, Tier::Pro)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(hung, Error::Upstream(ref why) if why.contains("in time")),
+        "{hung:?}"
+    );
 
     // No key, or no price for the tier: not configured.
     let keyless = billing(TestDb::sqlite().await, config(), None).await;
@@ -445,7 +540,8 @@ async fn checkout_body(db: TestDb) {
     ));
     let priceless = billing(
         TestDb::sqlite().await,
-        BillingConfig::new("http://x").with_prices(BillingConfig::parse_prices("price_pro:pro").unwrap()),
+        BillingConfig::new("http://x")
+            .with_prices(BillingConfig::parse_prices("price_pro:pro").unwrap()),
         Some(fake.client()),
     )
     .await;
@@ -460,9 +556,19 @@ fn price_lists_are_validated() {
     let parsed = BillingConfig::parse_prices(" price_a:pro ,price_b:TEAM,").unwrap();
     assert_eq!(
         parsed,
-        vec![("price_a".to_owned(), Tier::Pro), ("price_b".to_owned(), Tier::Team)]
+        vec![
+            ("price_a".to_owned(), Tier::Pro),
+            ("price_b".to_owned(), Tier::Team)
+        ]
     );
-    for bad in ["price_a", "price_a:gold", "price_a:enterprise", "price_a:free", ":pro", "p:pro,p:team"] {
+    for bad in [
+        "price_a",
+        "price_a:gold",
+        "price_a:enterprise",
+        "price_a:free",
+        ":pro",
+        "p:pro,p:team",
+    ] {
         assert!(BillingConfig::parse_prices(bad).is_err(), "{bad}");
     }
     let shown = format!("{:?}", config());

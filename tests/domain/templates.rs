@@ -51,11 +51,7 @@ async fn dataset(db: &DatabaseConnection, user_id: Id, columns: &[(&str, &str)])
     id
 }
 
-const SALES: &[(&str, &str)] = &[
-    ("region", "string"),
-    ("amount", "float"),
-    ("day", "date"),
-];
+const SALES: &[(&str, &str)] = &[("region", "string"), ("amount", "float"), ("day", "date")];
 
 /// An analysis of `owner` over a dataset of SALES, summing `amount` by `region`, with a
 /// bar chart and a table.
@@ -370,11 +366,18 @@ async fn gallery_body(db: TestDb) {
         let bought = d.templates.purchase(buyer, template).await.unwrap();
         assert!(matches!(bought, PurchaseOutcome::Purchased(_)));
         if let Some(rating) = rating {
-            d.templates.rate(buyer, template, rating, None).await.unwrap();
+            d.templates
+                .rate(buyer, template, rating, None)
+                .await
+                .unwrap();
         }
     }
 
-    let new = d.templates.gallery(&gallery(GallerySort::New)).await.unwrap();
+    let new = d
+        .templates
+        .gallery(&gallery(GallerySort::New))
+        .await
+        .unwrap();
     assert_eq!(
         names(&new.items),
         ["Gamma REVENUE by day", "Beta churn", "Alpha revenue"]
@@ -486,7 +489,11 @@ async fn free_body(db: TestDb) {
         panic!("a free template is bought at once");
     };
     assert_eq!(
-        (purchase.template_id, purchase.buyer_id, purchase.price_cents),
+        (
+            purchase.template_id,
+            purchase.buyer_id,
+            purchase.price_cents
+        ),
         (t.id, buyer, 0)
     );
     assert!(matches!(
@@ -525,7 +532,11 @@ async fn free_body(db: TestDb) {
     assert_eq!(bars.config.y, ["sum_amount"]);
     let listed = d
         .charts
-        .list(buyer, analysis.id, &domain::PageRequest::new(None, None).unwrap())
+        .list(
+            buyer,
+            analysis.id,
+            &domain::PageRequest::new(None, None).unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(listed.items.len(), 2);
@@ -634,7 +645,10 @@ impl Payments for RecordingPayments {
         requests.push(request.clone());
         Ok(CheckoutSession {
             id: format!("cs_test_{}", requests.len()),
-            url: format!("https://checkout.example.com/c/pay/cs_test_{}", requests.len()),
+            url: format!(
+                "https://checkout.example.com/c/pay/cs_test_{}",
+                requests.len()
+            ),
         })
     }
 }
@@ -658,13 +672,7 @@ fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
 }
 
 /// Delivers a signed `checkout.session.completed` of `session` to the domain's webhook.
-async fn session_completed(
-    d: &Domain,
-    event_id: &str,
-    session: &str,
-    buyer: Id,
-    template: Id,
-) {
+async fn session_completed(d: &Domain, event_id: &str, session: &str, buyer: Id, template: Id) {
     let now = d.now().timestamp();
     let payload = json!({
         "id": event_id,
@@ -710,8 +718,7 @@ async fn paid_body(db: TestDb) {
         BillingConfig::new("https://iops.example.com/").with_webhook_secret(WEBHOOK_SECRET.into()),
         Some(payments.clone()),
     );
-    let PurchaseOutcome::Checkout { url } = d.templates.purchase(buyer, t.id).await.unwrap()
-    else {
+    let PurchaseOutcome::Checkout { url } = d.templates.purchase(buyer, t.id).await.unwrap() else {
         panic!("a paid template goes through checkout");
     };
     assert_eq!(url, "https://checkout.example.com/c/pay/cs_test_1");
@@ -738,7 +745,10 @@ async fn paid_body(db: TestDb) {
     assert_eq!(request.customer_email.as_deref(), Some(email.as_str()));
     assert_eq!(
         request.success_url,
-        format!("https://iops.example.com/templates/{}?checkout=success", t.id)
+        format!(
+            "https://iops.example.com/templates/{}?checkout=success",
+            t.id
+        )
     );
     assert!(request.cancel_url.starts_with("https://iops.example.com/"));
     assert_eq!(count(&conn, "template_purchases").await, 0);
@@ -800,9 +810,9 @@ async fn concurrent_body(db: TestDb) {
     let mut tasks = Vec::new();
     for (i, buyer) in buyers.iter().copied().enumerate() {
         let d = if i % 2 == 0 { d.clone() } else { other.clone() };
-        tasks.push(tokio::spawn(
-            async move { d.templates.purchase(buyer, t.id).await },
-        ));
+        tasks.push(tokio::spawn(async move {
+            d.templates.purchase(buyer, t.id).await
+        }));
     }
     for task in tasks {
         assert!(matches!(
@@ -830,7 +840,10 @@ async fn concurrent_body(db: TestDb) {
     assert_eq!(last_seen, 20);
     // Each buyer's one rating is whichever of their two writes came last: recompute the
     // truth from the rows, and compare with the stats kept on the template.
-    let rows = entity::template_ratings::Entity::find().all(&conn).await.unwrap();
+    let rows = entity::template_ratings::Entity::find()
+        .all(&conn)
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 20);
     let sum: i64 = rows.iter().map(|r| i64::from(r.rating)).sum();
     let after = d.templates.get(None, t.id).await.unwrap();
@@ -855,4 +868,3 @@ async fn concurrent_body(db: TestDb) {
     // 4 × (1 + 2 + 3 + 4 + 5) / 20 = 3.
     assert_eq!(after.rating_avg, Some(3.0));
 }
-

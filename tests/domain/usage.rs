@@ -429,7 +429,11 @@ async fn enterprise_limits_hold_under_concurrency_body(db: TestDb) {
     // 50 uploads at once through two "processes": exactly the customer's 7 pass.
     let tasks: Vec<_> = (0..50)
         .map(|i| {
-            let domain = if i % 2 == 0 { h.domain.clone() } else { second.clone() };
+            let domain = if i % 2 == 0 {
+                h.domain.clone()
+            } else {
+                second.clone()
+            };
             tokio::spawn(async move { consume_once(&domain, user, LimitKind::Datasets).await })
         })
         .collect();
@@ -455,16 +459,48 @@ async fn enterprise_limits_hold_under_concurrency_body(db: TestDb) {
     // NULL is unlimited: reports go on past any tier's number.
     for expected in 1..=12 {
         assert_eq!(
-            consume_once(&h.domain, user, LimitKind::Reports).await.unwrap(),
+            consume_once(&h.domain, user, LimitKind::Reports)
+                .await
+                .unwrap(),
             expected
         );
     }
     let report = h.domain.usage.report(user).await.unwrap();
-    assert_eq!(report.datasets, Counter { used: 7, limit: Some(7) });
-    assert_eq!(report.reports, Counter { used: 12, limit: None });
-    assert_eq!(report.ai_messages, Counter { used: 0, limit: Some(2) });
-    assert_eq!(report.collaborators, Counter { used: 0, limit: Some(4) });
-    assert_eq!(report.data_connections, Counter { used: 0, limit: Some(1) });
+    assert_eq!(
+        report.datasets,
+        Counter {
+            used: 7,
+            limit: Some(7)
+        }
+    );
+    assert_eq!(
+        report.reports,
+        Counter {
+            used: 12,
+            limit: None
+        }
+    );
+    assert_eq!(
+        report.ai_messages,
+        Counter {
+            used: 0,
+            limit: Some(2)
+        }
+    );
+    assert_eq!(
+        report.collaborators,
+        Counter {
+            used: 0,
+            limit: Some(4)
+        }
+    );
+    assert_eq!(
+        report.data_connections,
+        Counter {
+            used: 0,
+            limit: Some(1)
+        }
+    );
 }
 
 on_both!(
@@ -476,7 +512,9 @@ async fn lower_limits_keep_what_exists_body(db: TestDb) {
     let admin = domain::Admin::local_operator();
     let user = new_user(h.domain.database().connection(), Tier::Enterprise).await;
     for _ in 0..4 {
-        consume_once(&h.domain, user, LimitKind::Datasets).await.unwrap();
+        consume_once(&h.domain, user, LimitKind::Datasets)
+            .await
+            .unwrap();
     }
     // Only the flag given changes; the others keep their value.
     h.domain
@@ -508,7 +546,13 @@ async fn lower_limits_keep_what_exists_body(db: TestDb) {
         other => panic!("expected the limit, got {other:?}"),
     }
     let report = h.domain.usage.report(user).await.unwrap();
-    assert_eq!(report.datasets, Counter { used: 4, limit: Some(2) });
+    assert_eq!(
+        report.datasets,
+        Counter {
+            used: 4,
+            limit: Some(2)
+        }
+    );
 
     // Out of range, or not an enterprise account: refused, nothing changes.
     let negative = domain::LimitsChange {
@@ -523,12 +567,19 @@ async fn lower_limits_keep_what_exists_body(db: TestDb) {
     assert!(matches!(
         h.domain
             .usage
-            .change_limits(&admin, free, domain::LimitsChange::replace_all(limits(None, None, None)))
+            .change_limits(
+                &admin,
+                free,
+                domain::LimitsChange::replace_all(limits(None, None, None))
+            )
             .await,
         Err(Error::Validation(_))
     ));
     assert!(matches!(
-        h.domain.usage.change_limits(&admin, Id(uuid::Uuid::new_v4()), negative).await,
+        h.domain
+            .usage
+            .change_limits(&admin, Id(uuid::Uuid::new_v4()), negative)
+            .await,
         Err(Error::NotFound)
     ));
     assert_eq!(
@@ -542,7 +593,9 @@ async fn lower_limits_keep_what_exists_body(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(
-        consume_once(&h.domain, user, LimitKind::Datasets).await.unwrap(),
+        consume_once(&h.domain, user, LimitKind::Datasets)
+            .await
+            .unwrap(),
         5
     );
 }

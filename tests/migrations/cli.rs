@@ -47,6 +47,8 @@ async fn one_history_for_both_tools(db: TestDb) {
         "m002_reports",
         "m003_tokens_and_limits",
         "m004_charts",
+        "m005_billing",
+        "m006_templates",
         "m007_collaboration",
         "m009_dataset_columns",
     ] {
@@ -57,7 +59,7 @@ async fn one_history_for_both_tools(db: TestDb) {
         assert!(line.contains("Applied"), "{line}");
     }
 
-    migration_cli(&db, &["down", "-n", "5"]);
+    migration_cli(&db, &["down", "-n", "7"]);
     assert_eq!(applied(&db).await, ["001"]);
 }
 on_both!(one_history_for_both_tools, one_history_for_both_tools);

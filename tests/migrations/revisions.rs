@@ -42,10 +42,7 @@ async fn table_exists(db: &DatabaseConnection, table: &str) -> bool {
 async fn round_trips(db: TestDb) {
     let conn = db.connect().await;
     assert_eq!(migration::schema::current(&conn).await.unwrap(), None);
-    assert_eq!(
-        state(&conn).await,
-        expect(&[false; 8])
-    );
+    assert_eq!(state(&conn).await, expect(&[false; 8]));
 
     assert_eq!(
         migration::schema::upgrade(&conn, Some("001"))
@@ -63,10 +60,7 @@ async fn round_trips(db: TestDb) {
         migration::schema::upgrade(&conn, None).await.unwrap(),
         ["002", "003", "004", "005", "006", "007", "009"]
     );
-    assert_eq!(
-        state(&conn).await,
-        expect(&[true; 8])
-    );
+    assert_eq!(state(&conn).await, expect(&[true; 8]));
     for table in [
         "charts",
         "chart_embeds",
@@ -175,10 +169,7 @@ async fn round_trips(db: TestDb) {
         migration::schema::upgrade(&conn, None).await.unwrap(),
         ["001", "002", "003", "004", "005", "006", "007", "009"]
     );
-    assert_eq!(
-        state(&conn).await,
-        expect(&[true; 8])
-    );
+    assert_eq!(state(&conn).await, expect(&[true; 8]));
 }
 on_both!(round_trips, round_trips);
 

@@ -1,5 +1,5 @@
 //! The migrated catalog, read back from the database itself, against a table of
-//! expectations transcribed from `DATABASE_SCHEMA.md` (plus revisions 003, 004, 007 and 009). Checked on a
+//! expectations transcribed from `DATABASE_SCHEMA.md` (plus revisions 003, 004, 005, 006, 007 and 009). Checked on a
 //! fresh database and on one adopted from the Python era: both must be the same schema.
 use std::collections::BTreeSet;
 
@@ -50,6 +50,56 @@ const TIMESTAMPS: [(&str, Kind, bool, ServerDefault); 2] = [
 ];
 
 const SCHEMA: &[Table] = &[
+    Table {
+        name: "billing_events",
+        columns: &[
+            ("id", Str(255), false, D::None),
+            ("event_type", Str(100), false, D::None),
+            ("outcome", Str(10), false, D::None),
+            ("user_id", Uuid, true, D::None),
+            ("stripe_created", Timestamp, false, D::None),
+            ("payload", Json, true, D::None),
+            TIMESTAMPS[0],
+            TIMESTAMPS[1],
+        ],
+        unique: &[],
+        foreign_keys: &[("user_id", "users.id", "SET NULL")],
+        indexes: &[
+            ("idx_billing_events_created_at", "created_at", false),
+            ("idx_billing_events_user_id", "user_id", false),
+        ],
+    },
+    Table {
+        name: "billing_accounts",
+        columns: &[
+            ("user_id", Uuid, false, D::None),
+            ("subscription_status", Str(30), true, D::None),
+            ("price_id", Str(255), true, D::None),
+            ("current_period_end", Timestamp, true, D::None),
+            ("last_event_at", Timestamp, true, D::None),
+            TIMESTAMPS[0],
+            TIMESTAMPS[1],
+        ],
+        unique: &[],
+        foreign_keys: &[("user_id", "users.id", "CASCADE")],
+        indexes: &[],
+    },
+    Table {
+        name: "user_limits",
+        columns: &[
+            ("user_id", Uuid, false, D::None),
+            ("datasets", Int, true, D::None),
+            ("ai_messages", Int, true, D::None),
+            ("reports", Int, true, D::None),
+            ("collaborators", Int, true, D::None),
+            ("data_connections", Int, true, D::None),
+            TIMESTAMPS[0],
+            TIMESTAMPS[1],
+        ],
+        unique: &[],
+        foreign_keys: &[("user_id", "users.id", "CASCADE")],
+        indexes: &[],
+    },
     Table {
         name: "users",
         columns: &[
@@ -289,6 +339,88 @@ const SCHEMA: &[Table] = &[
         unique: &[],
         foreign_keys: &[],
         indexes: &[],
+    },
+    Table {
+        name: "templates",
+        columns: &[
+            ("id", Uuid, false, D::None),
+            ("author_id", Uuid, false, D::None),
+            ("source_analysis_id", Uuid, true, D::None),
+            ("name", Str(255), false, D::None),
+            ("description", Text, true, D::None),
+            ("config", Json, true, D::None),
+            ("charts", Json, false, D::None),
+            ("inputs", Json, false, D::None),
+            ("price_cents", Int, false, D::None),
+            ("currency", Str(3), false, D::Text("usd")),
+            ("status", Str(10), false, D::Text("draft")),
+            ("published_at", Timestamp, true, D::None),
+            ("rating_count", Int, false, D::Zero),
+            ("rating_sum", Int, false, D::Zero),
+            ("purchase_count", Int, false, D::Zero),
+            TIMESTAMPS[0],
+            TIMESTAMPS[1],
+        ],
+        unique: &[],
+        foreign_keys: &[
+            ("author_id", "users.id", "CASCADE"),
+            ("source_analysis_id", "analyses.id", "SET NULL"),
+        ],
+        indexes: &[
+            ("idx_templates_author_id", "author_id", false),
+            (
+                "idx_templates_source_analysis_id",
+                "source_analysis_id",
+                false,
+            ),
+            (
+                "idx_templates_status_published_at",
+                "status,published_at",
+                false,
+            ),
+            (
+                "idx_templates_status_purchase_count",
+                "status,purchase_count",
+                false,
+            ),
+        ],
+    },
+    Table {
+        name: "template_purchases",
+        columns: &[
+            ("id", Uuid, false, D::None),
+            ("template_id", Uuid, false, D::None),
+            ("buyer_id", Uuid, false, D::None),
+            ("price_cents", Int, false, D::None),
+            ("currency", Str(3), false, D::None),
+            ("stripe_session_id", Str(255), true, D::None),
+            TIMESTAMPS[0],
+            TIMESTAMPS[1],
+        ],
+        unique: &["template_id,buyer_id", "stripe_session_id"],
+        foreign_keys: &[
+            ("template_id", "templates.id", "CASCADE"),
+            ("buyer_id", "users.id", "CASCADE"),
+        ],
+        indexes: &[("idx_template_purchases_buyer_id", "buyer_id", false)],
+    },
+    Table {
+        name: "template_ratings",
+        columns: &[
+            ("id", Uuid, false, D::None),
+            ("template_id", Uuid, false, D::None),
+            ("user_id", Uuid, false, D::None),
+            ("rating", Int, false, D::None),
+            ("review", Text, true, D::None),
+            TIMESTAMPS[0],
+            TIMESTAMPS[1],
+        ],
+        unique: &["template_id,user_id"],
+        foreign_keys: &[
+            ("template_id", "templates.id", "CASCADE"),
+            ("user_id", "users.id", "CASCADE"),
+        ],
+        indexes: &[("idx_template_ratings_user_id", "user_id", false)],
     },
     Table {
         name: "collaborations",

@@ -3,6 +3,7 @@
 //! a graceful stop under load, hostile input of every kind, and credential guessing
 //! across processes. Every error body any of these tests sees is checked for leaks
 //! (hashes, SQL, paths, panics). `docs/reliability.md` lists each case and its outcome.
+mod billing;
 mod concurrency;
 mod crash;
 mod credentials;

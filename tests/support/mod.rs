@@ -278,7 +278,15 @@ pub fn domain_with(
     outbox: Option<domain::Outbox>,
     query: engine::EngineSettings,
 ) -> domain::Domain {
-    assemble(conn, clock, store, settings, outbox, query, Billing::default())
+    assemble(
+        conn,
+        clock,
+        store,
+        settings,
+        outbox,
+        query,
+        Billing::default(),
+    )
 }
 
 /// [`domain`] with billing: a webhook secret and prices, and a payment provider (the real

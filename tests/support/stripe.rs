@@ -82,7 +82,11 @@ async fn checkout(
             .map(str::to_owned),
         form: form.clone(),
     });
-    let behaviour = state.behaviour.lock().unwrap().unwrap_or(Behaviour::Succeed);
+    let behaviour = state
+        .behaviour
+        .lock()
+        .unwrap()
+        .unwrap_or(Behaviour::Succeed);
     match behaviour {
         Behaviour::Hang(pause) => {
             tokio::time::sleep(pause).await;
@@ -190,7 +194,13 @@ pub fn event(id: &str, kind: &str, created: i64, object: Value) -> Value {
 }
 
 /// A subscription object as Stripe sends it in `customer.subscription.*` events.
-pub fn subscription(id: &str, customer: &str, status: &str, price: &str, user: Option<&str>) -> Value {
+pub fn subscription(
+    id: &str,
+    customer: &str,
+    status: &str,
+    price: &str,
+    user: Option<&str>,
+) -> Value {
     let metadata = match user {
         Some(user) => json!({"user_id": user}),
         None => json!({}),

@@ -224,7 +224,9 @@ impl Event {
     }
 
     fn id_at(&self, pointer: &str) -> Option<Id> {
-        self.str(pointer).and_then(|s| s.parse::<uuid::Uuid>().ok()).map(Id)
+        self.str(pointer)
+            .and_then(|s| s.parse::<uuid::Uuid>().ok())
+            .map(Id)
     }
 }
 
@@ -250,13 +252,24 @@ impl Billing {
     /// the event is applied once (see the module documentation).
     /// [`Error::NotConfigured`] without a webhook secret.
     pub async fn webhook(&self, payload: &[u8], signature: Option<&str>) -> Result<WebhookOutcome> {
-        let secret = self.ctx.billing.webhook_secret.as_ref().ok_or(Error::NotConfigured(
-            "Stripe webhooks are not configured on this server (IOPS_STRIPE_WEBHOOK_SECRET)",
-        ))?;
-        let header = signature
-            .ok_or_else(|| Error::BadRequest("the Stripe-Signature header is missing".to_owned()))?;
+        let secret = self
+            .ctx
+            .billing
+            .webhook_secret
+            .as_ref()
+            .ok_or(Error::NotConfigured(
+                "Stripe webhooks are not configured on this server (IOPS_STRIPE_WEBHOOK_SECRET)",
+            ))?;
+        let header = signature.ok_or_else(|| {
+            Error::BadRequest("the Stripe-Signature header is missing".to_owned())
+        })?;
         let now = self.ctx.clock.now_naive();
-        signature::verify(secret.as_bytes(), header, payload, now.and_utc().timestamp())?;
+        signature::verify(
+            secret.as_bytes(),
+            header,
+            payload,
+            now.and_utc().timestamp(),
+        )?;
         let event = Event::parse(payload)?;
 
         let txn = begin_write(&self.ctx.db).await?;
@@ -284,7 +297,9 @@ impl Billing {
             }
             "customer.subscription.created"
             | "customer.subscription.updated"
-            | "customer.subscription.deleted" => self.subscription_changed(&txn, &event, now).await?,
+            | "customer.subscription.deleted" => {
+                self.subscription_changed(&txn, &event, now).await?
+            }
             _ => (WebhookOutcome::Ignored, None),
         };
         billing_events::ActiveModel {
@@ -347,7 +362,10 @@ impl Billing {
             .col_expr(users::Column::StripeCustomerId, Expr::value(customer))
             .col_expr(users::Column::UpdatedAt, Expr::value(now));
         if let Some(subscription) = event.str("/subscription") {
-            update = update.col_expr(users::Column::StripeSubscriptionId, Expr::value(subscription));
+            update = update.col_expr(
+                users::Column::StripeSubscriptionId,
+                Expr::value(subscription),
+            );
         }
         update
             .filter(users::Column::Id.eq(user.id))
@@ -498,9 +516,13 @@ impl Billing {
             return Err(Error::validation("tier must be pro or team"));
         }
         let payments = self.ctx.payments()?;
-        let price = self.ctx.billing.price_of_tier(tier).ok_or(Error::NotConfigured(
-            "no Stripe price is configured for this tier (IOPS_STRIPE_PRICES)",
-        ))?;
+        let price = self
+            .ctx
+            .billing
+            .price_of_tier(tier)
+            .ok_or(Error::NotConfigured(
+                "no Stripe price is configured for this tier (IOPS_STRIPE_PRICES)",
+            ))?;
         let user = users::Entity::find_by_id(user_id)
             .one(&self.ctx.db)
             .await?
@@ -550,8 +572,7 @@ impl Billing {
     /// Clears the payload of events received more than [`PAYLOAD_RETENTION_DAYS`] ago
     /// (their ids stay, so redeliveries are still recognised) and returns how many.
     pub async fn prune(&self) -> Result<u64> {
-        let cutoff =
-            self.ctx.clock.now_naive() - chrono::Duration::days(PAYLOAD_RETENTION_DAYS);
+        let cutoff = self.ctx.clock.now_naive() - chrono::Duration::days(PAYLOAD_RETENTION_DAYS);
         Ok(billing_events::Entity::update_many()
             .col_expr(
                 billing_events::Column::Payload,

@@ -364,7 +364,10 @@ impl Domain {
                 self.tokens.purge_expired().await,
             ),
             ("finished failed-attempt windows", attempts),
-            ("billing event payloads past their retention", self.billing.prune().await),
+            (
+                "billing event payloads past their retention",
+                self.billing.prune().await,
+            ),
         ]
     }
 }

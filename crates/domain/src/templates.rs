@@ -26,9 +26,8 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use entity::{charts, datasets, template_purchases, templates, users};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, LockType};
 use sea_orm::{
-    ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, Order, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, Order, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -248,8 +247,7 @@ impl Templates {
         let price_cents = validate_price(new.price_cents)?;
         let currency = validate_currency(new.currency.as_deref().unwrap_or("usd"))?;
         let (analysis, _) =
-            access::analysis_for(&self.ctx.db, actor.user_id, new.analysis_id, Role::Owner)
-                .await?;
+            access::analysis_for(&self.ctx.db, actor.user_id, new.analysis_id, Role::Owner).await?;
         let request = QueryRequest::from_config(analysis.config.as_ref())
             .map_err(|failure| Error::validation(failure.message))?;
         if request.as_ref().is_some_and(|r| !r.tables.is_empty()) {
@@ -346,8 +344,7 @@ impl Templates {
             Some(raw) => decode_offset(raw)?,
             None => 0,
         };
-        let mut select =
-            templates::Entity::find().filter(templates::Column::Status.eq(PUBLISHED));
+        let mut select = templates::Entity::find().filter(templates::Column::Status.eq(PUBLISHED));
         if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
             if q.chars().count() > MAX_SEARCH_CHARS {
                 return Err(Error::validation(format!(
@@ -522,11 +519,7 @@ impl Templates {
     /// A second purchase, and the author buying their own template, are
     /// [`Error::Conflict`]; a draft is [`Error::NotFound`] to all but its author; paid
     /// without a payment provider: [`Error::NotConfigured`].
-    pub async fn purchase(
-        &self,
-        actor: impl Into<Actor>,
-        id: Id,
-    ) -> Result<PurchaseOutcome> {
+    pub async fn purchase(&self, actor: impl Into<Actor>, id: Id) -> Result<PurchaseOutcome> {
         let actor = actor.into();
         let buyer = actor.user_id;
         let row = visible(&self.ctx.db, Some(buyer), id).await?;
@@ -709,7 +702,9 @@ impl Templates {
             return Err(Error::NotFound);
         }
         if row.author_id == user {
-            return Err(Error::Forbidden("an author does not rate their own template"));
+            return Err(Error::Forbidden(
+                "an author does not rate their own template",
+            ));
         }
         if !purchased(&txn, user, id).await? {
             return Err(Error::Forbidden("only buyers of this template rate it"));
@@ -790,7 +785,9 @@ async fn record_purchase<C: ConnectionTrait>(
         return Ok(None);
     };
     let backend = conn.get_database_backend();
-    let buyer = users::Entity::find_by_id(buyer_id).select_only().column(users::Column::Id);
+    let buyer = users::Entity::find_by_id(buyer_id)
+        .select_only()
+        .column(users::Column::Id);
     let buyer = if backend == DbBackend::Postgres {
         buyer.lock(LockType::KeyShare)
     } else {
@@ -1106,8 +1103,7 @@ fn inputs_of(
             columns
                 .iter()
                 .filter(|c| {
-                    all || named.contains(&c.name)
-                        || sql.as_ref().is_some_and(|s| s.names(&c.name))
+                    all || named.contains(&c.name) || sql.as_ref().is_some_and(|s| s.names(&c.name))
                 })
                 .cloned()
                 .collect()
@@ -1271,7 +1267,10 @@ mod tests {
             inputs_of(Some(&everything), &[], Some(&known)),
             known.to_vec()
         );
-        assert_eq!(inputs_of(None, &charts, Some(&known)), vec![known[0].clone()]);
+        assert_eq!(
+            inputs_of(None, &charts, Some(&known)),
+            vec![known[0].clone()]
+        );
     }
 
     #[test]

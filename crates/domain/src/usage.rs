@@ -346,7 +346,11 @@ impl CustomLimits {
     fn changed(mut self, change: LimitsChange) -> Result<Self> {
         for (limit, new, kind) in [
             (&mut self.datasets, change.datasets, LimitKind::Datasets),
-            (&mut self.ai_messages, change.ai_messages, LimitKind::AiMessages),
+            (
+                &mut self.ai_messages,
+                change.ai_messages,
+                LimitKind::AiMessages,
+            ),
             (&mut self.reports, change.reports, LimitKind::Reports),
             (
                 &mut self.collaborators,
@@ -431,8 +435,7 @@ impl Usage {
             ai_messages: counter(LimitKind::AiMessages),
             reports: counter(LimitKind::Reports),
             collaborators: Counter {
-                used: crate::collaborations::in_use(&self.ctx.db, user_id, now.naive_utc())
-                    .await?,
+                used: crate::collaborations::in_use(&self.ctx.db, user_id, now.naive_utc()).await?,
                 limit: limit(LimitKind::Collaborators),
             },
             data_connections: Counter {

@@ -50,7 +50,10 @@ impl StripeClient {
 /// The form fields of a Checkout Session, in Stripe's bracket notation.
 fn checkout_form(request: &CheckoutRequest) -> Vec<(String, String)> {
     let mut form = vec![
-        ("client_reference_id".to_owned(), request.client_reference_id.to_string()),
+        (
+            "client_reference_id".to_owned(),
+            request.client_reference_id.to_string(),
+        ),
         ("success_url".to_owned(), request.success_url.clone()),
         ("cancel_url".to_owned(), request.cancel_url.clone()),
         ("line_items[0][quantity]".to_owned(), "1".to_owned()),
@@ -138,7 +141,9 @@ impl Payments for StripeClient {
             .await
             .map_err(|_| Error::Upstream("the payment provider's answer broke off".to_owned()))?;
         if !status.is_success() {
-            let error = serde_json::from_slice::<ErrorBody>(&body).ok().map(|b| b.error);
+            let error = serde_json::from_slice::<ErrorBody>(&body)
+                .ok()
+                .map(|b| b.error);
             tracing::warn!(
                 status = status.as_u16(),
                 kind = error.as_ref().and_then(|e| e.kind.as_deref()),
