@@ -386,3 +386,115 @@ async fn templates_body(db: TestDb) {
         StatusCode::OK
     );
 }
+
+const SECRET: &str = "whsec_templates_test";
+
+on_both!(paid_templates_over_http, paid_body);
+async fn paid_body(db: TestDb) {
+    use domain::billing::BillingConfig;
+    use iops_tests::count;
+    use iops_tests::stripe::{self, StripeFake};
+
+    let fake = StripeFake::start();
+    let app = crate::support::spawn_billing(
+        db,
+        BillingConfig::new("https://iops.example").with_webhook_secret(SECRET.to_owned()),
+        Some(fake.client()),
+    )
+    .await;
+    let (_, author) = app.user("author@example.com").await;
+    let (buyer_user, buyer) = app.user("buyer@example.com").await;
+    let buyer_id = buyer_user["id"].as_str().unwrap().to_owned();
+    let analysis = sales_analysis(&app, &author).await;
+    let paid = create_template(
+        &app,
+        &author,
+        &json!({"analysis_id": analysis, "name": "Premium totals", "price_cents": 1900}),
+    )
+    .await;
+    let id = paid["id"].as_str().unwrap().to_owned();
+    publish(&app, &author, &id).await;
+
+    // Paid: 200 with the Checkout page; nothing recorded yet.
+    let purchase = format!("/api/v1/templates/{id}/purchase");
+    let res = app.post(&purchase, Some(&buyer), &json!(null)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let checkout: Value = res.json().await.unwrap();
+    assert!(checkout["url"].as_str().unwrap().starts_with("http"));
+    let sent = fake.requests();
+    let form = &sent.last().unwrap();
+    assert_eq!(form.field("mode"), Some("payment"));
+    assert_eq!(
+        form.field("line_items[0][price_data][unit_amount]"),
+        Some("1900")
+    );
+    assert_eq!(
+        form.field("line_items[0][price_data][currency]"),
+        Some("usd")
+    );
+    assert_eq!(form.field("client_reference_id"), Some(buyer_id.as_str()));
+    assert_eq!(form.field("metadata[template_id]"), Some(id.as_str()));
+    let conn = app.domain.database().connection().clone();
+    assert_eq!(count(&conn, "template_purchases").await, 0);
+    let own = upload_sales(&app, &buyer).await;
+    let use_path = format!("/api/v1/templates/{id}/use");
+    let res = app
+        .post(&use_path, Some(&buyer), &json!({"dataset_id": own}))
+        .await;
+    assert_problem(res, 402, "purchase-required").await;
+
+    // The webhook records it, once, however often it comes.
+    let now = app.clock_now().timestamp();
+    for event_id in ["evt_tpl_1", "evt_tpl_1", "evt_tpl_2"] {
+        let event = stripe::event(
+            event_id,
+            "checkout.session.completed",
+            now,
+            json!({
+                "id": "cs_test_tpl",
+                "object": "checkout.session",
+                "mode": "payment",
+                "payment_status": "paid",
+                "client_reference_id": buyer_id,
+                "metadata": {"template_id": id},
+            }),
+        );
+        let body = serde_json::to_vec(&event).unwrap();
+        let res = app
+            .request(Method::POST, "/api/v1/billing/webhook", None)
+            .header("content-type", "application/json")
+            .header("stripe-signature", stripe::signature(&[SECRET], now, &body))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success(), "{}", res.status());
+    }
+    assert_eq!(count(&conn, "template_purchases").await, 1);
+    let seen: Value = app
+        .get(&format!("/api/v1/templates/{id}"), Some(&buyer))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["purchase_count"], 1);
+    assert_eq!(seen["unlocked"], true);
+    assert_problem(
+        app.post(&purchase, Some(&buyer), &json!(null)).await,
+        409,
+        "conflict",
+    )
+    .await;
+    let res = app
+        .post(&use_path, Some(&buyer), &json!({"dataset_id": own}))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let res = put(
+        &app,
+        &format!("/api/v1/templates/{id}/rating"),
+        Some(&buyer),
+        &json!({"rating": 5}),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+}

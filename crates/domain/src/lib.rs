@@ -1,6 +1,8 @@
-//! The rules of iOps as a library: accounts and tokens, tier limits and usage, datasets,
-//! analyses (run on a query engine behind the [`query::QueryEngine`] port), charts and their embeds, reports, sharing with collaborators, comments and the
-//! activity log. It works over SQLite or PostgreSQL and knows nothing of HTTP;
+//! The rules of iOps as a library: accounts and tokens, tier limits and usage (with
+//! enterprise accounts' own limits), billing through Stripe (behind the
+//! [`billing::Payments`] port), datasets, analyses (run on a query engine behind the
+//! [`query::QueryEngine`] port), charts and their embeds, reports, templates, sharing with
+//! collaborators, comments and the activity log. It works over SQLite or PostgreSQL and knows nothing of HTTP;
 //! `crates/api` maps it to REST, and any other Rust program can import it and behave the
 //! same.
 //!
