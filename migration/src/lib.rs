@@ -15,6 +15,7 @@ mod m004_charts;
 mod m005_billing;
 mod m006_templates;
 mod m007_collaboration;
+mod m008_data_connections;
 mod m009_dataset_columns;
 pub mod schema;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m005_billing::Migration),
             Box::new(m006_templates::Migration),
             Box::new(m007_collaboration::Migration),
+            Box::new(m008_data_connections::Migration),
             Box::new(m009_dataset_columns::Migration),
         ]
     }

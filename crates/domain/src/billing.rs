@@ -392,10 +392,10 @@ impl Billing {
             }
             None => None,
         };
-        if user.is_none() {
-            if let Some(user_id) = event.id_at("/metadata/user_id") {
-                user = users::Entity::find_by_id(user_id).one(conn).await?;
-            }
+        if user.is_none()
+            && let Some(user_id) = event.id_at("/metadata/user_id")
+        {
+            user = users::Entity::find_by_id(user_id).one(conn).await?;
         }
         let Some(user) = user else {
             return Ok((WebhookOutcome::Ignored, None));

@@ -44,10 +44,12 @@ mod clock;
 mod codes;
 mod collaborations;
 mod comments;
+mod connections;
 mod datasets;
 mod db;
 mod embeds;
 mod error;
+mod events;
 mod mail;
 mod model;
 mod pagination;
@@ -80,6 +82,7 @@ pub use collaborations::{
     InvitationPreview, SharedAnalysis,
 };
 pub use comments::{Comment, Comments, MAX_COMMENT_CHARS};
+pub use connections::Connections;
 pub use datasets::parse::{Format, MAX_COLUMNS, Shape, shape_of};
 pub use datasets::{Datasets, NewDataset, UploadPart};
 pub use db::Database;
@@ -89,6 +92,7 @@ pub use embeds::{
 };
 pub use entity::Id;
 pub use error::{Error, LimitKind, Result, Unauthenticated};
+pub use events::Events;
 pub use mail::{InvitationMail, MailTransport, Outbox, SmtpTransport};
 pub use model::{Analysis, Dataset, Report, Status, Tier, User};
 pub use pagination::{DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest};
@@ -292,6 +296,10 @@ pub struct Domain {
     pub billing: Billing,
     /// Templates: authoring, gallery, purchases, use and ratings.
     pub templates: Templates,
+    /// External databases datasets are imported from.
+    pub connections: Connections,
+    /// Product events: ingest, the admin summary, retention.
+    pub events: Events,
     /// Row counts and readiness, for operators.
     pub stats: Stats,
 }
@@ -313,6 +321,8 @@ impl Domain {
             activity: Activity::new(ctx.clone()),
             billing: Billing::new(ctx.clone()),
             templates: Templates::new(ctx.clone()),
+            connections: Connections::new(ctx.clone()),
+            events: Events::new(ctx.clone()),
             stats: Stats::new(ctx.clone()),
             ctx,
         }

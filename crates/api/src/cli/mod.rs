@@ -3,6 +3,8 @@
 pub mod backup;
 pub mod billing;
 pub mod cluster;
+pub mod events;
+pub mod keys;
 pub mod migrate;
 pub mod serve;
 pub mod storage;
@@ -53,6 +55,16 @@ pub enum Command {
     Billing {
         #[command(subcommand)]
         command: BillingCommand,
+    },
+    /// Product events.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+    /// Encryption keys of secrets at rest.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
     },
     /// Write a consistent copy of the live SQLite database to FILE (PostgreSQL: use pg_dump).
     Backup {
@@ -168,6 +180,19 @@ pub enum UsersCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Delete product events older than IOPS_EVENTS_RETENTION_DAYS (400).
+    Prune,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Re-encrypt every stored secret under the current key (online, in batches,
+    /// idempotent); afterwards the old keys can be removed.
+    Rotate,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum BillingCommand {
     /// Clear the payloads of Stripe events older than 30 days (their ids stay, so
     /// redeliveries are still recognised). `iops serve` also does this at start and hourly.
@@ -183,6 +208,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Migrate { command } => migrate::run(&config, command).await,
         Command::Users { command } => users::run(&config, command).await,
         Command::Billing { command } => billing::run(&config, command).await,
+        Command::Events { command } => events::run(&config, command).await,
+        Command::Keys { command } => keys::run(&config, command).await,
         Command::Backup { file } => backup::run(&config, &file).await,
         Command::Storage { command } => storage::run(&config, command).await,
         Command::Cluster { command } => cluster::run(&config, command).await,

@@ -9,8 +9,10 @@ pub mod billing;
 pub mod charts;
 pub mod collaborations;
 pub mod comments;
+pub mod connections;
 pub mod datasets;
 pub mod embeds;
+pub mod events;
 pub mod ops;
 pub mod public;
 pub mod reports;
@@ -39,6 +41,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
     embeds::configure(cfg);
     billing::configure(cfg);
     templates::configure(cfg);
+    connections::configure(cfg);
+    events::configure(cfg);
 }
 
 /// The documented paths and their methods, taken from the OpenAPI document when the
