@@ -56,6 +56,18 @@ pub async fn spawn_querying(
     .await
 }
 
+/// [`spawn`] with product events going through a buffer of `capacity` events and its
+/// worker, as `iops serve` runs them (without one, events are inserted at once).
+#[allow(dead_code, reason = "used by some test modules only")]
+pub async fn spawn_buffered(db: TestDb, capacity: usize) -> TestApp {
+    start(db, |conn, clock, store| {
+        let domain = iops_tests::domain(conn, clock, store, Settings::default());
+        let sink = domain::EventSink::start(domain.database(), capacity);
+        domain.with_events(sink)
+    })
+    .await
+}
+
 /// [`spawn`] with billing: a webhook secret, prices, and a payment provider.
 #[allow(dead_code, reason = "used by some test modules only")]
 pub async fn spawn_billing(

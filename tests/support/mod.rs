@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub mod cluster;
+pub mod sources;
 pub mod stripe;
 
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
@@ -305,13 +306,40 @@ pub fn domain_billing(
         domain::Settings::default(),
         None,
         query_settings(),
-        Billing { config, payments },
+        Billing {
+            config,
+            payments,
+            keyring: None,
+        },
     )
 }
 
-/// Billing's parts of [`api::app::Parts`].
+/// [`domain`] with `keyring` for the secrets at rest (rotation tests).
+pub fn domain_keyed(
+    conn: DatabaseConnection,
+    clock: std::sync::Arc<dyn domain::Clock>,
+    store: std::sync::Arc<dyn domain::storage::DatasetStore>,
+    settings: domain::Settings,
+    keyring: domain::Keyring,
+) -> domain::Domain {
+    assemble(
+        conn,
+        clock,
+        store,
+        settings,
+        None,
+        query_settings(),
+        Billing {
+            keyring: Some(keyring),
+            ..Billing::default()
+        },
+    )
+}
+
+/// Billing's parts of [`api::app::Parts`], and the keyring when not the tests' own.
 #[derive(Default)]
 struct Billing {
+    keyring: Option<domain::Keyring>,
     config: domain::billing::BillingConfig,
     payments: Option<std::sync::Arc<dyn domain::billing::Payments>>,
 }
@@ -329,7 +357,9 @@ fn assemble(
         database: domain::Database::from_connection(conn),
         clock,
         store: Some(store),
-        keyring: Some(std::sync::Arc::new(test_keyring())),
+        keyring: Some(std::sync::Arc::new(
+            billing.keyring.unwrap_or_else(test_keyring),
+        )),
         outbox,
         query: Some(query),
         settings,

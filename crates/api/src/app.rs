@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use domain::storage::{DatasetStore, Store};
 use domain::{
-    Clock, Context, Database, Domain, Hasher, Keyring, MailTransport, Outbox, SystemClock,
+    Clock, Context, Database, Domain, EventSink, Hasher, Keyring, MailTransport, Outbox,
+    SystemClock,
 };
 
 use crate::config::Config;
@@ -36,6 +37,7 @@ pub struct Builder {
     config: Config,
     migrate: bool,
     open_store: bool,
+    load_keys: bool,
     max_connections: u32,
 }
 
@@ -52,6 +54,7 @@ impl App {
             config,
             migrate: true,
             open_store: true,
+            load_keys: false,
             max_connections: SERVE_CONNECTIONS,
         }
     }
@@ -85,6 +88,13 @@ impl Builder {
         self
     }
 
+    /// Whether a one-shot command needs the encryption keys (`iops keys rotate`): they are
+    /// then read like `iops serve` reads them, the key file included.
+    pub fn load_keys(mut self, load: bool) -> Self {
+        self.load_keys = load;
+        self
+    }
+
     /// Connections in the main pool.
     pub fn max_connections(mut self, n: u32) -> Self {
         self.max_connections = n;
@@ -111,7 +121,7 @@ impl Builder {
         };
         // Serving needs the keys (embed keys); a one-shot command reads them only when
         // they are configured, and never creates the key file.
-        let keyring = if self.open_store {
+        let keyring = if self.open_store || self.load_keys {
             Some(config.keyring()?)
         } else {
             config.encryption.clone()
@@ -145,6 +155,14 @@ impl Builder {
                 None => None,
             },
         })?;
+        // Serving buffers product events (a worker writes them in batches, so a request
+        // never waits on that write); like mail, commands do without: the few events they
+        // make are inserted at once.
+        let domain = if self.open_store {
+            domain.with_events(EventSink::start(&database, domain::DEFAULT_EVENT_BUFFER))
+        } else {
+            domain
+        };
         Ok(App {
             config,
             database,

@@ -9,6 +9,8 @@ use crate::error::{Error, Result};
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./data";
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 52_428_800;
+/// Longest accepted `IOPS_EVENTS_RETENTION_DAYS`: a hundred years.
+pub const MAX_EVENTS_RETENTION_DAYS: u32 = 36_500;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -33,6 +35,9 @@ pub struct Config {
     pub storage_grace: std::time::Duration,
     /// `IOPS_HASH_CONCURRENCY`, default twice the cores: password hashes run at once.
     pub hash_concurrency: usize,
+    /// `IOPS_EVENTS_RETENTION_DAYS`, default 400: product events older than this are
+    /// refused at ingest and deleted (hourly, and by `iops events prune`).
+    pub events_retention_days: u32,
     /// `IOPS_ENCRYPTION_KEYS`/`IOPS_ENCRYPTION_KEY_ID` when set; otherwise the key file
     /// in the data dir is used (created on first start). Key bytes never print.
     pub encryption: Option<std::sync::Arc<domain::Keyring>>,
@@ -53,6 +58,11 @@ pub struct Config {
     /// `IOPS_STRIPE_API_KEY` and `IOPS_STRIPE_API_BASE`: where checkouts are created;
     /// `None` without a key.
     pub stripe: Option<StripeSettings>,
+    /// `IOPS_CONNECTIONS_ALLOW`: what data connections may reach although the network
+    /// guard would refuse it.
+    pub connections_allow: domain::connections::AllowList,
+    /// `IOPS_IMPORT_TIMEOUT_SECS`, default 60.
+    pub import_timeout_secs: u64,
 }
 
 /// How to reach Stripe's API. The key never prints.
@@ -319,6 +329,24 @@ pub struct RawSettings {
         hide_env_values = true
     )]
     pub stripe_prices: Option<String>,
+    /// Hosts, addresses and CIDR ranges data connections may reach although they are loopback, private or link-local, `127.0.0.1,10.0.0.0/8,db.internal` [default: none]
+    #[arg(
+        long,
+        global = true,
+        value_name = "LIST",
+        env = "IOPS_CONNECTIONS_ALLOW",
+        hide_env_values = true
+    )]
+    pub connections_allow: Option<String>,
+    /// Longest an import's statement may run on the source database, in seconds [default: 60]
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECS",
+        env = "IOPS_IMPORT_TIMEOUT_SECS",
+        hide_env_values = true
+    )]
+    pub import_timeout_secs: Option<String>,
     /// Longest an analysis run may take, in seconds [default: 30]
     #[arg(
         long,
@@ -369,6 +397,15 @@ pub struct RawSettings {
         hide_env_values = true
     )]
     pub query_columnar_min_mb: Option<String>,
+    /// Days product events are kept; older ones are refused and deleted [default: 400]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DAYS",
+        env = "IOPS_EVENTS_RETENTION_DAYS",
+        hide_env_values = true
+    )]
+    pub events_retention_days: Option<String>,
     /// Log filter [default: info]
     #[arg(
         long = "log",
@@ -421,12 +458,15 @@ impl Config {
             stripe_api_key,
             stripe_api_base,
             stripe_prices,
+            connections_allow,
+            import_timeout_secs,
             query_timeout_secs,
             query_memory_mb,
             query_max_rows,
             query_concurrency,
             engine_url,
             query_columnar_min_mb,
+            events_retention_days,
             log_filter,
         } = raw;
         let data_dir = PathBuf::from(set(data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into()));
@@ -566,6 +606,21 @@ impl Config {
             },
         };
 
+        let events_retention_days = positive(
+            "IOPS_EVENTS_RETENTION_DAYS",
+            set(events_retention_days.clone()),
+            u64::from(domain::DEFAULT_EVENTS_RETENTION_DAYS),
+        )
+        .ok()
+        .and_then(|days| u32::try_from(days).ok())
+        .filter(|days| *days <= MAX_EVENTS_RETENTION_DAYS)
+        .ok_or_else(|| {
+            Error::config(format!(
+                "IOPS_EVENTS_RETENTION_DAYS must be a whole number of days from 1 to {MAX_EVENTS_RETENTION_DAYS}, got '{}'",
+                events_retention_days.unwrap_or_default()
+            ))
+        })?;
+
         let mut billing = domain::billing::BillingConfig::new(&public_url).with_prices(
             match set(stripe_prices) {
                 None => Vec::new(),
@@ -597,11 +652,22 @@ impl Config {
             (None, _) => None,
         };
 
+        let connections_allow = match set(connections_allow) {
+            None => domain::connections::AllowList::default(),
+            Some(raw) => domain::connections::AllowList::parse(&raw)
+                .map_err(|why| Error::config(format!("IOPS_CONNECTIONS_ALLOW: {why}")))?,
+        };
+        let import_timeout_secs =
+            positive("IOPS_IMPORT_TIMEOUT_SECS", set(import_timeout_secs), 60)?;
+
         Ok(Self {
+            connections_allow,
+            import_timeout_secs,
             billing,
             stripe,
             query,
             hash_concurrency,
+            events_retention_days,
             encryption,
             smtp,
             public_url,
@@ -679,6 +745,9 @@ impl Config {
                 .query
                 .columnar_min_mb
                 .map(|mb| mb.saturating_mul(1 << 20)),
+            connections_allow: self.connections_allow.clone(),
+            import_timeout: std::time::Duration::from_secs(self.import_timeout_secs),
+            events_retention_days: self.events_retention_days,
             ..domain::Settings::default()
         }
     }
@@ -745,12 +814,15 @@ mod tests {
             stripe_api_key: get("IOPS_STRIPE_API_KEY"),
             stripe_api_base: get("IOPS_STRIPE_API_BASE"),
             stripe_prices: get("IOPS_STRIPE_PRICES"),
+            connections_allow: get("IOPS_CONNECTIONS_ALLOW"),
+            import_timeout_secs: get("IOPS_IMPORT_TIMEOUT_SECS"),
             query_timeout_secs: get("IOPS_QUERY_TIMEOUT_SECS"),
             query_memory_mb: get("IOPS_QUERY_MEMORY_MB"),
             query_max_rows: get("IOPS_QUERY_MAX_ROWS"),
             query_concurrency: get("IOPS_QUERY_CONCURRENCY"),
             engine_url: get("IOPS_ENGINE_URL"),
             query_columnar_min_mb: get("IOPS_QUERY_COLUMNAR_MIN_MB"),
+            events_retention_days: get("IOPS_EVENTS_RETENTION_DAYS"),
             log_filter: get("RUST_LOG"),
         })
     }
@@ -923,6 +995,22 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(err.starts_with("IOPS_STORAGE_URL: "), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn events_retention_has_a_default_and_refuses_nonsense() {
+        assert_eq!(config(&[]).unwrap().settings().events_retention_days, 400);
+        let set = config(&[("IOPS_EVENTS_RETENTION_DAYS", "30")]).unwrap();
+        assert_eq!(set.settings().events_retention_days, 30);
+        for bad in ["0", "-1", "lots", "36501", "99999999999"] {
+            let err = config(&[("IOPS_EVENTS_RETENTION_DAYS", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("IOPS_EVENTS_RETENTION_DAYS") && err.contains(bad),
+                "{err}"
+            );
         }
     }
 

@@ -200,7 +200,13 @@ impl Accounts {
             .exec_with_returning(&self.ctx.db)
             .await
         {
-            Ok(user) => Ok(user.into()),
+            Ok(user) => {
+                let props = serde_json::json!({"tier": "free"});
+                self.ctx
+                    .record_event("user.registered", user.id, props)
+                    .await;
+                Ok(user.into())
+            }
             Err(e) if Error::is_unique_violation(&e) => Err(email_taken()),
             Err(e) => Err(e.into()),
         }

@@ -415,6 +415,11 @@ impl Analyses {
         };
         log(&txn, actor, now, &row, "analysis.ran", metadata).await?;
         txn.commit().await?;
+        let props =
+            serde_json::json!({"status": if outcome.is_ok() { "completed" } else { "failed" }});
+        self.ctx
+            .record_event("analysis.ran", actor.user_id, props)
+            .await;
         match outcome {
             Ok(_) => Ok(row.into()),
             Err(failure) => Err(failure.into()),

@@ -120,7 +120,41 @@ impl Datasets {
         R: AsyncRead + Unpin + Send,
         F: std::future::Future<Output = UploadPart>,
     {
-        let actor = actor.into();
+        self.receive_and_store(actor.into(), meta, body, rest, None)
+            .await
+    }
+
+    /// An upload whose bytes come from a data connection's import: `rest` is the import
+    /// itself (its failure explains a broken body), and the dataset records
+    /// `connection_id`. Otherwise exactly an upload: staged, size-limited, counted.
+    pub(crate) async fn upload_imported<R, F>(
+        &self,
+        actor: Actor,
+        meta: NewDataset,
+        body: R,
+        rest: F,
+        connection_id: Id,
+    ) -> Result<Dataset>
+    where
+        R: AsyncRead + Unpin + Send,
+        F: std::future::Future<Output = UploadPart>,
+    {
+        self.receive_and_store(actor, meta, body, rest, Some(connection_id))
+            .await
+    }
+
+    async fn receive_and_store<R, F>(
+        &self,
+        actor: Actor,
+        meta: NewDataset,
+        body: R,
+        rest: F,
+        connection_id: Option<Id>,
+    ) -> Result<Dataset>
+    where
+        R: AsyncRead + Unpin + Send,
+        F: std::future::Future<Output = UploadPart>,
+    {
         // Everything that can be refused without the bytes is refused before reading them.
         let format = Format::detect(&meta.file_name, meta.content_type.as_deref())?;
         let early_name = meta.name.map(validate_name).transpose()?;
@@ -158,6 +192,7 @@ impl Datasets {
             size,
             format,
             shape,
+            connection_id,
         };
         tokio::spawn(finish_upload(self.ctx.clone(), actor, name, upload))
             .await
@@ -423,6 +458,8 @@ struct Staged {
     size: u64,
     format: Format,
     shape: Shape,
+    /// The data connection an import came through.
+    connection_id: Option<Id>,
 }
 
 /// Parses, counts, inserts and publishes a received upload; the staged file is gone
@@ -469,7 +506,7 @@ async fn store_upload(
         user_id,
         name,
         file_path: Some(key.clone()),
-        connection_id: None,
+        connection_id: upload.connection_id,
         row_count: Some(row_count),
         column_count: Some(column_count),
         size_bytes: Some(size_bytes),
@@ -500,6 +537,8 @@ async fn store_upload(
     if let Some(table) = &table {
         columnar::write_later(ctx, table, model.size_bytes);
     }
+    let props = serde_json::json!({"format": upload.format.extension(), "rows": row_count, "columns": column_count, "size_bytes": size_bytes});
+    ctx.record_event("dataset.uploaded", user_id, props).await;
     let mut dataset = Dataset::from(model);
     dataset.columns = found;
     Ok(dataset)
@@ -522,7 +561,7 @@ async fn insert_counted(
         user_id: Set(model.user_id),
         name: Set(model.name.clone()),
         file_path: Set(model.file_path.clone()),
-        connection_id: Set(None),
+        connection_id: Set(model.connection_id),
         row_count: Set(model.row_count),
         column_count: Set(model.column_count),
         size_bytes: Set(model.size_bytes),

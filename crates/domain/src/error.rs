@@ -157,6 +157,10 @@ pub enum Error {
     /// why in the words ANALYSES.md uses.
     #[error("{0}")]
     QueryFailed(#[from] crate::query::QueryFailure),
+    /// A data connection's host resolves to an address the network guard refuses
+    /// (loopback, private, link-local, metadata) and the allow list does not allow it.
+    #[error("{0}")]
+    HostNotAllowed(String),
     /// A paid template used without a purchase (nor authorship): buy it first.
     #[error("this template must be purchased before it is used")]
     PurchaseRequired,

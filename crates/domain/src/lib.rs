@@ -44,12 +44,13 @@ mod clock;
 mod codes;
 mod collaborations;
 mod comments;
-mod connections;
+pub mod connections;
 mod datasets;
 mod db;
 mod embeds;
 mod error;
 mod events;
+mod keys;
 mod mail;
 mod model;
 mod pagination;
@@ -92,7 +93,11 @@ pub use embeds::{
 };
 pub use entity::Id;
 pub use error::{Error, LimitKind, Result, Unauthenticated};
-pub use events::Events;
+pub use events::{
+    DEFAULT_EVENT_BUFFER, DEFAULT_EVENTS_RETENTION_DAYS, EventSink, Events, Ingested,
+    MAX_EVENT_PROPERTIES_BYTES, MAX_EVENTS_PER_REQUEST, MAX_SUMMARY_DAYS, NewEvent, SummaryDay,
+};
+pub use keys::{Keys, Rotation};
 pub use mail::{InvitationMail, MailTransport, Outbox, SmtpTransport};
 pub use model::{Analysis, Dataset, Report, Status, Tier, User};
 pub use pagination::{DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest};
@@ -134,6 +139,13 @@ pub struct Settings {
     /// Dataset files at least this large get a columnar copy for runs to read
     /// ([`storage::columnar_key`]); `None`, the default here, makes none.
     pub columnar_min_bytes: Option<u64>,
+    /// What data connections may reach although the network guard would refuse it.
+    pub connections_allow: connections::AllowList,
+    /// Longest an import's statement may run on the source.
+    pub import_timeout: std::time::Duration,
+    /// Product events older than this many days are refused at ingest and deleted by
+    /// [`Events::prune`].
+    pub events_retention_days: u32,
 }
 
 impl Default for Settings {
@@ -143,6 +155,9 @@ impl Default for Settings {
             session_ttl: chrono::Duration::days(7),
             unlock_ttl: chrono::Duration::hours(12),
             columnar_min_bytes: None,
+            connections_allow: connections::AllowList::default(),
+            import_timeout: std::time::Duration::from_secs(60),
+            events_retention_days: DEFAULT_EVENTS_RETENTION_DAYS,
         }
     }
 }
@@ -159,6 +174,8 @@ pub struct Context {
     store: Option<Arc<dyn storage::DatasetStore>>,
     keyring: Option<Arc<Keyring>>,
     outbox: Option<Outbox>,
+    /// Where product events are buffered; without it they are inserted at once.
+    events: Option<EventSink>,
     engine: Option<Arc<dyn query::QueryEngine>>,
     payments: Option<Arc<dyn billing::Payments>>,
     billing: Arc<billing::BillingConfig>,
@@ -181,6 +198,7 @@ impl Context {
             store: None,
             keyring: None,
             outbox: None,
+            events: None,
             engine: None,
             payments: None,
             billing: Arc::default(),
@@ -206,6 +224,13 @@ impl Context {
     /// Where invitation mail goes; without it, invitations are only shared by their link.
     pub fn with_outbox(mut self, outbox: Outbox) -> Self {
         self.outbox = Some(outbox);
+        self
+    }
+
+    /// The buffer product events go through ([`EventSink::start`]); without it, events
+    /// are inserted by the request that makes them (see [`Events`]).
+    pub fn with_events(mut self, sink: EventSink) -> Self {
+        self.events = Some(sink);
         self
     }
 
@@ -298,6 +323,8 @@ pub struct Domain {
     pub templates: Templates,
     /// External databases datasets are imported from.
     pub connections: Connections,
+    /// Checks and rotation of the secrets at rest.
+    pub keys: Keys,
     /// Product events: ingest, the admin summary, retention.
     pub events: Events,
     /// Row counts and readiness, for operators.
@@ -322,6 +349,7 @@ impl Domain {
             billing: Billing::new(ctx.clone()),
             templates: Templates::new(ctx.clone()),
             connections: Connections::new(ctx.clone()),
+            keys: Keys::new(ctx.clone()),
             events: Events::new(ctx.clone()),
             stats: Stats::new(ctx.clone()),
             ctx,
@@ -336,6 +364,11 @@ impl Domain {
     /// The same domain over another dataset store (after moving the files to it).
     pub fn with_store(&self, store: Arc<dyn storage::DatasetStore>) -> Domain {
         Domain::new(self.ctx.clone().with_store(store))
+    }
+
+    /// The same domain with product events going through `sink` (`iops serve` starts one).
+    pub fn with_events(&self, sink: EventSink) -> Domain {
+        Domain::new(self.ctx.clone().with_events(sink))
     }
 
     /// The current instant by the domain's clock, at the microsecond precision the
@@ -361,8 +394,8 @@ impl Domain {
 
     /// Deletes what has outlived its use, each kind on its own (one failing does not stop
     /// the others): embed salts and visitor hashes of days before yesterday, login and
-    /// unlock tokens expired or revoked more than a day ago, and failed-attempt windows that
-    /// are over. For a periodic task (`iops serve` runs it every hour); several processes
+    /// unlock tokens expired or revoked more than a day ago, failed-attempt windows that
+    /// are over, and product events past their retention ([`Events::prune`]). For a periodic task (`iops serve` runs it every hour); several processes
     /// running it at once only repeat deletes.
     pub async fn housekeeping(&self) -> Vec<(&'static str, Result<u64>)> {
         let attempts = throttle::prune(&self.ctx.db, self.ctx.clock.now_naive()).await;
@@ -379,6 +412,10 @@ impl Domain {
             (
                 "billing event payloads past their retention",
                 self.billing.prune().await,
+            ),
+            (
+                "product events past their retention",
+                self.events.prune().await,
             ),
         ]
     }

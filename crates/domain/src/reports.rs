@@ -297,6 +297,10 @@ impl Reports {
         }
         log(&txn, &actor, naive_now, &model, "report.created").await?;
         txn.commit().await?;
+        let props = serde_json::json!({"is_public": model.is_public, "has_password": model.password_hash.is_some()});
+        self.ctx
+            .record_event("report.created", user_id, props)
+            .await;
         Ok(model.into())
     }
 

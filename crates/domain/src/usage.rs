@@ -281,8 +281,7 @@ pub struct UsageReport {
     /// People the user's analyses are shared with or offered to now (standing, not
     /// monthly).
     pub collaborators: Counter,
-    /// The user's data connections (standing, not monthly). None can be created before
-    /// revision 008 (data connections) lands, so `used` is 0 until then.
+    /// The user's data connections (standing, not monthly).
     pub data_connections: Counter,
 }
 
@@ -439,7 +438,7 @@ impl Usage {
                 limit: limit(LimitKind::Collaborators),
             },
             data_connections: Counter {
-                used: 0,
+                used: crate::connections::in_use(&self.ctx.db, user_id).await?,
                 limit: limit(LimitKind::DataConnections),
             },
         })

@@ -21,10 +21,24 @@ pub async fn run(config: &Config, no_migrate: bool) -> Result<()> {
         .migrate(!no_migrate)
         .build()
         .await?;
+    // A secret written under a key this process does not hold would be unreadable: stop
+    // now, with one line, rather than fail each request that needs it.
+    let unknown = app.domain.keys.unknown_key_ids().await?;
+    if !unknown.is_empty() {
+        app.close().await;
+        return Err(Error::config(format!(
+            "stored secrets are encrypted with key ids this server does not have ({}); \
+             add them to IOPS_ENCRYPTION_KEYS (or the key file) and start again",
+            unknown.join(", ")
+        )));
+    }
     if let Some(store) = app.store.clone() {
         tokio::spawn(sweep(store, app.clone(), config.storage_grace));
     }
     tokio::spawn(housekeeping(app.domain.clone()));
+    // Before serving, so that this month's events land in their partition.
+    event_partitions(&app.domain).await;
+    tokio::spawn(event_partitions_daily(app.domain.clone()));
 
     let addr = listener
         .local_addr()
@@ -38,9 +52,10 @@ pub async fn run(config: &Config, no_migrate: bool) -> Result<()> {
     )
     .map_err(|e| Error::io(format!("cannot serve on {addr}"), e))?;
     tracing::info!(%addr, "iops listening");
-    server
-        .await
-        .map_err(|e| Error::io("the server stopped with an error", e))?;
+    let served = server.await;
+    // In-flight requests are done: write the product events still buffered.
+    app.domain.events.close(EVENTS_FLUSH).await;
+    served.map_err(|e| Error::io("the server stopped with an error", e))?;
     app.close().await;
     tracing::info!("iops stopped");
     Ok(())
@@ -84,9 +99,37 @@ async fn sweep(store: Store, app: App, grace: std::time::Duration) {
     }
 }
 
+/// How long a stopping server may take to write the product events still buffered.
+const EVENTS_FLUSH: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Creates the monthly partitions of product events for this month and the next two
+/// (PostgreSQL; nothing to do on SQLite). A failure is logged: events then wait in the
+/// default partition, and the next pass moves them.
+async fn event_partitions(domain: &domain::Domain) {
+    match domain.events.create_partitions().await {
+        Ok(created) if created.is_empty() => {}
+        Ok(created) => tracing::info!(partitions = %created.join(", "), "created event partitions"),
+        Err(e) => {
+            let error = crate::error::Error::from(e).one_line();
+            tracing::warn!(%error, "creating event partitions failed");
+        }
+    }
+}
+
+/// [`event_partitions`] once a day (the first pass is at start).
+async fn event_partitions_daily(domain: domain::Domain) {
+    let mut every_day = tokio::time::interval(std::time::Duration::from_secs(24 * 3600));
+    every_day.tick().await;
+    loop {
+        every_day.tick().await;
+        event_partitions(&domain).await;
+    }
+}
+
 /// The hourly pass: [`domain::Domain::housekeeping`] decides what is old (embed salts and
 /// visitor hashes, so none outlives 48 hours by much even on a server that sees no views;
-/// expired tokens; finished failed-attempt windows); this only schedules it and logs.
+/// expired tokens; finished failed-attempt windows; product events past their retention);
+/// this only schedules it and logs.
 async fn housekeeping(domain: domain::Domain) {
     let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {

@@ -23,6 +23,7 @@ const REQUESTS: &str = "iops_http_requests_total";
 const DURATIONS: &str = "iops_http_request_duration_seconds";
 const POOL: &str = "iops_db_pool_connections";
 const TABLE_ROWS: &str = "iops_table_rows";
+const EVENTS_DROPPED: &str = "iops_analytics_events_dropped_total";
 
 /// Upper bounds of the duration histogram, in seconds.
 const BUCKETS: [f64; 11] = [
@@ -67,6 +68,10 @@ impl Metrics {
                 TABLE_ROWS,
                 "Rows per table (refreshed at most once a minute)."
             );
+            describe_counter!(
+                EVENTS_DROPPED,
+                "Product events dropped since start: the ingest buffer was full, or the rows could not be written."
+            );
         });
         Self {
             recorder,
@@ -102,10 +107,16 @@ impl Metrics {
     /// The text exposition format. `pool` is the main pool's `(open, idle)` connections;
     /// `table_rows` are fresh counts ([`domain::Stats::table_counts`]), or `None` to show
     /// the previous ones: a failed count should not fail the scrape, the other metrics are
-    /// still worth having.
-    pub fn render(&self, pool: (u32, u32), table_rows: Option<&[domain::TableCount]>) -> String {
+    /// still worth having. `events_dropped` is [`domain::Events::dropped`].
+    pub fn render(
+        &self,
+        pool: (u32, u32),
+        table_rows: Option<&[domain::TableCount]>,
+        events_dropped: u64,
+    ) -> String {
         let (open, idle) = pool;
         metrics::with_local_recorder(&self.recorder, || {
+            counter!(EVENTS_DROPPED).absolute(events_dropped);
             gauge!(POOL, "state" => "idle").set(f64::from(idle));
             gauge!(POOL, "state" => "in_use").set(f64::from(open.saturating_sub(idle)));
             for count in table_rows.unwrap_or_default() {
@@ -189,6 +200,20 @@ mod tests {
         a.observe("GET", "/a", 200, Duration::from_millis(1));
         assert!(a.handle.render().contains("route=\"/a\""));
         assert!(!b.handle.render().contains("route=\"/a\""));
+    }
+
+    #[test]
+    fn dropped_events_are_a_counter() {
+        let m = Metrics::new();
+        let out = m.render((1, 1), None, 7);
+        assert!(
+            out.contains("# TYPE iops_analytics_events_dropped_total counter"),
+            "{out}"
+        );
+        assert!(
+            out.contains("iops_analytics_events_dropped_total 7"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -31,8 +31,10 @@ pub const BEARER: &str = "bearer";
         (name = "public", description = "Public report pages at /r/{short_code}, JSON or HTML; embedded charts at /e/{code}"),
         (name = "charts", description = "Charts of analyses drawn as SVG on the server; their embeds, the owner's embed keys and embed analytics"),
         (name = "billing", description = "Tiers that follow Stripe subscriptions: the webhook Stripe calls, subscription checkouts, the caller's billing state (docs/billing.md)"),
+        (name = "connections", description = "Data connections: external PostgreSQL or MySQL databases whose query results are imported as datasets. Passwords are stored encrypted and never shown; hosts must resolve to public addresses unless the server allows them (docs/connections.md)"),
         (name = "collaboration", description = "Sharing an analysis by email as viewer or editor (a viewer reads and comments; an editor also edits, runs and manages charts; only the owner deletes, shares and publishes), comments on charts, and the activity log. A collaborator beyond their role gets 403; anyone else 404"),
         (name = "templates", description = "Reusable analyses: authors publish templates (free or paid) to a gallery anyone may browse; buyers purchase, use them on their own datasets, and rate them"),
+        (name = "events", description = "Product events: clients post theirs (with or without a token), the server records its own; buffered and written in batches (docs/events.md). Administrators read counts per day"),
     ),
     modifiers(&SecuritySchemes),
 )]

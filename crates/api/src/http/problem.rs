@@ -361,6 +361,12 @@ impl From<domain::Error> for Problem {
                 Some(failure.message),
             )
             .with_extension("reason", failure.reason.as_str()),
+            E::HostNotAllowed(why) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "host-not-allowed",
+                "Host Not Allowed",
+                Some(why),
+            ),
             E::PurchaseRequired => Problem::new(
                 StatusCode::PAYMENT_REQUIRED,
                 "purchase-required",

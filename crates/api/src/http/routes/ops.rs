@@ -88,9 +88,11 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     } else {
         None
     };
-    let text = state
-        .metrics
-        .render(stats.pool_connections(), table_rows.as_deref());
+    let text = state.metrics.render(
+        stats.pool_connections(),
+        table_rows.as_deref(),
+        state.domain.events.dropped(),
+    );
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(text)
