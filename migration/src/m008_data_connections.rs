@@ -7,8 +7,11 @@
 //!   `data_connections` with ON DELETE SET NULL. PostgreSQL adds the foreign key; SQLite
 //!   cannot add one to an existing table without rebuilding it (which would rewrite the
 //!   schema document's table), so two triggers do the same work: one clears the column
-//!   when a connection is deleted, one refuses a value that names no connection. Values
-//!   that named nothing before this revision (there was nothing to name) are cleared.
+//!   when a connection is deleted, two refuse a new value that names no connection.
+//!   Values written before this revision (the Python era wrote ids of connections that
+//!   never had a table) are kept as they are: the PostgreSQL key is added `NOT VALID`,
+//!   which checks every new or changed value but not the old rows, and the SQLite
+//!   triggers fire only on inserts and on changes of the column.
 //! - `analytics_events`: product events. On PostgreSQL the table is partitioned by month
 //!   of `occurred_at` (the primary key is therefore `(id, occurred_at)`); the monthly
 //!   partitions are created ahead of time by the server, and a default partition catches
@@ -44,9 +47,9 @@ const POSTGRES_UP: &[&str] = &[
         CHECK (status IN ('untested', 'ok', 'failed'))
     )",
     "CREATE INDEX idx_data_connections_user_id ON data_connections (user_id)",
-    "UPDATE datasets SET connection_id = NULL WHERE connection_id IS NOT NULL",
     "ALTER TABLE datasets ADD CONSTRAINT datasets_connection_id_fkey \
-     FOREIGN KEY (connection_id) REFERENCES data_connections (id) ON DELETE SET NULL",
+     FOREIGN KEY (connection_id) REFERENCES data_connections (id) ON DELETE SET NULL \
+     NOT VALID",
     "CREATE TABLE analytics_events (
         id UUID NOT NULL,
         event VARCHAR(100) NOT NULL,
@@ -88,7 +91,6 @@ const SQLITE_UP: &[&str] = &[
         CHECK (status IN ('untested', 'ok', 'failed'))
     )",
     "CREATE INDEX idx_data_connections_user_id ON data_connections (user_id)",
-    "UPDATE datasets SET connection_id = NULL WHERE connection_id IS NOT NULL",
     "CREATE TRIGGER datasets_connection_id_set_null AFTER DELETE ON data_connections
      BEGIN
          UPDATE datasets SET connection_id = NULL WHERE connection_id = OLD.id;
@@ -124,7 +126,6 @@ const SQLITE_UP: &[&str] = &[
 const POSTGRES_DOWN: &[&str] = &[
     "DROP TABLE analytics_events",
     "ALTER TABLE datasets DROP CONSTRAINT datasets_connection_id_fkey",
-    "UPDATE datasets SET connection_id = NULL WHERE connection_id IS NOT NULL",
     "DROP TABLE data_connections",
 ];
 
@@ -133,7 +134,6 @@ const SQLITE_DOWN: &[&str] = &[
     "DROP TRIGGER datasets_connection_id_update",
     "DROP TRIGGER datasets_connection_id_insert",
     "DROP TRIGGER datasets_connection_id_set_null",
-    "UPDATE datasets SET connection_id = NULL WHERE connection_id IS NOT NULL",
     "DROP TABLE data_connections",
 ];
 

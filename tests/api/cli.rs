@@ -106,14 +106,14 @@ async fn migrate_commands_body(db: TestDb) {
     assert_eq!(current(&db).await, "none");
     assert_eq!(
         history(&db).await,
-        "001  core_tables  pending\n002  reports  pending\n003  tokens_and_limits  pending\n004  charts  pending\n005  billing  pending\n006  templates  pending\n007  collaboration  pending\n009  dataset_columns  pending\n"
+        "001  core_tables  pending\n002  reports  pending\n003  tokens_and_limits  pending\n004  charts  pending\n005  billing  pending\n006  templates  pending\n007  collaboration  pending\n008  data_connections  pending\n009  dataset_columns  pending\n"
     );
 
     iops(&db, &["migrate", "upgrade", "001"]).await.ok();
     assert_eq!(current(&db).await, "001");
     assert_eq!(
         history(&db).await,
-        "001  core_tables  applied\n002  reports  pending\n003  tokens_and_limits  pending\n004  charts  pending\n005  billing  pending\n006  templates  pending\n007  collaboration  pending\n009  dataset_columns  pending\n"
+        "001  core_tables  applied\n002  reports  pending\n003  tokens_and_limits  pending\n004  charts  pending\n005  billing  pending\n006  templates  pending\n007  collaboration  pending\n008  data_connections  pending\n009  dataset_columns  pending\n"
     );
 
     iops(&db, &["migrate", "upgrade"]).await.ok();
@@ -127,6 +127,8 @@ async fn migrate_commands_body(db: TestDb) {
     assert!(table_exists(&conn, "users").await);
 
     iops(&db, &["migrate", "upgrade"]).await.ok();
+    iops(&db, &["migrate", "downgrade"]).await.ok();
+    assert_eq!(current(&db).await, "008");
     iops(&db, &["migrate", "downgrade"]).await.ok();
     assert_eq!(current(&db).await, "007");
     iops(&db, &["migrate", "downgrade"]).await.ok();
@@ -200,6 +202,172 @@ async fn users_commands_body(db: TestDb) {
         run.failed_with_one_line().contains("no user"),
         "{}",
         run.stderr
+    );
+    conn.close().await.ok();
+}
+
+on_both!(set_limits_and_billing_prune, set_limits_body);
+async fn set_limits_body(db: TestDb) {
+    let conn = db.migrated().await;
+    insert_user(&conn, "corp@example.com").await;
+    // Only for enterprise accounts.
+    let run = iops(
+        &db,
+        &["users", "set-limits", "corp@example.com", "--datasets", "7"],
+    )
+    .await;
+    assert!(
+        run.failed_with_one_line().contains("enterprise"),
+        "{}",
+        run.stderr
+    );
+    iops(
+        &db,
+        &["users", "set-tier", "corp@example.com", "enterprise"],
+    )
+    .await
+    .ok();
+    let run = iops(
+        &db,
+        &[
+            "users",
+            "set-limits",
+            "corp@example.com",
+            "--datasets",
+            "7",
+            "--reports",
+            "unlimited",
+        ],
+    )
+    .await;
+    assert!(run.ok().stdout.contains("datasets 7"), "{}", run.stdout);
+    // Only the flags given change.
+    let run = iops(
+        &db,
+        &[
+            "users",
+            "set-limits",
+            "corp@example.com",
+            "--ai-messages",
+            "40",
+        ],
+    )
+    .await;
+    let out = &run.ok().stdout;
+    assert!(
+        out.contains("datasets 7")
+            && out.contains("ai_messages 40")
+            && out.contains("reports unlimited"),
+        "{out}"
+    );
+    let id = user(&conn, "corp@example.com").await.id;
+    let row = entity::user_limits::Entity::find_by_id(id)
+        .one(&conn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (row.datasets, row.ai_messages, row.reports),
+        (Some(7), Some(40), None)
+    );
+    for args in [
+        &[
+            "users",
+            "set-limits",
+            "nobody@example.com",
+            "--datasets",
+            "1",
+        ][..],
+        &[
+            "users",
+            "set-limits",
+            "corp@example.com",
+            "--datasets",
+            "-3",
+        ],
+        &["users", "set-limits", "corp@example.com"],
+    ] {
+        iops(&db, args).await.failed_with_one_line();
+    }
+    let run = iops(&db, &["billing", "prune"]).await;
+    assert!(
+        run.ok().stdout.contains("0 billing events"),
+        "{}",
+        run.stdout
+    );
+    conn.close().await.ok();
+}
+
+/// `iops keys rotate` re-encrypts the stored secrets under the current key, and `iops
+/// serve` refuses to start when a stored secret's key is missing.
+on_both!(keys_rotate_and_serve_checks_them, keys_rotate_body);
+async fn keys_rotate_body(db: TestDb) {
+    const OLD: &str = "old:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    const NEW: &str = "new:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+    let conn = db.migrated().await;
+    insert_user(&conn, "keys@example.com").await;
+    let owner = user(&conn, "keys@example.com").await.id;
+    let store = domain::storage::LocalStore::open(db.data_dir().join("datasets"))
+        .await
+        .unwrap();
+    let settings = domain::Settings {
+        connections_allow: domain::connections::AllowList::parse("127.0.0.1").unwrap(),
+        ..domain::Settings::default()
+    };
+    let old = iops_tests::domain_keyed(
+        conn.clone(),
+        Arc::new(domain::SystemClock),
+        Arc::new(store),
+        settings,
+        domain::Keyring::parse(OLD, None).unwrap(),
+    );
+    old.connections
+        .create(
+            owner,
+            domain::connections::NewConnection {
+                name: "src".to_owned(),
+                kind: domain::connections::ConnectionKind::Postgresql,
+                host: "127.0.0.1".to_owned(),
+                port: 5432,
+                database: "d".to_owned(),
+                username: "u".to_owned(),
+                password: Some(secrecy::SecretString::from("rotate-me".to_owned())),
+                sslmode: None,
+            },
+        )
+        .await
+        .unwrap();
+
+    let both = [
+        ("IOPS_ENCRYPTION_KEYS", format!("{OLD},{NEW}")),
+        ("IOPS_ENCRYPTION_KEY_ID", "new".to_owned()),
+    ];
+    let env: Vec<(&str, &str)> = both.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let run = iops_env(&db, &["keys", "rotate"], &env).await;
+    assert!(
+        run.ok().stdout.contains("1 connection passwords"),
+        "{}",
+        run.stdout
+    );
+    let run = iops_env(&db, &["keys", "rotate"], &env).await;
+    assert!(
+        run.ok().stdout.contains("0 connection passwords"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("rotate-me") && !run.stderr.contains("rotate-me"));
+
+    // A server holding only the old key would find a secret it cannot read: it stops.
+    let run = iops_env(
+        &db,
+        &["serve"],
+        &[("IOPS_ENCRYPTION_KEYS", OLD), ("IOPS_BIND", "127.0.0.1:0")],
+    )
+    .await;
+    let line = run.failed_with_one_line();
+    assert!(
+        line.contains("new") && line.contains("IOPS_ENCRYPTION_KEYS"),
+        "{line}"
     );
     conn.close().await.ok();
 }

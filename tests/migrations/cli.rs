@@ -50,6 +50,7 @@ async fn one_history_for_both_tools(db: TestDb) {
         "m005_billing",
         "m006_templates",
         "m007_collaboration",
+        "m008_data_connections",
         "m009_dataset_columns",
     ] {
         let line = status
@@ -59,7 +60,7 @@ async fn one_history_for_both_tools(db: TestDb) {
         assert!(line.contains("Applied"), "{line}");
     }
 
-    migration_cli(&db, &["down", "-n", "7"]);
+    migration_cli(&db, &["down", "-n", "8"]);
     assert_eq!(applied(&db).await, ["001"]);
 }
 on_both!(one_history_for_both_tools, one_history_for_both_tools);
@@ -70,7 +71,9 @@ async fn migration_cli_adopts_alembic(db: TestDb) {
     migration_cli(&legacy, &["up"]);
     assert_eq!(
         applied(&legacy).await,
-        ["001", "002", "003", "004", "005", "006", "007", "009"]
+        [
+            "001", "002", "003", "004", "005", "006", "007", "008", "009"
+        ]
     );
 }
 on_both!(migration_cli_adopts_alembic, migration_cli_adopts_alembic);

@@ -39,6 +39,7 @@ async fn takeover_records_history_and_keeps_rows(db: TestDb) {
             ("005", false),
             ("006", false),
             ("007", false),
+            ("008", false),
             ("009", false)
         ]
     );
@@ -48,7 +49,7 @@ async fn takeover_records_history_and_keeps_rows(db: TestDb) {
     );
 
     let applied = migration::schema::upgrade(&conn, None).await.unwrap();
-    assert_eq!(applied, ["003", "004", "005", "006", "007", "009"]);
+    assert_eq!(applied, ["003", "004", "005", "006", "007", "008", "009"]);
     for (table, rows) in [
         ("users", 3),
         ("usage_tracking", 5),

@@ -14,11 +14,13 @@ async fn state(db: &DatabaseConnection) -> Vec<(String, bool)> {
 }
 
 fn expect(applied: &[bool]) -> Vec<(String, bool)> {
-    ["001", "002", "003", "004", "005", "006", "007", "009"]
-        .iter()
-        .zip(applied)
-        .map(|(id, a)| (id.to_string(), *a))
-        .collect()
+    [
+        "001", "002", "003", "004", "005", "006", "007", "008", "009",
+    ]
+    .iter()
+    .zip(applied)
+    .map(|(id, a)| (id.to_string(), *a))
+    .collect()
 }
 
 async fn table_exists(db: &DatabaseConnection, table: &str) -> bool {
@@ -42,7 +44,7 @@ async fn table_exists(db: &DatabaseConnection, table: &str) -> bool {
 async fn round_trips(db: TestDb) {
     let conn = db.connect().await;
     assert_eq!(migration::schema::current(&conn).await.unwrap(), None);
-    assert_eq!(state(&conn).await, expect(&[false; 8]));
+    assert_eq!(state(&conn).await, expect(&[false; 9]));
 
     assert_eq!(
         migration::schema::upgrade(&conn, Some("001"))
@@ -58,9 +60,9 @@ async fn round_trips(db: TestDb) {
 
     assert_eq!(
         migration::schema::upgrade(&conn, None).await.unwrap(),
-        ["002", "003", "004", "005", "006", "007", "009"]
+        ["002", "003", "004", "005", "006", "007", "008", "009"]
     );
-    assert_eq!(state(&conn).await, expect(&[true; 8]));
+    assert_eq!(state(&conn).await, expect(&[true; 9]));
     for table in [
         "charts",
         "chart_embeds",
@@ -79,6 +81,8 @@ async fn round_trips(db: TestDb) {
         "templates",
         "template_purchases",
         "template_ratings",
+        "data_connections",
+        "analytics_events",
     ] {
         assert!(table_exists(&conn, table).await, "{table}");
     }
@@ -96,6 +100,13 @@ async fn round_trips(db: TestDb) {
     );
     assert!(!table_exists(&conn, "dataset_columns").await);
     assert!(table_exists(&conn, "datasets").await);
+    assert_eq!(
+        migration::schema::downgrade(&conn, None).await.unwrap(),
+        ["008"]
+    );
+    for table in ["data_connections", "analytics_events"] {
+        assert!(!table_exists(&conn, table).await, "{table}");
+    }
     assert_eq!(
         migration::schema::downgrade(&conn, None).await.unwrap(),
         ["007"]
@@ -150,11 +161,11 @@ async fn round_trips(db: TestDb) {
         migration::schema::downgrade(&conn, Some("001"))
             .await
             .unwrap(),
-        ["009", "007", "006", "005", "004", "003", "002"]
+        ["009", "008", "007", "006", "005", "004", "003", "002"]
     );
     assert_eq!(
         state(&conn).await,
-        expect(&[true, false, false, false, false, false, false, false])
+        expect(&[true, false, false, false, false, false, false, false, false])
     );
     assert!(table_exists(&conn, "analyses").await && !table_exists(&conn, "reports").await);
 
@@ -167,9 +178,11 @@ async fn round_trips(db: TestDb) {
 
     assert_eq!(
         migration::schema::upgrade(&conn, None).await.unwrap(),
-        ["001", "002", "003", "004", "005", "006", "007", "009"]
+        [
+            "001", "002", "003", "004", "005", "006", "007", "008", "009"
+        ]
     );
-    assert_eq!(state(&conn).await, expect(&[true; 8]));
+    assert_eq!(state(&conn).await, expect(&[true; 9]));
 }
 on_both!(round_trips, round_trips);
 
@@ -178,7 +191,7 @@ async fn unknown_revision_changes_nothing(db: TestDb) {
     migration::schema::upgrade(&conn, Some("001"))
         .await
         .unwrap();
-    for bad in ["008", "1", "abc", ""] {
+    for bad in ["010", "1", "abc", ""] {
         let err = migration::schema::upgrade(&conn, Some(bad))
             .await
             .unwrap_err();
@@ -193,7 +206,7 @@ async fn unknown_revision_changes_nothing(db: TestDb) {
     }
     assert_eq!(
         state(&conn).await,
-        expect(&[true, false, false, false, false, false, false, false])
+        expect(&[true, false, false, false, false, false, false, false, false])
     );
 }
 on_both!(
@@ -372,4 +385,63 @@ async fn every_connection_enforces_foreign_keys(db: TestDb) {
 on_both!(
     every_connection_enforces_foreign_keys,
     every_connection_enforces_foreign_keys
+);
+
+/// `datasets.connection_id` refers to `data_connections` (revision 008): a foreign key on
+/// PostgreSQL, triggers doing the same on SQLite.
+async fn a_deleted_connection_detaches_its_datasets(db: TestDb) {
+    use entity::data_connections;
+    let conn = db.migrated().await;
+    let (user, dataset, _, _) = seed(&conn).await;
+    let now = Utc::now().naive_utc();
+    let connection = data_connections::ActiveModel {
+        id: Set(Id::new_v4()),
+        user_id: Set(user),
+        name: Set("src".into()),
+        kind: Set("postgresql".into()),
+        host: Set("db.example.com".into()),
+        port: Set(5432),
+        database_name: Set("d".into()),
+        username: Set("u".into()),
+        password_encrypted: Set(None),
+        sslmode: Set(None),
+        status: Set("untested".into()),
+        last_tested_at: Set(None),
+        last_error: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&conn)
+    .await
+    .unwrap();
+    let mut linked: datasets::ActiveModel = datasets::Entity::find_by_id(dataset)
+        .one(&conn)
+        .await
+        .unwrap()
+        .unwrap()
+        .into();
+    linked.connection_id = Set(Some(connection.id));
+    linked.update(&conn).await.unwrap();
+
+    // A connection that does not exist is refused.
+    let mut dangling: datasets::ActiveModel = datasets::Entity::find_by_id(dataset)
+        .one(&conn)
+        .await
+        .unwrap()
+        .unwrap()
+        .into();
+    dangling.connection_id = Set(Some(Id::new_v4()));
+    assert!(dangling.update(&conn).await.is_err());
+
+    connection.delete(&conn).await.unwrap();
+    let kept = datasets::Entity::find_by_id(dataset)
+        .one(&conn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.connection_id, None, "ON DELETE SET NULL");
+}
+on_both!(
+    a_deleted_connection_detaches_its_datasets,
+    a_deleted_connection_detaches_its_datasets
 );

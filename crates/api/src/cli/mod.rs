@@ -162,19 +162,19 @@ pub enum UsersCommand {
     SetLimits {
         email: String,
         /// Dataset uploads a month.
-        #[arg(long, value_name = "N|unlimited")]
+        #[arg(long, value_name = "N|unlimited", allow_hyphen_values = true)]
         datasets: Option<String>,
         /// AI messages a month.
-        #[arg(long, value_name = "N|unlimited")]
+        #[arg(long, value_name = "N|unlimited", allow_hyphen_values = true)]
         ai_messages: Option<String>,
         /// Published reports a month.
-        #[arg(long, value_name = "N|unlimited")]
+        #[arg(long, value_name = "N|unlimited", allow_hyphen_values = true)]
         reports: Option<String>,
         /// Distinct collaborators at once.
-        #[arg(long, value_name = "N|unlimited")]
+        #[arg(long, value_name = "N|unlimited", allow_hyphen_values = true)]
         collaborators: Option<String>,
         /// Data connections at once.
-        #[arg(long, value_name = "N|unlimited")]
+        #[arg(long, value_name = "N|unlimited", allow_hyphen_values = true)]
         data_connections: Option<String>,
     },
 }
