@@ -383,6 +383,19 @@ async fn refusals_body(db: TestDb) {
         refused(&h, owner, pg_id, "SELECT * FROM nowhere").await,
         FailureReason::Invalid
     );
+    // An empty result is refused like an empty upload.
+    assert!(matches!(
+        h.domain
+            .connections
+            .import(
+                owner,
+                my_id,
+                "none".to_owned(),
+                "SELECT * FROM items WHERE id < 0".to_owned()
+            )
+            .await,
+        Err(Error::Validation(_))
+    ));
     assert_eq!(pg.item_count().await, 3, "the source was written to");
     assert_eq!(my.item_count().await, 3, "the source was written to");
 

@@ -5,6 +5,7 @@
 //! (hashes, SQL, paths, panics). `docs/reliability.md` lists each case and its outcome.
 mod billing;
 mod concurrency;
+mod connections;
 mod crash;
 mod credentials;
 mod hostile;
