@@ -298,8 +298,8 @@ async fn set_limits_body(db: TestDb) {
     conn.close().await.ok();
 }
 
-/// `iops keys rotate` re-encrypts the stored secrets under the current key, and `iops
-/// serve` refuses to start when a stored secret's key is missing.
+// `iops keys rotate` re-encrypts the stored secrets under the current key, and `iops
+// serve` refuses to start when a stored secret's key is missing.
 on_both!(keys_rotate_and_serve_checks_them, keys_rotate_body);
 async fn keys_rotate_body(db: TestDb) {
     const OLD: &str = "old:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";

@@ -747,14 +747,15 @@ async fn delete_body(db: TestDb) {
     // Deleting does not give the upload back.
     assert_eq!(datasets_count(&h, user).await, 2);
 
-    // A dataset without a file (a data connection) deletes fine too.
+    // A dataset without a file (as the Python era wrote for a data connection) deletes
+    // fine too.
     let connection = Id(uuid::Uuid::new_v4());
     entity::datasets::ActiveModel {
         id: Set(connection),
         user_id: Set(user),
         name: Set("Production Postgres: events".to_owned()),
         file_path: Set(None),
-        connection_id: Set(Some(Id(uuid::Uuid::new_v4()))),
+        connection_id: Set(None),
         row_count: Set(None),
         column_count: Set(None),
         size_bytes: Set(None),
