@@ -60,7 +60,7 @@ pub(crate) fn valid_host(host: &str) -> bool {
         && host.len() <= 253
         && host
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'))
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']'))
 }
 
 /// Why an address is refused, or `None` when it is public.
