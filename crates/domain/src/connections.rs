@@ -5,8 +5,9 @@
 //!   nonce per write, the row's id as associated data, the key id as prefix), held in a
 //!   `secrecy::SecretString` while in memory, and never part of a [`Connection`], an
 //!   error, a log line or the activity log.
-//! - Every connect goes through the network guard ([`guard`]): the host is resolved, each
-//!   address checked, and the checked address itself is what the driver connects to.
+//! - Every connect goes through the network guard (`connections/guard.rs`): the host is
+//!   resolved, each address checked, and the checked address itself is what the driver
+//!   connects to.
 //! - The data-connection limit is a standing count decided inside one write transaction
 //!   that locks the owner's row, like the collaborator limit.
 //! - An import streams the query's rows (NDJSON) into the dataset upload path, so the file

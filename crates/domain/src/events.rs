@@ -545,7 +545,7 @@ impl Events {
     }
 
     /// Counts per event name per UTC day, `from` to `to` inclusive (default: the
-    /// [`DEFAULT_SUMMARY_DAYS`] days up to today), at most [`MAX_SUMMARY_DAYS`] days.
+    /// `DEFAULT_SUMMARY_DAYS` days up to today), at most [`MAX_SUMMARY_DAYS`] days.
     /// Only days with events are listed, oldest first.
     pub async fn summary(
         &self,

@@ -512,7 +512,7 @@ impl Templates {
     /// ([`PurchaseOutcome::Purchased`]). Paid: a Checkout Session of the payment provider
     /// (one-time payment of the price, `client_reference_id` = the buyer,
     /// `metadata[template_id]`), whose page is returned; the webhook records the purchase
-    /// ([`complete_purchase`]). The provider sends the buyer back to
+    /// (`complete_purchase`). The provider sends the buyer back to
     /// `{public_url}/templates/{id}?checkout=success|cancel` (the billing configuration's
     /// public URL).
     ///
