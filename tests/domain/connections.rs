@@ -195,7 +195,7 @@ async fn sealed_body(db: TestDb) {
         .import(owner, created.id, "x".to_owned(), "SELECT 1".to_owned())
         .await
     {
-        Err(Error::Upstream(why)) => assert!(!why.contains(wrong), "{why}"),
+        Err(Error::ConnectionFailed(why)) => assert!(!why.contains(wrong), "{why}"),
         other => panic!("expected the source's refusal, got {other:?}"),
     }
     // Nothing listens on port 1: unreachable, said plainly.

@@ -65,7 +65,7 @@ async fn no_password_body(db: TestDb) {
         json!({"name": "items", "sql": "SELECT * FROM items"}),
     )
     .await;
-    assert_eq!(status, 502);
+    assert_eq!(status, 422);
     call(reqwest::Method::GET, "/api/v1/connections", json!(null)).await;
 
     let log = server.stderr();

@@ -7,6 +7,7 @@
 //! `cargo build --release --bin iops`.
 mod analyses;
 mod backend;
+mod events;
 mod logins;
 mod seed;
 mod server;
@@ -387,11 +388,75 @@ async fn measure(
     eprintln!("views…");
     measure_views(plan, backend, dir, &server, &codes, pg_url, &mut column).await;
     rss(&server, "server RSS: after the view loads", &mut column);
+    eprintln!("views beside event ingest…");
+    measure_events(plan, http, dir, &server, &codes, &mut column).await;
     eprintln!("logins…");
     measure_logins(plan, http, &server, &mut column).await;
     rss(&server, "server RSS: after the logins", &mut column);
     server.stop().await;
     column
+}
+
+/// Views at 16 connections alone, then beside [`events::EVENT_CLIENTS`] clients posting
+/// product events: p99 side by side.
+async fn measure_events(
+    plan: &Plan,
+    http: &reqwest::Client,
+    dir: &Path,
+    server: &Server,
+    codes: &Path,
+    column: &mut Column,
+) {
+    let labels = [
+        "events: views c=16 p50 / p99 alone".to_owned(),
+        format!(
+            "events: views c=16 p50 / p99 beside {} posters",
+            events::EVENT_CLIENTS
+        ),
+        "events: views p99 beside / alone".to_owned(),
+        "events: accepted/s (dropped)".to_owned(),
+        "events: errors (views + posts)".to_owned(),
+    ];
+    let measured = match views::write_wrk_script(dir) {
+        Ok(script) => events::measure(http, &server.base, &script, codes, 16, plan.duration).await,
+        Err(e) => Err(e),
+    };
+    match measured {
+        Ok(load) => {
+            column.set(
+                &labels[0],
+                format!(
+                    "{} / {}",
+                    fmt_duration(load.alone.p50),
+                    fmt_duration(load.alone.p99)
+                ),
+            );
+            column.set(
+                &labels[1],
+                format!(
+                    "{} / {}",
+                    fmt_duration(load.loaded.p50),
+                    fmt_duration(load.loaded.p99)
+                ),
+            );
+            column.set(
+                &labels[2],
+                format!(
+                    "{:.2}",
+                    load.loaded.p99.as_secs_f64() / load.alone.p99.as_secs_f64().max(1e-9)
+                ),
+            );
+            column.set(
+                &labels[3],
+                format!("{:.0} ({})", load.accepted_per_s, load.dropped),
+            );
+            column.errors(
+                &labels[4],
+                load.alone.errors + load.loaded.errors + load.errors,
+            );
+        }
+        Err(e) => column.not_available(&labels, "events", &e.to_string()),
+    }
 }
 
 async fn measure_views(

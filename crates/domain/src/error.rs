@@ -161,6 +161,10 @@ pub enum Error {
     /// (loopback, private, link-local, metadata) and the allow list does not allow it.
     #[error("{0}")]
     HostNotAllowed(String),
+    /// A data connection's database could not be reached or refused the login; the text
+    /// says why in the source's words or by kind, never with a setting or the password.
+    #[error("{0}")]
+    ConnectionFailed(String),
     /// A paid template used without a purchase (nor authorship): buy it first.
     #[error("this template must be purchased before it is used")]
     PurchaseRequired,

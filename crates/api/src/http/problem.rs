@@ -367,6 +367,12 @@ impl From<domain::Error> for Problem {
                 "Host Not Allowed",
                 Some(why),
             ),
+            E::ConnectionFailed(why) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "connection-failed",
+                "Connection Failed",
+                Some(why),
+            ),
             E::PurchaseRequired => Problem::new(
                 StatusCode::PAYMENT_REQUIRED,
                 "purchase-required",

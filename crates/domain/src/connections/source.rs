@@ -199,7 +199,7 @@ async fn rows_into(
 ) -> Result<()> {
     let mut session = open(&target, statement_timeout)
         .await
-        .map_err(|why| Error::Upstream(format!("the source database: {why}")))?;
+        .map_err(|why| Error::ConnectionFailed(format!("the source database: {why}")))?;
     let mut chunk = Vec::with_capacity(CHUNK_BYTES);
     let send = |chunk: &mut Vec<u8>| {
         let full = std::mem::replace(chunk, Vec::with_capacity(CHUNK_BYTES));
@@ -316,7 +316,7 @@ fn write_mysql_row(out: &mut Vec<u8>, row: &MySqlRow) -> Result<()> {
 /// invalid; a lost connection is the source's failure, not the query's.
 fn failure(err: &sqlx::Error) -> Error {
     let Some(db) = err.as_database_error() else {
-        return Error::Upstream(format!("the source database: {}", describe(err)));
+        return Error::ConnectionFailed(format!("the source database: {}", describe(err)));
     };
     let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
     let message = db.message();

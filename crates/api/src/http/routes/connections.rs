@@ -375,8 +375,7 @@ pub async fn test(state: web::Data<AppState>, me: CurrentUser, id: web::Path<Uui
         (status = 402, description = "The month's `datasets` limit is reached", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such connection of the caller's", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The result is larger than the upload limit; nothing was stored or counted", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Bad id or field; `/host-not-allowed`; `/query-failed` with `reason` `refused` (the statement writes), `timeout` or `invalid`; an empty result", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "The source database could not be reached or refused the login", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad id or field; `/host-not-allowed`; `/query-failed` with `reason` `refused` (the statement writes), `timeout` or `invalid`; `/connection-failed` when the source cannot be reached or refuses the login; an empty result", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/api/v1/connections/{id}/import")]

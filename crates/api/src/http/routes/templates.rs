@@ -225,6 +225,7 @@ pub struct RateTemplate {
 pub struct GalleryParams {
     /// `rating` (highest mean first, unrated last), `popular` (most purchases first) or
     /// `new` (most recently published first, the default).
+    #[param(inline)]
     pub sort: Option<GallerySort>,
     /// Only templates whose name contains this text, case-insensitively (at most 255
     /// characters).
