@@ -410,11 +410,12 @@ async fn measure_events(
     let labels = [
         "events: views c=16 p50 / p99 alone".to_owned(),
         format!(
-            "events: views c=16 p50 / p99 beside {} posters",
-            events::EVENT_CLIENTS
+            "events: views c=16 p50 / p99 beside {} clients posting {} events",
+            events::EVENT_CLIENTS,
+            events::EVENTS
         ),
         "events: views p99 beside / alone".to_owned(),
-        "events: accepted/s (dropped)".to_owned(),
+        "events: accepted (dropped)".to_owned(),
         "events: errors (views + posts)".to_owned(),
     ];
     let measured = match views::write_wrk_script(dir) {
@@ -446,10 +447,7 @@ async fn measure_events(
                     load.loaded.p99.as_secs_f64() / load.alone.p99.as_secs_f64().max(1e-9)
                 ),
             );
-            column.set(
-                &labels[3],
-                format!("{:.0} ({})", load.accepted_per_s, load.dropped),
-            );
+            column.set(&labels[3], format!("{} ({})", load.accepted, load.dropped));
             column.errors(
                 &labels[4],
                 load.alone.errors + load.loaded.errors + load.errors,
