@@ -186,6 +186,7 @@ impl From<LimitsDto> for domain::CustomLimits {
     }
 }
 
+/// An enterprise account's limits
 #[utoipa::path(
     tag = "admin",
     security(("bearer" = [])),
@@ -211,6 +212,7 @@ pub async fn user_limits(
     Ok(HttpResponse::Ok().json(LimitsDto::from(limits)))
 }
 
+/// Set an enterprise account's limits
 #[utoipa::path(
     tag = "admin",
     security(("bearer" = [])),

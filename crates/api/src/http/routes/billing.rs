@@ -35,6 +35,7 @@ pub struct WebhookAnswer {
     pub outcome: &'static str,
 }
 
+/// Receive a Stripe event
 #[utoipa::path(
     tag = "billing",
     description = "Stripe's webhook endpoint. The `Stripe-Signature` header is verified \
@@ -89,6 +90,7 @@ pub struct CheckoutUrl {
     pub url: String,
 }
 
+/// Start a subscription checkout
 #[utoipa::path(
     tag = "billing",
     security(("bearer" = [])),
@@ -132,6 +134,7 @@ pub struct BillingDto {
     pub stripe_customer_id_set: bool,
 }
 
+/// The caller's billing state
 #[utoipa::path(
     tag = "billing",
     security(("bearer" = [])),

@@ -194,6 +194,7 @@ pub struct ImportBody {
     pub sql: String,
 }
 
+/// Create a data connection
 #[utoipa::path(
     tag = "connections",
     security(("bearer" = [])),
@@ -233,6 +234,7 @@ pub async fn create(
     Ok(HttpResponse::Created().json(ConnectionDto::from(connection)))
 }
 
+/// List data connections
 #[utoipa::path(
     tag = "connections",
     security(("bearer" = [])),
@@ -249,6 +251,7 @@ pub async fn list(state: web::Data<AppState>, me: CurrentUser, page: Pagination)
     Ok(HttpResponse::Ok().json(PageDto::<ConnectionDto>::from_page(page)))
 }
 
+/// Get a data connection
 #[utoipa::path(
     tag = "connections",
     security(("bearer" = [])),
@@ -270,6 +273,7 @@ pub async fn get_one(state: web::Data<AppState>, me: CurrentUser, id: web::Path<
     Ok(HttpResponse::Ok().json(ConnectionDto::from(connection)))
 }
 
+/// Change a data connection
 #[utoipa::path(
     tag = "connections",
     security(("bearer" = [])),
@@ -311,6 +315,7 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(ConnectionDto::from(connection)))
 }
 
+/// Delete a data connection
 #[utoipa::path(
     tag = "connections",
     security(("bearer" = [])),
@@ -332,6 +337,7 @@ pub async fn remove(state: web::Data<AppState>, me: CurrentUser, id: web::Path<U
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Test a data connection
 #[utoipa::path(
     tag = "connections",
     security(("bearer" = [])),
@@ -359,6 +365,7 @@ pub async fn test(state: web::Data<AppState>, me: CurrentUser, id: web::Path<Uui
     }))
 }
 
+/// Import a query's rows as a dataset
 #[utoipa::path(
     tag = "connections",
     security(("bearer" = [])),
