@@ -7,7 +7,7 @@ use entity::{data_connections, embed_keys};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use crate::{Admin, Context, Id, Result};
+use crate::{Admin, Context, Id, Keyring, Result};
 
 /// Rows re-encrypted per statement batch.
 const BATCH: u64 = 100;
@@ -69,67 +69,66 @@ impl Keys {
     /// Re-encrypts every stored secret not yet under the current key.
     pub async fn rotate(&self, _admin: &Admin) -> Result<Rotation> {
         let keyring = self.ctx.keyring()?;
-        let prefix = format!("{}:", keyring.current_id());
-        let mut done = Rotation::default();
-        loop {
-            let rows: Vec<(Id, String)> = embed_keys::Entity::find()
-                .select_only()
-                .column(embed_keys::Column::Id)
-                .column(embed_keys::Column::SecretEncrypted)
-                .filter(embed_keys::Column::SecretEncrypted.not_like(format!("{prefix}%")))
-                .order_by_asc(embed_keys::Column::Id)
-                .limit(BATCH)
-                .into_tuple()
-                .all(&self.ctx.db)
-                .await?;
-            if rows.is_empty() {
-                break;
-            }
-            for (id, old) in rows {
-                let plain = keyring.decrypt(&old, id.to_string().as_bytes())?;
-                let new = keyring.encrypt(&plain, id.to_string().as_bytes())?;
-                done.embed_keys += embed_keys::Entity::update_many()
-                    .col_expr(embed_keys::Column::SecretEncrypted, Expr::value(new))
-                    .filter(embed_keys::Column::Id.eq(id))
-                    .filter(embed_keys::Column::SecretEncrypted.eq(old))
-                    .exec(&self.ctx.db)
-                    .await?
-                    .rows_affected;
-            }
-        }
-        loop {
-            let rows: Vec<(Id, String)> = data_connections::Entity::find()
-                .select_only()
-                .column(data_connections::Column::Id)
-                .column(data_connections::Column::PasswordEncrypted)
-                .filter(data_connections::Column::PasswordEncrypted.is_not_null())
-                .filter(data_connections::Column::PasswordEncrypted.not_like(format!("{prefix}%")))
-                .order_by_asc(data_connections::Column::Id)
-                .limit(BATCH)
-                .into_tuple()
-                .all(&self.ctx.db)
-                .await?;
-            if rows.is_empty() {
-                break;
-            }
-            for (id, old) in rows {
-                let plain = keyring.decrypt(&old, id.to_string().as_bytes())?;
-                let new = keyring.encrypt(&plain, id.to_string().as_bytes())?;
-                done.connection_passwords += data_connections::Entity::update_many()
-                    .col_expr(
-                        data_connections::Column::PasswordEncrypted,
-                        Expr::value(new),
-                    )
-                    .filter(data_connections::Column::Id.eq(id))
-                    .filter(data_connections::Column::PasswordEncrypted.eq(old))
-                    .exec(&self.ctx.db)
-                    .await?
-                    .rows_affected;
-            }
-        }
+        let done = Rotation {
+            embed_keys: self
+                .rotate_column::<embed_keys::Entity>(
+                    keyring,
+                    embed_keys::Column::Id,
+                    embed_keys::Column::SecretEncrypted,
+                )
+                .await?,
+            connection_passwords: self
+                .rotate_column::<data_connections::Entity>(
+                    keyring,
+                    data_connections::Column::Id,
+                    data_connections::Column::PasswordEncrypted,
+                )
+                .await?,
+        };
         if done == Rotation::default() {
             tracing::info!("every stored secret is already under the current key");
         }
         Ok(done)
+    }
+
+    /// Re-encrypts the values of `secret` in `E` that are not under the current key, each
+    /// bound to its row's `id`, in batches; returns how many rows it rewrote. A row is
+    /// rewritten only if it still holds the value read, so a concurrent change wins (and
+    /// is picked up by the next batch if it is not under the current key either).
+    async fn rotate_column<E: EntityTrait>(
+        &self,
+        keyring: &Keyring,
+        id: E::Column,
+        secret: E::Column,
+    ) -> Result<u64> {
+        let prefix = format!("{}:", keyring.current_id());
+        let mut rewritten = 0;
+        loop {
+            let rows: Vec<(Id, String)> = E::find()
+                .select_only()
+                .column(id)
+                .column(secret)
+                .filter(secret.is_not_null())
+                .filter(secret.not_like(format!("{prefix}%")))
+                .order_by_asc(id)
+                .limit(BATCH)
+                .into_tuple()
+                .all(&self.ctx.db)
+                .await?;
+            if rows.is_empty() {
+                return Ok(rewritten);
+            }
+            for (row, old) in rows {
+                let plain = keyring.decrypt(&old, row.to_string().as_bytes())?;
+                let new = keyring.encrypt(&plain, row.to_string().as_bytes())?;
+                rewritten += E::update_many()
+                    .col_expr(secret, Expr::value(new))
+                    .filter(id.eq(row))
+                    .filter(secret.eq(old))
+                    .exec(&self.ctx.db)
+                    .await?
+                    .rows_affected;
+            }
+        }
     }
 }

@@ -60,18 +60,7 @@ pub(crate) async fn allowance<C: ConnectionTrait>(
         return Ok(limit_for(tier, kind));
     }
     let custom = user_limits::Entity::find_by_id(user_id).one(conn).await?;
-    Ok(custom.and_then(|row| custom_value(&row, kind)))
-}
-
-fn custom_value(row: &user_limits::Model, kind: LimitKind) -> Option<i64> {
-    match kind {
-        LimitKind::Datasets => row.datasets,
-        LimitKind::AiMessages => row.ai_messages,
-        LimitKind::Reports => row.reports,
-        LimitKind::Collaborators => row.collaborators,
-        LimitKind::DataConnections => row.data_connections,
-    }
-    .map(i64::from)
+    Ok(CustomLimits::of(custom.as_ref()).get(kind))
 }
 
 /// The `month_year` key of the UTC calendar month holding `now`: `"YYYY-MM"`.
@@ -332,13 +321,27 @@ impl LimitsChange {
 
 impl CustomLimits {
     fn of(row: Option<&user_limits::Model>) -> Self {
-        let value = |kind| row.and_then(|row| custom_value(row, kind));
+        let Some(row) = row else {
+            return Self::default();
+        };
+        let widen = |n: Option<i32>| n.map(i64::from);
         Self {
-            datasets: value(LimitKind::Datasets),
-            ai_messages: value(LimitKind::AiMessages),
-            reports: value(LimitKind::Reports),
-            collaborators: value(LimitKind::Collaborators),
-            data_connections: value(LimitKind::DataConnections),
+            datasets: widen(row.datasets),
+            ai_messages: widen(row.ai_messages),
+            reports: widen(row.reports),
+            collaborators: widen(row.collaborators),
+            data_connections: widen(row.data_connections),
+        }
+    }
+
+    /// The limit of `kind`; `None` is unlimited.
+    pub fn get(&self, kind: LimitKind) -> Option<i64> {
+        match kind {
+            LimitKind::Datasets => self.datasets,
+            LimitKind::AiMessages => self.ai_messages,
+            LimitKind::Reports => self.reports,
+            LimitKind::Collaborators => self.collaborators,
+            LimitKind::DataConnections => self.data_connections,
         }
     }
 
@@ -411,13 +414,7 @@ impl Usage {
         };
         let limit = |kind| {
             if tier == Tier::Enterprise {
-                match kind {
-                    LimitKind::Datasets => custom.datasets,
-                    LimitKind::AiMessages => custom.ai_messages,
-                    LimitKind::Reports => custom.reports,
-                    LimitKind::Collaborators => custom.collaborators,
-                    LimitKind::DataConnections => custom.data_connections,
-                }
+                custom.get(kind)
             } else {
                 limit_for(tier, kind)
             }
