@@ -12,21 +12,17 @@ pub trait Clock: Send + Sync {
     /// The same instant as the database stores it: naive UTC, microsecond precision
     /// (what both PostgreSQL `timestamp` and the Python era's SQLite text hold).
     fn now_naive(&self) -> NaiveDateTime {
-        let now = self.now().naive_utc();
-        now.with_nanosecond_micros()
+        stored(self.now())
     }
 }
 
-trait MicroPrecision {
-    fn with_nanosecond_micros(self) -> Self;
-}
-
-impl MicroPrecision for NaiveDateTime {
-    fn with_nanosecond_micros(self) -> Self {
-        use chrono::Timelike;
-        let micros = self.nanosecond() / 1_000 * 1_000;
-        self.with_nanosecond(micros).unwrap_or(self)
-    }
+/// `at` as the database stores it: naive UTC, cut to the microsecond.
+pub(crate) fn stored(at: DateTime<Utc>) -> NaiveDateTime {
+    use chrono::Timelike;
+    let naive = at.naive_utc();
+    naive
+        .with_nanosecond(naive.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(naive)
 }
 
 /// The real clock.

@@ -36,6 +36,7 @@ use sea_orm::{
 use serde_json::Value as Json;
 use tokio::sync::{mpsc, watch};
 
+use crate::clock::stored;
 use crate::{Admin, Context, Error, Id, Result};
 
 /// Most events in one ingest call.
@@ -365,15 +366,6 @@ fn valid_name(name: &str) -> bool {
         }
         None => false,
     }
-}
-
-/// An instant at the microsecond precision the database keeps.
-fn stored(at: DateTime<Utc>) -> NaiveDateTime {
-    use chrono::Timelike;
-    let naive = at.naive_utc();
-    naive
-        .with_nanosecond(naive.nanosecond() / 1_000 * 1_000)
-        .unwrap_or(naive)
 }
 
 /// The first instant of `day`.
