@@ -239,7 +239,7 @@ impl Connections {
     /// connect); the data-connection limit is decided under the owner's row lock.
     pub async fn create(&self, actor: impl Into<Actor>, new: NewConnection) -> Result<Connection> {
         let actor = actor.into();
-        let name = text("name", new.name, 255)?;
+        let name = crate::text::validate_name(new.name, true)?;
         let host = text("host", new.host, 253)?;
         let port = port(new.port)?;
         let database = text("database", new.database, 255)?;
@@ -354,7 +354,7 @@ impl Connections {
         let now = self.ctx.clock.now_naive();
         let mut row: data_connections::ActiveModel = current.clone().into();
         if let Some(name) = change.name {
-            row.name = Set(text("name", name, 255)?);
+            row.name = Set(crate::text::validate_name(name, true)?);
         }
         let host = change
             .host
@@ -490,7 +490,7 @@ impl Connections {
         sql: String,
     ) -> Result<Dataset> {
         let actor = actor.into();
-        let name = text("name", name, crate::MAX_NAME_CHARS)?;
+        let name = crate::text::validate_name(name, true)?;
         let sql = sql.trim().trim_end_matches(';').trim().to_owned();
         if sql.is_empty() || sql.len() > MAX_IMPORT_SQL_BYTES || sql.contains('\0') {
             return Err(Error::validation(format!(
