@@ -93,6 +93,20 @@ struct Cli {
     /// Run `cargo build --release --bin iops` first.
     #[arg(long)]
     build: bool,
+    /// Only these sections, comma-separated (default: every one; `all` and `smoke` only).
+    /// Start-up is always measured: the other sections need the server it starts.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    sections: Vec<Section>,
+}
+
+/// The parts of an `all` or `smoke` run after start-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Section {
+    Uploads,
+    Analyses,
+    Views,
+    Events,
+    Logins,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -111,6 +125,8 @@ struct Plan {
     big_bytes: u64,
     analysis_rows: u64,
     starts: usize,
+    /// The sections to run; empty: all of them.
+    sections: Vec<Section>,
 }
 
 impl Plan {
@@ -126,7 +142,12 @@ impl Plan {
                 .unwrap_or(if all { 10_000_000 } else { 20_000 })
                 .max(1_000),
             starts: cli.starts.unwrap_or(if all { 5 } else { 1 }).max(1),
+            sections: cli.sections.clone(),
         }
+    }
+
+    fn runs(&self, section: Section) -> bool {
+        self.sections.is_empty() || self.sections.contains(&section)
     }
 }
 
@@ -237,6 +258,13 @@ async fn run(cli: Cli) -> Result<bool> {
     let files = {
         let (c, n) = (csv_path.clone(), ndjson_path.clone());
         let bytes = plan.upload_bytes;
+        // Without the upload section the files are still made, at the smallest size: the
+        // server's upload limit is sized from them.
+        let bytes = if plan.runs(Section::Uploads) {
+            bytes
+        } else {
+            1
+        };
         tokio::task::spawn_blocking(move || -> Result<_> {
             Ok((
                 uploads::generate(Format::Csv, bytes, &c)?,
@@ -250,7 +278,9 @@ async fn run(cli: Cli) -> Result<bool> {
         plan.analysis_rows
     );
     let sales = work.path().join("sales.csv");
-    let reference = {
+    let reference = if !plan.runs(Section::Analyses) {
+        Err("not asked for".to_owned())
+    } else {
         let (path, rows) = (sales.clone(), plan.analysis_rows);
         let generated =
             tokio::task::spawn_blocking(move || analyses::generate(rows, &path)).await?;
@@ -381,18 +411,28 @@ async fn measure(
     // Uploads first: the allocator keeps what the view and login loads made it take, and
     // the upload's peak must be the upload's own.
     rss(&server, "server RSS: idle after start", &mut column);
-    eprintln!("uploads…");
-    measure_uploads(plan, http, &env, &server, files, &mut column).await;
-    eprintln!("analyses…");
-    measure_analyses(http, &env, &server, files, &mut column).await;
-    eprintln!("views…");
-    measure_views(plan, backend, dir, &server, &codes, pg_url, &mut column).await;
-    rss(&server, "server RSS: after the view loads", &mut column);
-    eprintln!("views beside event ingest…");
-    measure_events(plan, http, dir, &server, &codes, &mut column).await;
-    eprintln!("logins…");
-    measure_logins(plan, http, &server, &mut column).await;
-    rss(&server, "server RSS: after the logins", &mut column);
+    if plan.runs(Section::Uploads) {
+        eprintln!("uploads…");
+        measure_uploads(plan, http, &env, &server, files, &mut column).await;
+    }
+    if plan.runs(Section::Analyses) {
+        eprintln!("analyses…");
+        measure_analyses(http, &env, &server, files, &mut column).await;
+    }
+    if plan.runs(Section::Views) {
+        eprintln!("views…");
+        measure_views(plan, backend, dir, &server, &codes, pg_url, &mut column).await;
+        rss(&server, "server RSS: after the view loads", &mut column);
+    }
+    if plan.runs(Section::Events) {
+        eprintln!("views beside event ingest…");
+        measure_events(plan, http, dir, &server, &codes, &mut column).await;
+    }
+    if plan.runs(Section::Logins) {
+        eprintln!("logins…");
+        measure_logins(plan, http, &server, &mut column).await;
+        rss(&server, "server RSS: after the logins", &mut column);
+    }
     server.stop().await;
     column
 }

@@ -23,15 +23,15 @@ pub(crate) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// *every* checkout: one more round trip per statement for connections in steady use.
 pub(crate) const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
-pub(crate) use direct::DirectPool;
+pub(crate) use direct::Direct;
 
-/// The database: the one owner of its connection pools (sea-orm's, and on PostgreSQL the
-/// small hot-path pool that answers the public view in one round trip). Cheap to clone;
-/// clones share the pools.
+/// The database: the one owner of its connection pools (sea-orm's, and the small
+/// hot-path pool that answers the public view in one round trip). Cheap to clone; clones
+/// share the pools.
 #[derive(Clone)]
 pub struct Database {
     conn: DatabaseConnection,
-    direct: Option<DirectPool>,
+    direct: Option<Direct>,
 }
 
 impl Database {
@@ -51,7 +51,7 @@ impl Database {
     /// Wraps a connection opened elsewhere (it should carry the settings of
     /// [`Database::connect`]).
     pub fn from_connection(conn: DatabaseConnection) -> Self {
-        let direct = DirectPool::for_postgres(&conn);
+        let direct = Direct::of(&conn);
         Self { conn, direct }
     }
 
@@ -61,17 +61,24 @@ impl Database {
         &self.conn
     }
 
-    pub(crate) fn direct(&self) -> Option<&DirectPool> {
+    pub(crate) fn direct(&self) -> Option<&Direct> {
         self.direct.as_ref()
     }
 
     /// The same database with a hot-path pool of its own, for one thread of a server
     /// whose threads each run their own async runtime (actix-web's workers): its
-    /// connections are opened on, and wake, the thread that uses them. Shared across
-    /// runtimes, each answer would first wake the runtime that opened the connection,
-    /// then hop to the one waiting for it.
+    /// PostgreSQL connections are opened on, and wake, the thread that uses them. Shared
+    /// across runtimes, each answer would first wake the runtime that opened the
+    /// connection, then hop to the one waiting for it. (SQLite's hot path stays one
+    /// connection per process: its single writer is the point.)
     pub fn for_this_thread(&self) -> Self {
-        Self::from_connection(self.conn.clone())
+        Self {
+            conn: self.conn.clone(),
+            direct: self
+                .direct
+                .as_ref()
+                .and_then(|direct| direct.for_this_thread(&self.conn)),
+        }
     }
 
     /// Whether the database answers a trivial query (readiness).

@@ -8,7 +8,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use entity::{analyses, datasets, reports};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
     QuerySelect, Statement, TryInsertResult,
 };
 use serde::Deserialize;
@@ -16,6 +16,7 @@ use serde_json::value::RawValue;
 
 use crate::access::{self, Actor, Role, Through, analyses_reachable};
 use crate::activity::{self, Entry};
+use crate::db::Direct;
 use crate::error::{Error, LimitKind, Result};
 use crate::pagination::{Page, PageRequest, page_from};
 use crate::passwords::{self, Hasher, Verified};
@@ -548,29 +549,25 @@ impl Reports {
     /// statement (`UPDATE ... RETURNING` in a CTE, joined). The WHERE clause holds exactly
     /// the conditions under which the rules end in "count the view", so the count is still
     /// one atomic increment. `None` sends every other case (unknown, private, expired,
-    /// password) down the rule-by-rule path of [`Reports::view`]. It runs on the
-    /// [`DirectPool`], whose connections go back without the ping round trip of sqlx's
-    /// pool. SQLite has no data-modifying CTE: there one `UPDATE ... RETURNING` with
-    /// subqueries does the same ([`VIEW_OPEN_REPORT_SQLITE`]); each statement on SQLite is a
-    /// hop to its driver's thread, and this saves two of three.
+    /// password) down the rule-by-rule path of [`Reports::view`]. It runs on the hot-path
+    /// pool ([`Direct`]), whose connections go back without the ping round trip of sqlx's
+    /// pool; on SQLite that pool is the process's one writer connection. SQLite has no
+    /// data-modifying CTE: there one `UPDATE ... RETURNING` with subqueries does the same
+    /// ([`VIEW_OPEN_REPORT_SQLITE`]).
     async fn view_open_report(&self, short_code: &str) -> Result<Option<PublicView>> {
         let now = self.ctx.clock.now_naive();
         let row = match self.ctx.database.direct() {
-            Some(direct) => {
+            Some(Direct::Postgres(pool)) => {
                 let query = sea_orm::sqlx::query(VIEW_OPEN_REPORT_SQL)
                     .bind(short_code)
                     .bind(now);
-                direct.fetch_optional(query).await?
+                pool.fetch_optional(query).await?
             }
-            None if self.ctx.db.get_database_backend() == DbBackend::Sqlite => {
-                self.ctx
-                    .db
-                    .query_one_raw(Statement::from_sql_and_values(
-                        DbBackend::Sqlite,
-                        VIEW_OPEN_REPORT_SQLITE,
-                        [short_code.into(), now.into()],
-                    ))
-                    .await?
+            Some(Direct::Sqlite(pool)) => {
+                let query = sea_orm::sqlx::query(VIEW_OPEN_REPORT_SQLITE)
+                    .bind(short_code)
+                    .bind(now);
+                pool.fetch_optional(query).await?
             }
             None => return Ok(None),
         };

@@ -4,15 +4,20 @@
 //! Series are kept and rendered by `metrics-exporter-prometheus`, whose recorder belongs
 //! to [`Metrics`] (in `AppState`) rather than being installed globally: a test process
 //! runs many apps, and each must count only its own requests.
-use std::sync::Mutex;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::web;
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{
+    Counter, Histogram, counter, describe_counter, describe_gauge, describe_histogram, gauge,
+    histogram,
+};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
@@ -42,6 +47,12 @@ const UPKEEP_EVERY: u64 = 1024;
 pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
+    /// The series of each (method, status) and route pattern, registered on first use.
+    /// Registering hashes the name and labels and allocates the label strings; this runs
+    /// on every request, so each series is looked up in the recorder once and its handle
+    /// kept. Bounded: route patterns are the app's own, methods outside the standard ones
+    /// share one label (see [`method_label`]), statuses are three digits.
+    series: RwLock<HashMap<(&'static str, u16), HashMap<Box<str>, Series>>>,
     observed: AtomicU64,
     /// When the table row gauges were last set.
     table_rows_at: Mutex<Option<Instant>>,
@@ -76,26 +87,47 @@ impl Metrics {
         Self {
             recorder,
             handle,
+            series: RwLock::new(HashMap::new()),
             observed: AtomicU64::new(0),
             table_rows_at: Mutex::new(None),
         }
     }
 
-    pub fn observe(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
-        metrics::with_local_recorder(&self.recorder, || {
-            counter!(
-                REQUESTS,
-                "method" => method.to_owned(),
-                "route" => route.to_owned(),
-                "status" => status.to_string(),
-            )
-            .increment(1);
-            histogram!(DURATIONS, "method" => method.to_owned(), "route" => route.to_owned())
-                .record(elapsed);
-        });
+    pub fn observe(&self, method: &Method, route: &str, status: u16, elapsed: Duration) {
+        let method = method_label(method);
+        let known = self
+            .series
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(method, status))
+            .and_then(|routes| routes.get(route))
+            .cloned();
+        let series = known.unwrap_or_else(|| self.register(method, route, status));
+        series.requests.increment(1);
+        series.durations.record(elapsed);
         if self.observed.fetch_add(1, Ordering::Relaxed) % UPKEEP_EVERY == UPKEEP_EVERY - 1 {
             self.handle.run_upkeep();
         }
+    }
+
+    /// The series of a (method, route, status) seen for the first time.
+    fn register(&self, method: &'static str, route: &str, status: u16) -> Series {
+        let series = metrics::with_local_recorder(&self.recorder, || Series {
+            requests: counter!(
+                REQUESTS,
+                "method" => method,
+                "route" => route.to_owned(),
+                "status" => status.to_string(),
+            ),
+            durations: histogram!(DURATIONS, "method" => method, "route" => route.to_owned()),
+        });
+        self.series
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((method, status))
+            .or_default()
+            .insert(route.into(), series.clone());
+        series
     }
 
     /// Whether the table row counts are old enough (or missing) to be taken again.
@@ -130,6 +162,33 @@ impl Metrics {
     }
 }
 
+/// The handles of one request series.
+#[derive(Clone)]
+struct Series {
+    requests: Counter,
+    durations: Histogram,
+}
+
+/// The method label: the standard methods by name, any other (a client may send any
+/// token) as `OTHER`, so strangers cannot add series at will.
+fn method_label(method: &Method) -> &'static str {
+    const STANDARD: [Method; 9] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    STANDARD
+        .iter()
+        .find(|m| *m == method)
+        .map_or("OTHER", |m| m.as_str())
+}
+
 pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -144,7 +203,7 @@ pub async fn middleware(
         Err(err) => {
             if let Some(metrics) = metrics {
                 let status = err.as_response_error().status_code().as_u16();
-                metrics.observe(method.as_str(), UNMATCHED, status, started.elapsed());
+                metrics.observe(&method, UNMATCHED, status, started.elapsed());
             }
             return Err(err);
         }
@@ -152,7 +211,7 @@ pub async fn middleware(
     if let Some(metrics) = metrics {
         let route = res.request().match_pattern();
         metrics.observe(
-            method.as_str(),
+            &method,
             route.as_deref().unwrap_or(UNMATCHED),
             res.status().as_u16(),
             started.elapsed(),
@@ -169,16 +228,22 @@ mod tests {
     fn requests_are_counted_by_pattern_with_a_histogram() {
         let m = Metrics::new();
         m.observe(
-            "GET",
+            &Method::GET,
             "/api/v1/datasets/{id}",
             200,
             Duration::from_millis(3),
         );
         m.observe(
-            "GET",
+            &Method::GET,
             "/api/v1/datasets/{id}",
             200,
             Duration::from_millis(300),
+        );
+        m.observe(
+            &Method::GET,
+            "/api/v1/datasets/{id}",
+            404,
+            Duration::from_millis(1),
         );
         let out = m.handle.render();
         for needle in [
@@ -186,9 +251,10 @@ mod tests {
             "# TYPE iops_http_requests_total counter",
             "iops_http_requests_total{method=\"GET\",route=\"/api/v1/datasets/{id}\",status=\"200\"} 2",
             "# TYPE iops_http_request_duration_seconds histogram",
-            "iops_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/datasets/{id}\",le=\"0.005\"} 1",
-            "iops_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/datasets/{id}\",le=\"+Inf\"} 2",
-            "iops_http_request_duration_seconds_count{method=\"GET\",route=\"/api/v1/datasets/{id}\"} 2",
+            "iops_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/datasets/{id}\",le=\"0.005\"} 2",
+            "iops_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/datasets/{id}\",le=\"+Inf\"} 3",
+            "iops_http_requests_total{method=\"GET\",route=\"/api/v1/datasets/{id}\",status=\"404\"} 1",
+            "iops_http_request_duration_seconds_count{method=\"GET\",route=\"/api/v1/datasets/{id}\"} 3",
         ] {
             assert!(out.contains(needle), "missing {needle} in:\n{out}");
         }
@@ -197,9 +263,26 @@ mod tests {
     #[test]
     fn each_app_counts_only_its_own_requests() {
         let (a, b) = (Metrics::new(), Metrics::new());
-        a.observe("GET", "/a", 200, Duration::from_millis(1));
+        a.observe(&Method::GET, "/a", 200, Duration::from_millis(1));
         assert!(a.handle.render().contains("route=\"/a\""));
         assert!(!b.handle.render().contains("route=\"/a\""));
+    }
+
+    #[test]
+    fn unknown_methods_share_one_label() {
+        let m = Metrics::new();
+        for name in ["FOO", "BAR"] {
+            let method = Method::from_bytes(name.as_bytes()).unwrap();
+            m.observe(&method, UNMATCHED, 405, Duration::from_millis(1));
+        }
+        let out = m.handle.render();
+        assert!(
+            out.contains(
+                "iops_http_requests_total{method=\"OTHER\",route=\"unmatched\",status=\"405\"} 2"
+            ),
+            "{out}"
+        );
+        assert!(!out.contains("FOO") && !out.contains("BAR"), "{out}");
     }
 
     #[test]
@@ -219,7 +302,7 @@ mod tests {
     #[test]
     fn label_values_are_escaped() {
         let m = Metrics::new();
-        m.observe("GET", "a\"b\nc", 200, Duration::from_millis(1));
+        m.observe(&Method::GET, "a\"b\nc", 200, Duration::from_millis(1));
         let out = m.handle.render();
         assert!(out.contains(r#"route="a\"b\nc""#), "{out}");
     }

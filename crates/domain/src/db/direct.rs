@@ -1,48 +1,112 @@
-//! A small second pool of PostgreSQL connections for statements on the hot path.
+//! A small second pool of connections for statements on the hot path.
 //!
-//! sqlx's pool pings every connection it takes back (`Sync`, then wait for
-//! `ReadyForQuery`), unconditionally: one extra round trip per statement, paid by the
-//! server and by PostgreSQL. On the public view, a single statement, that ping doubled
-//! PostgreSQL's work per view (see docs/performance.md). This pool (deadpool over plain
-//! sqlx connections) takes a connection back without a round trip, pings only one that
-//! sat idle, and closes one whose statement failed or was cancelled mid-way, whose
-//! protocol state is then unknown.
+//! sqlx's pool pings every connection it takes back (PostgreSQL: `Sync`, then wait for
+//! `ReadyForQuery`; SQLite: a message to the connection's worker thread and its answer),
+//! unconditionally: one extra round trip per statement, paid by the server and by the
+//! database. On the public view, a single statement, that ping doubled PostgreSQL's work
+//! per view (see docs/performance.md). This pool (deadpool over plain sqlx connections)
+//! takes a connection back without a round trip, pings only one that sat idle, and closes
+//! one whose statement failed or was cancelled mid-way, whose protocol state is then
+//! unknown.
 use std::sync::Arc;
 
 use deadpool::managed::{self, Metrics, Object, PoolError, RecycleError, RecycleResult, Timeouts};
-use sea_orm::sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection};
+use sea_orm::sqlx::postgres::PgConnection;
 use sea_orm::sqlx::query::Query;
-use sea_orm::sqlx::{self, Connection, Postgres};
+use sea_orm::sqlx::sqlite::SqliteConnection;
+use sea_orm::sqlx::{self, ConnectOptions, Connection, IntoArguments};
 use sea_orm::{ConnAcquireErr, DatabaseConnection, DbBackend, DbErr, QueryResult, RuntimeErr};
 
 use super::{ACQUIRE_TIMEOUT, PING_IF_IDLE_FOR};
 
-/// Connections of the hot-path pool, per process, on top of the main pool's.
-const SIZE: usize = 8;
+/// PostgreSQL connections of the hot-path pool, per worker thread (see
+/// [`super::Database::for_this_thread`]), on top of the main pool's.
+const POSTGRES_SIZE: usize = 8;
 
-/// Connections to the database of a [`DatabaseConnection`], outside its sqlx pool.
+/// SQLite's hot-path pool is ONE connection per process: SQLite takes one writer at a
+/// time, and every hot-path statement writes (it counts the view). Two writers would not
+/// run side by side; the loser would wait in SQLite's busy handler, which sleeps in steps
+/// of 1 to 100 ms, where the same wait in this pool's queue ends the moment the statement
+/// ahead is done.
+const SQLITE_SIZE: usize = 1;
+
+/// The hot-path pool of one database, of its backend's connection type.
 #[derive(Clone)]
-pub struct DirectPool {
-    pool: managed::Pool<Manager>,
+pub enum Direct {
+    Postgres(DirectPool<PgConnection>),
+    Sqlite(DirectPool<SqliteConnection>),
 }
 
-impl DirectPool {
-    /// A pool on the same database, with the same connect options, as `db` when `db` is
-    /// PostgreSQL; `None` otherwise (SQLite runs statements in-process, where the ping
-    /// is a hop to the driver's thread, not a network round trip). Opens nothing until
-    /// first used.
-    pub fn for_postgres(db: &DatabaseConnection) -> Option<Self> {
-        if db.get_database_backend() != DbBackend::Postgres {
-            return None;
+impl Direct {
+    /// A pool on the same database, with the same connect options (SQLite's pragmas
+    /// included), as `db`; `None` for a backend without one. Opens nothing until first
+    /// used.
+    pub fn of(db: &DatabaseConnection) -> Option<Self> {
+        match db.get_database_backend() {
+            DbBackend::Postgres => {
+                let options = db.get_postgres_connection_pool().connect_options();
+                DirectPool::new(options, POSTGRES_SIZE).map(Direct::Postgres)
+            }
+            DbBackend::Sqlite => {
+                let options = db.get_sqlite_connection_pool().connect_options();
+                DirectPool::new(options, SQLITE_SIZE).map(Direct::Sqlite)
+            }
+            _ => None,
         }
-        let options = db.get_postgres_connection_pool().connect_options();
+    }
+
+    /// The pool for one worker thread: PostgreSQL connections wake the runtime that opened
+    /// them, so each thread gets its own; SQLite's one writer is shared by the process.
+    pub fn for_this_thread(&self, db: &DatabaseConnection) -> Option<Self> {
+        match self {
+            Direct::Postgres(_) => Direct::of(db),
+            Direct::Sqlite(_) => Some(self.clone()),
+        }
+    }
+
+    /// Closes the pool: idle connections now, the others when they come back.
+    pub fn close(&self) {
+        match self {
+            Direct::Postgres(pool) => pool.close(),
+            Direct::Sqlite(pool) => pool.close(),
+        }
+    }
+}
+
+/// Connections to one database outside sea-orm's sqlx pool.
+pub struct DirectPool<C: Connection + 'static>
+where
+    C::Options: Sync,
+{
+    pool: managed::Pool<Manager<C>>,
+}
+
+impl<C: Connection + 'static> Clone for DirectPool<C>
+where
+    C::Options: Sync,
+{
+    fn clone(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
+        }
+    }
+}
+
+impl<C> DirectPool<C>
+where
+    C: Connection + 'static,
+    C::Options: Sync,
+    for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
+    QueryResult: From<<C::Database as sqlx::Database>::Row>,
+{
+    fn new(options: Arc<C::Options>, size: usize) -> Option<Self> {
         let timeouts = Timeouts {
             wait: Some(ACQUIRE_TIMEOUT),
             create: Some(ACQUIRE_TIMEOUT),
             recycle: Some(ACQUIRE_TIMEOUT),
         };
         let pool = managed::Pool::builder(Manager { options })
-            .max_size(SIZE)
+            .max_size(size)
             .timeouts(timeouts)
             .runtime(deadpool::Runtime::Tokio1)
             .build()
@@ -51,17 +115,19 @@ impl DirectPool {
         Some(Self { pool })
     }
 
-    /// Closes the pool: idle connections now, the others when they come back.
-    pub fn close(&self) {
+    fn close(&self) {
         self.pool.close();
     }
 
     /// Runs `query` (prepared once per connection, then reused) and returns its first
     /// row, if any, in sea-orm's form, for `FromQueryResult`.
-    pub async fn fetch_optional(
+    pub async fn fetch_optional<'q, A>(
         &self,
-        query: Query<'_, Postgres, PgArguments>,
-    ) -> Result<Option<QueryResult>, DbErr> {
+        query: Query<'q, C::Database, A>,
+    ) -> Result<Option<QueryResult>, DbErr>
+    where
+        A: IntoArguments<C::Database> + 'q,
+    {
         let mut lease = Lease(Some(self.pool.get().await.map_err(acquire_error)?));
         let result = match lease.0.as_mut() {
             Some(conn) => query.fetch_optional(&mut **conn).await,
@@ -83,31 +149,36 @@ impl DirectPool {
 
 /// A connection in use. Dropped while still holding it (the request was cancelled in
 /// the middle of a statement), it closes the connection instead of returning it.
-struct Lease(Option<Object<Manager>>);
+struct Lease<C: Connection + 'static>(Option<Object<Manager<C>>>)
+where
+    C::Options: Sync;
 
-impl Drop for Lease {
+impl<C: Connection + 'static> Drop for Lease<C>
+where
+    C::Options: Sync,
+{
     fn drop(&mut self) {
         self.0.take().map(Object::take);
     }
 }
 
-struct Manager {
-    options: Arc<PgConnectOptions>,
+struct Manager<C: Connection> {
+    options: Arc<C::Options>,
 }
 
-impl managed::Manager for Manager {
-    type Type = PgConnection;
+impl<C> managed::Manager for Manager<C>
+where
+    C: Connection + 'static,
+    C::Options: Sync,
+{
+    type Type = C;
     type Error = sqlx::Error;
 
-    async fn create(&self) -> Result<PgConnection, sqlx::Error> {
-        PgConnection::connect_with(&self.options).await
+    async fn create(&self) -> Result<C, sqlx::Error> {
+        self.options.connect().await
     }
 
-    async fn recycle(
-        &self,
-        conn: &mut PgConnection,
-        metrics: &Metrics,
-    ) -> RecycleResult<sqlx::Error> {
+    async fn recycle(&self, conn: &mut C, metrics: &Metrics) -> RecycleResult<sqlx::Error> {
         if metrics.last_used() >= PING_IF_IDLE_FOR {
             conn.ping().await.map_err(RecycleError::Backend)?;
         }
