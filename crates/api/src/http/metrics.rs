@@ -52,7 +52,7 @@ pub struct Metrics {
     /// on every request, so each series is looked up in the recorder once and its handle
     /// kept. Bounded: route patterns are the app's own, methods outside the standard ones
     /// share one label (see [`method_label`]), statuses are three digits.
-    series: RwLock<HashMap<(&'static str, u16), HashMap<Box<str>, Series>>>,
+    series: RwLock<SeriesByKey>,
     observed: AtomicU64,
     /// When the table row gauges were last set.
     table_rows_at: Mutex<Option<Instant>>,
@@ -161,6 +161,9 @@ impl Metrics {
         self.handle.render()
     }
 }
+
+/// Series by (method label, status), then by route pattern (looked up as `&str`).
+type SeriesByKey = HashMap<(&'static str, u16), HashMap<Box<str>, Series>>;
 
 /// The handles of one request series.
 #[derive(Clone)]
