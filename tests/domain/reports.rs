@@ -603,6 +603,117 @@ async fn views_across_processes_body(db: TestDb) {
 }
 
 on_both!(
+    page_content_is_fresh_here_and_within_the_ttl_elsewhere,
+    content_freshness_body
+);
+/// The page content (not the count) may be reused by a process for the TTL: this
+/// process's own edits show at once, another's within the TTL, and with a TTL of zero
+/// every view reads it.
+async fn content_freshness_body(db: TestDb) {
+    let ttl = std::time::Duration::from_millis(400);
+    let settings = domain::Settings {
+        report_cache_ttl: ttl,
+        ..domain::Settings::default()
+    };
+    let h = crate::support::harness_with(db, settings).await;
+    let d = &h.domain;
+    let other = h.second_process().await;
+    let (user, analysis) = owner_with_analysis(d, Tier::Pro).await;
+    let code = d
+        .reports
+        .create(user, analysis, NewReport::default())
+        .await
+        .unwrap()
+        .short_code;
+    let name = |view: domain::PublicView| view.analysis.name;
+    let rename = |to: &str| domain::AnalysisChange {
+        name: Some(to.to_owned()),
+        ..Default::default()
+    };
+    // Both processes have the page content now.
+    assert_eq!(
+        name(d.reports.view(&code, None).await.unwrap()),
+        "shared analysis"
+    );
+    assert_eq!(
+        name(other.reports.view(&code, None).await.unwrap()),
+        "shared analysis"
+    );
+
+    d.analyses
+        .update(user, analysis, rename("renamed"))
+        .await
+        .unwrap();
+    assert_eq!(
+        name(d.reports.view(&code, None).await.unwrap()),
+        "renamed",
+        "own edit at once"
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let seen = name(other.reports.view(&code, None).await.unwrap());
+        if seen == "renamed" {
+            break;
+        }
+        assert_eq!(seen, "shared analysis");
+        assert!(
+            started.elapsed() < ttl,
+            "another process's edit shows within the TTL"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    // A chart added by the other process: there at once; here within the TTL.
+    let chart = domain::NewChart {
+        name: "By month".to_owned(),
+        chart_type: domain::ChartType::Line,
+        config: domain::ChartConfig {
+            x: Some("month".to_owned()),
+            y: vec!["revenue".to_owned()],
+            ..Default::default()
+        },
+    };
+    other.charts.create(user, analysis, chart).await.unwrap();
+    assert_eq!(
+        other.reports.view(&code, None).await.unwrap().charts.len(),
+        1
+    );
+    tokio::time::sleep(ttl).await;
+    assert_eq!(d.reports.view(&code, None).await.unwrap().charts.len(), 1);
+
+    // Counted exactly throughout, whatever was reused.
+    let views = d
+        .reports
+        .get(user, entity_id(d, &code).await)
+        .await
+        .unwrap()
+        .view_count;
+    let next = other.reports.view(&code, None).await.unwrap().view_count;
+    assert_eq!(next, views + 1);
+
+    // Without the cache, another process's edit shows on the next view.
+    let uncached = h
+        .second_process_with(domain::Settings {
+            report_cache_ttl: std::time::Duration::ZERO,
+            ..domain::Settings::default()
+        })
+        .await;
+    let _ = uncached.reports.view(&code, None).await.unwrap();
+    d.analyses
+        .update(user, analysis, rename("again"))
+        .await
+        .unwrap();
+    assert_eq!(
+        name(uncached.reports.view(&code, None).await.unwrap()),
+        "again"
+    );
+}
+
+async fn entity_id(d: &Domain, code: &str) -> Id {
+    stored(d.database().connection(), code).await.id
+}
+
+on_both!(
     unlock_is_throttled_per_report_and_client,
     unlock_throttle_body
 );

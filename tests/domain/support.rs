@@ -40,12 +40,18 @@ pub async fn harness_with(db: TestDb, settings: Settings) -> Harness {
 impl Harness {
     /// A second, independent domain on the same database: a stand-in for a second process.
     pub async fn second_process(&self) -> Domain {
+        self.second_process_with(self.domain.settings().clone())
+            .await
+    }
+
+    /// [`Harness::second_process`] with settings of its own.
+    pub async fn second_process_with(&self, settings: Settings) -> Domain {
         let conn = self.db.connect().await;
         iops_tests::domain(
             conn,
             self.clock.clone(),
             Arc::new(self.store.clone()),
-            self.domain.settings().clone(),
+            settings,
         )
     }
 }

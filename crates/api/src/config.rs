@@ -11,6 +11,9 @@ pub const DEFAULT_DATA_DIR: &str = "./data";
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 52_428_800;
 /// Longest accepted `IOPS_EVENTS_RETENTION_DAYS`: a hundred years.
 pub const MAX_EVENTS_RETENTION_DAYS: u32 = 36_500;
+/// Longest accepted `IOPS_REPORT_CACHE_MS`: a minute. Longer, an edit could stay unseen on
+/// other servers for longer than anyone would wait for it.
+pub const MAX_REPORT_CACHE_MS: u64 = 60_000;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -38,6 +41,9 @@ pub struct Config {
     /// `IOPS_EVENTS_RETENTION_DAYS`, default 400: product events older than this are
     /// refused at ingest and deleted (hourly, and by `iops events prune`).
     pub events_retention_days: u32,
+    /// `IOPS_REPORT_CACHE_MS`, default 1000: how long a public report's page content (not
+    /// its view count) read by this process serves further views; 0 reads it every time.
+    pub report_cache: std::time::Duration,
     /// `IOPS_ENCRYPTION_KEYS`/`IOPS_ENCRYPTION_KEY_ID` when set; otherwise the key file
     /// in the data dir is used (created on first start). Key bytes never print.
     pub encryption: Option<std::sync::Arc<domain::Keyring>>,
@@ -406,6 +412,15 @@ pub struct RawSettings {
         hide_env_values = true
     )]
     pub events_retention_days: Option<String>,
+    /// Milliseconds a public report's content is reused across views; 0 for never [default: 1000]
+    #[arg(
+        long,
+        global = true,
+        value_name = "MS",
+        env = "IOPS_REPORT_CACHE_MS",
+        hide_env_values = true
+    )]
+    pub report_cache_ms: Option<String>,
     /// Log filter [default: info]
     #[arg(
         long = "log",
@@ -467,6 +482,7 @@ impl Config {
             engine_url,
             query_columnar_min_mb,
             events_retention_days,
+            report_cache_ms,
             log_filter,
         } = raw;
         let data_dir = PathBuf::from(set(data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into()));
@@ -621,6 +637,18 @@ impl Config {
             ))
         })?;
 
+        let report_cache = match set(report_cache_ms) {
+            None => domain::DEFAULT_REPORT_CACHE_TTL,
+            Some(raw) => match raw.trim().parse::<u64>() {
+                Ok(ms) if ms <= MAX_REPORT_CACHE_MS => std::time::Duration::from_millis(ms),
+                _ => {
+                    return Err(Error::config(format!(
+                        "IOPS_REPORT_CACHE_MS must be a whole number of milliseconds from 0 to {MAX_REPORT_CACHE_MS}, got '{raw}'"
+                    )));
+                }
+            },
+        };
+
         let mut billing = domain::billing::BillingConfig::new(&public_url).with_prices(
             match set(stripe_prices) {
                 None => Vec::new(),
@@ -668,6 +696,7 @@ impl Config {
             query,
             hash_concurrency,
             events_retention_days,
+            report_cache,
             encryption,
             smtp,
             public_url,
@@ -748,6 +777,7 @@ impl Config {
             connections_allow: self.connections_allow.clone(),
             import_timeout: std::time::Duration::from_secs(self.import_timeout_secs),
             events_retention_days: self.events_retention_days,
+            report_cache_ttl: self.report_cache,
             ..domain::Settings::default()
         }
     }
@@ -823,6 +853,7 @@ mod tests {
             engine_url: get("IOPS_ENGINE_URL"),
             query_columnar_min_mb: get("IOPS_QUERY_COLUMNAR_MIN_MB"),
             events_retention_days: get("IOPS_EVENTS_RETENTION_DAYS"),
+            report_cache_ms: get("IOPS_REPORT_CACHE_MS"),
             log_filter: get("RUST_LOG"),
         })
     }
@@ -995,6 +1026,26 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(err.starts_with("IOPS_STORAGE_URL: "), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn report_cache_has_a_default_can_be_off_and_refuses_nonsense() {
+        let ttl = |c: Config| c.settings().report_cache_ttl;
+        assert_eq!(ttl(config(&[]).unwrap()), std::time::Duration::from_secs(1));
+        let off = config(&[("IOPS_REPORT_CACHE_MS", "0")]).unwrap();
+        assert_eq!(ttl(off), std::time::Duration::ZERO);
+        let set = config(&[("IOPS_REPORT_CACHE_MS", "250")]).unwrap();
+        assert_eq!(ttl(set), std::time::Duration::from_millis(250));
+        for bad in ["-1", "1.5", "soon", "60001"] {
+            let Err(err) = config(&[("IOPS_REPORT_CACHE_MS", bad)]) else {
+                panic!("IOPS_REPORT_CACHE_MS={bad} was accepted");
+            };
+            let err = err.to_string();
+            assert!(
+                err.contains("IOPS_REPORT_CACHE_MS") && err.contains(bad),
+                "{err}"
+            );
         }
     }
 

@@ -237,6 +237,7 @@ impl Analyses {
         )
         .await?;
         txn.commit().await?;
+        self.ctx.report_pages_changed();
         Ok(row.into())
     }
 
@@ -277,6 +278,7 @@ impl Analyses {
         )
         .await?;
         txn.commit().await?;
+        self.ctx.report_pages_changed();
         Ok(())
     }
 
@@ -415,6 +417,7 @@ impl Analyses {
         };
         log(&txn, actor, now, &row, "analysis.ran", metadata).await?;
         txn.commit().await?;
+        self.ctx.report_pages_changed();
         let props =
             serde_json::json!({"status": if outcome.is_ok() { "completed" } else { "failed" }});
         self.ctx

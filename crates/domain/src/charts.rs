@@ -289,6 +289,7 @@ impl Charts {
         .map_err(Error::parent_gone)?;
         log(&txn, &actor, now, analysis.user_id, &model, "chart.created").await?;
         txn.commit().await?;
+        self.ctx.report_pages_changed();
         chart_of(model, None)
     }
 
@@ -370,6 +371,7 @@ impl Charts {
         let chart = updated.into_iter().next().ok_or(Error::NotFound)?;
         log(&txn, &actor, now, analysis.user_id, &chart, "chart.updated").await?;
         txn.commit().await?;
+        self.ctx.report_pages_changed();
         chart_of(chart, embed)
     }
 
@@ -396,6 +398,7 @@ impl Charts {
         let owner_id = analysis_of(&txn, &chart).await?.user_id;
         log(&txn, &actor, now, owner_id, &chart, "chart.deleted").await?;
         txn.commit().await?;
+        self.ctx.report_pages_changed();
         Ok(())
     }
 

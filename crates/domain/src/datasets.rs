@@ -297,6 +297,7 @@ impl Datasets {
         };
         log(&txn, &actor, now, &row, "dataset.updated").await?;
         txn.commit().await?;
+        self.ctx.report_pages_changed();
         let mut renamed = [Dataset::from(row)];
         columns::fill(&self.ctx, &mut renamed).await?;
         let [dataset] = renamed;
@@ -357,6 +358,7 @@ async fn delete_dataset(ctx: Context, actor: Actor, id: Id) -> Result<()> {
     }
     log(&txn, &actor, now, &dataset, "dataset.deleted").await?;
     txn.commit().await?;
+    ctx.report_pages_changed();
     if let Some(key) = dataset.file_path {
         match columnar::remove_files(ctx.store()?.as_ref(), &key).await {
             Ok(()) => {}

@@ -146,7 +146,14 @@ pub struct Settings {
     /// Product events older than this many days are refused at ingest and deleted by
     /// [`Events::prune`].
     pub events_retention_days: u32,
+    /// How long a public report's page content (its analysis, dataset and charts) read by
+    /// this process may serve further views; zero reads it on every view. The view count
+    /// and the view rules are never cached. See [`Reports::view`].
+    pub report_cache_ttl: std::time::Duration,
 }
+
+/// The default of [`Settings::report_cache_ttl`].
+pub const DEFAULT_REPORT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Default for Settings {
     fn default() -> Self {
@@ -158,6 +165,7 @@ impl Default for Settings {
             connections_allow: connections::AllowList::default(),
             import_timeout: std::time::Duration::from_secs(60),
             events_retention_days: DEFAULT_EVENTS_RETENTION_DAYS,
+            report_cache_ttl: DEFAULT_REPORT_CACHE_TTL,
         }
     }
 }
@@ -183,6 +191,8 @@ pub struct Context {
     copies: Arc<datasets::columnar::Copies>,
     /// Datasets whose columns could not be read lately.
     unreadable: Arc<datasets::columns::Unreadable>,
+    /// Public report pages' content read lately.
+    report_content: Arc<reports::ContentCache>,
     settings: Settings,
 }
 
@@ -204,6 +214,7 @@ impl Context {
             billing: Arc::default(),
             copies: Arc::default(),
             unreadable: Arc::default(),
+            report_content: Arc::default(),
             settings: Settings::default(),
         }
     }
@@ -264,6 +275,12 @@ impl Context {
     /// The settings in force.
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// Something public report pages show (an analysis, a chart, a dataset) was changed
+    /// and committed: the page content this process has read is no longer used.
+    pub(crate) fn report_pages_changed(&self) {
+        self.report_content.changed();
     }
 
     fn keyring(&self) -> Result<&Keyring> {

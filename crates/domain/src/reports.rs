@@ -4,6 +4,11 @@
 //! user_id = caller)` inside the statement itself, so another user's report is a plain
 //! [`Error::NotFound`]. The public side ([`Reports::view`], [`Reports::unlock`]) is keyed
 //! by short code and applies the contract's rules in their fixed order.
+mod content;
+
+use std::sync::Arc;
+use std::time::Instant;
+
 use chrono::{DateTime, NaiveDateTime, Utc};
 use entity::{analyses, datasets, reports};
 use sea_orm::{
@@ -23,6 +28,8 @@ use crate::passwords::{self, Hasher, Verified};
 use crate::throttle::{self, Scope};
 use crate::tokens::{IssuedToken, Tokens};
 use crate::{ChartConfig, ChartType, Context, Id, Report, Status, codes, db, usage};
+use content::Content;
+pub(crate) use content::ContentCache;
 
 /// Length of a new short code. Each character is drawn uniformly from the 62 base62
 /// characters (the contract's alphabet), so a code carries 10 * log2(62) ≈ 59.5 bits from
@@ -141,19 +148,28 @@ pub struct PublicDataset {
 }
 
 impl PublicView {
+    /// The view of a counted report with its page content.
+    fn new(counted: CountedRow, content: &Content) -> Self {
+        Self {
+            short_code: counted.short_code,
+            view_count: counted.view_count,
+            expires_at: counted.expires_at.map(|at| at.and_utc()),
+            created_at: counted.created_at.and_utc(),
+            analysis: content.analysis.clone(),
+            dataset: content.dataset.clone(),
+            charts: content.charts.clone(),
+        }
+    }
+
     fn of(
         report: reports::Model,
         analysis: analyses::Model,
         dataset: Option<datasets::Model>,
         charts: Vec<PublicChart>,
     ) -> Result<Self> {
-        // The same shape as a row of the one-statement path, so that both paths build
-        // the view in one place.
-        PublicView::try_from(PublicRow {
-            short_code: report.short_code,
-            view_count: report.view_count,
-            expires_at: report.expires_at,
-            created_at: report.created_at,
+        // The same shapes as the rows of the hot path, so that both paths build the view
+        // in one place.
+        let content = Content::try_from(ContentRow {
             analysis_name: analysis.name,
             analysis_status: analysis.status,
             analysis_config: analysis.config.map(|v| v.to_string()),
@@ -163,18 +179,35 @@ impl PublicView {
             dataset_row_count: dataset.as_ref().and_then(|d| d.row_count),
             dataset_column_count: dataset.as_ref().and_then(|d| d.column_count),
             charts: None,
+        })?;
+        let counted = CountedRow {
+            short_code: report.short_code,
+            view_count: report.view_count,
+            expires_at: report.expires_at,
+            created_at: report.created_at,
+            analysis_id: report.analysis_id,
+        };
+        Ok(PublicView {
+            charts,
+            ..PublicView::new(counted, &content)
         })
-        .map(|view| PublicView { charts, ..view })
     }
 }
 
-/// One row of [`VIEW_OPEN_REPORT_SQL`]: a [`PublicView`] flattened by the join.
+/// The row of [`COUNT_OPEN_VIEW_SQL`]: the counted report.
 #[derive(FromQueryResult)]
-struct PublicRow {
+struct CountedRow {
     short_code: String,
     view_count: i32,
     expires_at: Option<NaiveDateTime>,
     created_at: NaiveDateTime,
+    analysis_id: Id,
+}
+
+/// The row of [`CONTENT_SQL`] (and [`CONTENT_SQLITE`]): what a report of the analysis
+/// shows, flattened by the join.
+#[derive(FromQueryResult)]
+struct ContentRow {
     analysis_name: String,
     analysis_status: analyses::Status,
     /// JSON text (`CAST(... AS text)`), see [`PublicAnalysis`].
@@ -189,20 +222,16 @@ struct PublicRow {
     charts: Option<String>,
 }
 
-impl TryFrom<PublicRow> for PublicView {
+impl TryFrom<ContentRow> for Content {
     type Error = Error;
 
-    fn try_from(row: PublicRow) -> Result<Self> {
+    fn try_from(row: ContentRow) -> Result<Self> {
         let raw = |text: Option<String>| {
             text.map(RawValue::from_string)
                 .transpose()
                 .map_err(|e| Error::Internal(format!("stored JSON does not parse: {e}")))
         };
         Ok(Self {
-            short_code: row.short_code,
-            view_count: row.view_count,
-            expires_at: row.expires_at.map(|at| at.and_utc()),
-            created_at: row.created_at.and_utc(),
             analysis: PublicAnalysis {
                 name: row.analysis_name,
                 status: row.analysis_status.into(),
@@ -216,6 +245,7 @@ impl TryFrom<PublicRow> for PublicView {
                 column_count: row.dataset_column_count,
             }),
             charts: match row.charts {
+                // SQLite's `json_group_array` of no rows is `[]`.
                 Some(text) => serde_json::from_str(&text)
                     .map_err(|e| Error::Internal(format!("stored charts do not parse: {e}")))?,
                 None => Vec::new(),
@@ -544,37 +574,68 @@ impl Reports {
         Ok(())
     }
 
-    /// The hot path, in ONE round trip on PostgreSQL: a report that is public, unexpired and
-    /// has no password is counted and read, with its analysis and dataset, by a single
-    /// statement (`UPDATE ... RETURNING` in a CTE, joined). The WHERE clause holds exactly
-    /// the conditions under which the rules end in "count the view", so the count is still
-    /// one atomic increment. `None` sends every other case (unknown, private, expired,
-    /// password) down the rule-by-rule path of [`Reports::view`]. It runs on the hot-path
-    /// pool ([`Direct`]), whose connections go back without the ping round trip of sqlx's
-    /// pool; on SQLite that pool is the process's one writer connection. SQLite has no
-    /// data-modifying CTE: there one `UPDATE ... RETURNING` with subqueries does the same
-    /// ([`VIEW_OPEN_REPORT_SQLITE`]).
+    /// The hot path: a report that is public, unexpired and has no password is counted
+    /// by ONE statement (`UPDATE ... RETURNING`, the same on both backends), whose WHERE
+    /// clause holds exactly the conditions under which the rules end in "count the view",
+    /// so the count is still one atomic increment and the rules are decided by the
+    /// database at that instant. The page's content comes from [`Reports::content_of`].
+    /// `None` sends every other case (unknown, private, expired, password) down the
+    /// rule-by-rule path of [`Reports::view`].
+    ///
+    /// Both statements run on the hot-path pool ([`Direct`]), whose connections go back
+    /// without the ping round trip of sqlx's pool; on SQLite that pool is the process's
+    /// one writer connection.
     async fn view_open_report(&self, short_code: &str) -> Result<Option<PublicView>> {
         let now = self.ctx.clock.now_naive();
         let row = match self.ctx.database.direct() {
             Some(Direct::Postgres(pool)) => {
-                let query = sea_orm::sqlx::query(VIEW_OPEN_REPORT_SQL)
+                let query = sea_orm::sqlx::query(COUNT_OPEN_VIEW_SQL)
                     .bind(short_code)
                     .bind(now);
                 pool.fetch_optional(query).await?
             }
             Some(Direct::Sqlite(pool)) => {
-                let query = sea_orm::sqlx::query(VIEW_OPEN_REPORT_SQLITE)
+                let query = sea_orm::sqlx::query(COUNT_OPEN_VIEW_SQL)
                     .bind(short_code)
                     .bind(now);
                 pool.fetch_optional(query).await?
             }
             None => return Ok(None),
         };
-        match row {
-            Some(row) => PublicView::try_from(PublicRow::from_query_result(&row, "")?).map(Some),
-            None => Ok(None),
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let counted = CountedRow::from_query_result(&row, "")?;
+        let content = self.content_of(counted.analysis_id).await?;
+        Ok(Some(PublicView::new(counted, &content)))
+    }
+
+    /// What a report of `analysis_id` shows: from this process's cache while fresh
+    /// (see [`content`] for how fresh), else read by one statement and kept.
+    async fn content_of(&self, analysis_id: Id) -> Result<Arc<Content>> {
+        let cache = &self.ctx.report_content;
+        if let Some(content) = cache.fresh(analysis_id, self.ctx.settings.report_cache_ttl) {
+            return Ok(content);
         }
+        let generation = cache.generation();
+        let read_at = Instant::now();
+        let row = match self.ctx.database.direct() {
+            Some(Direct::Postgres(pool)) => {
+                let query = sea_orm::sqlx::query(CONTENT_SQL).bind(analysis_id.0);
+                pool.fetch_optional(query).await?
+            }
+            Some(Direct::Sqlite(pool)) => {
+                let id = analysis_id.0.hyphenated().to_string();
+                let query = sea_orm::sqlx::query(CONTENT_SQLITE).bind(id);
+                pool.fetch_optional(query).await?
+            }
+            None => None,
+        };
+        // Deleted since the view was counted: its reports are going with it.
+        let row = row.ok_or(Error::NotFound)?;
+        let content = Arc::new(Content::try_from(ContentRow::from_query_result(&row, "")?)?);
+        cache.keep(analysis_id, content.clone(), generation, read_at);
+        Ok(content)
     }
 
     /// The charts a report of `analysis_id` shows, oldest first.
@@ -678,17 +739,22 @@ fn new_short_code() -> Result<String> {
     codes::random(SHORT_CODE_LEN)
 }
 
-/// The statement of [`Reports::view_open_report`]. It reads only what [`PublicView`]
-/// shows: every column more is work for PostgreSQL, the wire and the decoder on every view.
-const VIEW_OPEN_REPORT_SQL: &str = "\
-    WITH viewed AS ( \
-        UPDATE reports SET view_count = view_count + 1 \
-         WHERE short_code = $1 AND is_public AND password_hash IS NULL \
-           AND (expires_at IS NULL OR expires_at > $2) \
-        RETURNING short_code, view_count, expires_at, created_at, analysis_id \
-    ) \
-    SELECT viewed.short_code, viewed.view_count, viewed.expires_at, viewed.created_at, \
-           a.name AS analysis_name, a.status AS analysis_status, \
+/// The counting statement of [`Reports::view_open_report`], for both backends: the raw
+/// statement of the benchmark plus the view rules, returning only what the page shows
+/// of the report and the analysis to show (its id as text, the form [`Id`] decodes on
+/// both backends).
+const COUNT_OPEN_VIEW_SQL: &str = "\
+    UPDATE reports SET view_count = view_count + 1 \
+     WHERE short_code = $1 AND is_public AND password_hash IS NULL \
+       AND (expires_at IS NULL OR expires_at > $2) \
+    RETURNING short_code, view_count, expires_at, created_at, \
+              CAST(analysis_id AS text) AS analysis_id";
+
+/// The statement of [`Reports::content_of`] on PostgreSQL. It reads only what
+/// [`PublicView`] shows: every column more is work for PostgreSQL, the wire and the
+/// decoder. The JSON columns come as text, passed on without being decoded.
+const CONTENT_SQL: &str = "\
+    SELECT a.name AS analysis_name, a.status AS analysis_status, \
            CAST(a.config AS text) AS analysis_config, \
            CAST(a.results AS text) AS analysis_results, \
            a.updated_at AS analysis_updated_at, \
@@ -697,35 +763,25 @@ const VIEW_OPEN_REPORT_SQL: &str = "\
            (SELECT CAST(json_agg(json_build_object('id', c.id, 'name', c.name, \
                        'chart_type', c.chart_type, 'config', c.config) \
                        ORDER BY c.created_at, c.id) AS text) \
-              FROM charts c WHERE c.analysis_id = viewed.analysis_id) AS charts \
-      FROM viewed \
-      JOIN analyses a ON a.id = viewed.analysis_id \
-      LEFT JOIN datasets d ON d.id = a.dataset_id";
+              FROM charts c WHERE c.analysis_id = a.id) AS charts \
+      FROM analyses a \
+      LEFT JOIN datasets d ON d.id = a.dataset_id \
+     WHERE a.id = $1";
 
-/// [`VIEW_OPEN_REPORT_SQL`] for SQLite, which has no data-modifying CTE: the `UPDATE`'s
-/// `RETURNING` reads the analysis, the dataset and the charts with subqueries keyed by the
-/// updated row (each a primary-key or indexed lookup), so a view is still one statement
-/// and one atomic increment.
-const VIEW_OPEN_REPORT_SQLITE: &str = "\
-    UPDATE reports SET view_count = view_count + 1 \
-     WHERE short_code = $1 AND is_public AND password_hash IS NULL \
-       AND (expires_at IS NULL OR expires_at > $2) \
-    RETURNING short_code, view_count, expires_at, created_at, \
-       (SELECT a.name FROM analyses a WHERE a.id = analysis_id) AS analysis_name, \
-       (SELECT a.status FROM analyses a WHERE a.id = analysis_id) AS analysis_status, \
-       (SELECT a.config FROM analyses a WHERE a.id = analysis_id) AS analysis_config, \
-       (SELECT a.results FROM analyses a WHERE a.id = analysis_id) AS analysis_results, \
-       (SELECT a.updated_at FROM analyses a WHERE a.id = analysis_id) AS analysis_updated_at, \
-       (SELECT d.name FROM analyses a JOIN datasets d ON d.id = a.dataset_id \
-         WHERE a.id = analysis_id) AS dataset_name, \
-       (SELECT d.row_count FROM analyses a JOIN datasets d ON d.id = a.dataset_id \
-         WHERE a.id = analysis_id) AS dataset_row_count, \
-       (SELECT d.column_count FROM analyses a JOIN datasets d ON d.id = a.dataset_id \
-         WHERE a.id = analysis_id) AS dataset_column_count, \
-       (SELECT json_group_array(json_object('id', c.id, 'name', c.name, \
-                   'chart_type', c.chart_type, 'config', json(c.config)) \
-                   ORDER BY c.created_at, c.id) \
-          FROM charts c WHERE c.analysis_id = reports.analysis_id) AS charts";
+/// [`CONTENT_SQL`] for SQLite (JSON is stored as text there; `json_group_array`).
+const CONTENT_SQLITE: &str = "\
+    SELECT a.name AS analysis_name, a.status AS analysis_status, \
+           a.config AS analysis_config, a.results AS analysis_results, \
+           a.updated_at AS analysis_updated_at, \
+           d.name AS dataset_name, d.row_count AS dataset_row_count, \
+           d.column_count AS dataset_column_count, \
+           (SELECT json_group_array(json_object('id', c.id, 'name', c.name, \
+                       'chart_type', c.chart_type, 'config', json(c.config)) \
+                       ORDER BY c.created_at, c.id) \
+              FROM charts c WHERE c.analysis_id = a.id) AS charts \
+      FROM analyses a \
+      LEFT JOIN datasets d ON d.id = a.dataset_id \
+     WHERE a.id = $1";
 
 /// The report's activity row, in the transaction of its change (only the owner manages
 /// reports, so the row lands in the actor's own feed).
