@@ -20,7 +20,7 @@ use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
@@ -382,6 +382,11 @@ fn validate_name(name: String) -> Result<String> {
 /// the last byte. Returns the size and the shape; refuses to write a byte past
 /// `max_bytes`.
 ///
+/// The parser's thread also writes each chunk to the file, just before parsing it: the
+/// chunk then crosses threads once and is copied once more (by the kernel), where writing
+/// it from this task took a copy into tokio's file buffer and a hop to its blocking pool
+/// per chunk (a tenth of the server's CPU during uploads; docs/performance.md).
+///
 /// A file that fails to parse is refused only once the body has been read to its end (and
 /// no more of it written): the client gets its answer on an intact HTTP exchange, and a
 /// body over the size limit is still "too large" first, as it would be without the parse.
@@ -398,40 +403,43 @@ where
         .write(true)
         .truncate(true)
         .open(path)
-        .await?;
+        .await?
+        .into_std()
+        .await;
     let (chunks, queue) = tokio::sync::mpsc::channel::<Bytes>(PARSE_QUEUE);
     // The parser reads the queue as a blocking `BufRead` on its own thread; the end of the
     // queue (every sender dropped) reads as the end of the file.
     let parser = tokio::task::spawn_blocking(move || {
-        let stream = ReceiverStream::new(queue).map(Ok::<_, std::io::Error>);
-        parse::shape_of(format, SyncIoBridge::new(StreamReader::new(stream)))
+        let stream = ReceiverStream::new(queue).map(move |chunk| {
+            std::io::Write::write_all(&mut file, &chunk)?;
+            Ok::<_, std::io::Error>(chunk)
+        });
+        let mut reader = SyncIoBridge::new(StreamReader::new(stream));
+        let shape = parse::shape_of(format, &mut reader)?;
+        // Whatever the parser left unread (nothing, for a well-formed file) is still
+        // part of the file.
+        std::io::copy(&mut reader, &mut std::io::sink())?;
+        Ok::<_, Error>(shape)
     });
     // `None` once the parser has stopped (it failed; its error is the answer).
     let mut chunks = Some(chunks);
-    let mut buffer = vec![0u8; CHUNK];
     let mut size: u64 = 0;
     loop {
-        let n = fill(&mut body, &mut buffer).await?;
-        if n == 0 {
+        let chunk = next_chunk(&mut body).await?;
+        if chunk.is_empty() {
             break;
         }
-        size += n as u64;
+        size += chunk.len() as u64;
         if size > max_bytes {
             return Err(Error::PayloadTooLarge { max_bytes });
         }
         let Some(sender) = &chunks else {
             continue;
         };
-        file.write_all(&buffer[..n]).await?;
-        if sender
-            .send(Bytes::copy_from_slice(&buffer[..n]))
-            .await
-            .is_err()
-        {
+        if sender.send(chunk).await.is_err() {
             chunks = None;
         }
     }
-    file.flush().await?;
     // The end of the queue is the end of the file for the parser.
     drop(chunks);
     let shape = parser
@@ -440,18 +448,17 @@ where
     Ok((size, shape))
 }
 
-/// Reads into `buffer` until it is full or the body ends; returns the bytes read. A body
-/// arrives in network-sized pieces (a few KiB): handing the parser and the file whole
-/// buffers instead costs a fraction of the thread wake-ups and system calls.
-async fn fill<R: AsyncRead + Unpin>(body: &mut R, buffer: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match body.read(&mut buffer[filled..]).await? {
-            0 => break,
-            n => filled += n,
+/// The next [`CHUNK`] bytes of the body (fewer at its end; none after it). A body arrives
+/// in network-sized pieces (a few KiB): handing the parser and the file whole chunks
+/// instead costs a fraction of the thread wake-ups and system calls.
+async fn next_chunk<R: AsyncRead + Unpin>(body: &mut R) -> std::io::Result<Bytes> {
+    let mut chunk = bytes::BytesMut::with_capacity(CHUNK);
+    while chunk.len() < CHUNK {
+        if body.read_buf(&mut chunk).await? == 0 {
+            break;
         }
     }
-    Ok(filled)
+    Ok(chunk.freeze())
 }
 
 /// A received upload waiting in staging.

@@ -69,8 +69,9 @@ impl Database {
     /// whose threads each run their own async runtime (actix-web's workers): its
     /// PostgreSQL connections are opened on, and wake, the thread that uses them. Shared
     /// across runtimes, each answer would first wake the runtime that opened the
-    /// connection, then hop to the one waiting for it. (SQLite's hot path stays one
-    /// connection per process: its single writer is the point.)
+    /// connection, then hop to the one waiting for it. (SQLite's hot-path connections
+    /// stay shared by the process: they are writers, and more of them would only queue
+    /// for SQLite's one write lock.)
     pub fn for_this_thread(&self) -> Self {
         Self {
             conn: self.conn.clone(),

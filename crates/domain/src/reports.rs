@@ -583,8 +583,7 @@ impl Reports {
     /// rule-by-rule path of [`Reports::view`].
     ///
     /// Both statements run on the hot-path pool ([`Direct`]), whose connections go back
-    /// without the ping round trip of sqlx's pool; on SQLite that pool is the process's
-    /// one writer connection.
+    /// without the ping round trip of sqlx's pool.
     async fn view_open_report(&self, short_code: &str) -> Result<Option<PublicView>> {
         let now = self.ctx.clock.now_naive();
         let row = match self.ctx.database.direct() {

@@ -23,12 +23,15 @@ use super::{ACQUIRE_TIMEOUT, PING_IF_IDLE_FOR};
 /// [`super::Database::for_this_thread`]), on top of the main pool's.
 const POSTGRES_SIZE: usize = 8;
 
-/// SQLite's hot-path pool is ONE connection per process: SQLite takes one writer at a
-/// time, and every hot-path statement writes (it counts the view). Two writers would not
-/// run side by side; the loser would wait in SQLite's busy handler, which sleeps in steps
-/// of 1 to 100 ms, where the same wait in this pool's queue ends the moment the statement
-/// ahead is done.
-const SQLITE_SIZE: usize = 1;
+/// SQLite's hot-path pool, per process (shared by the worker threads). SQLite takes one
+/// writer at a time and every hot-path statement writes (it counts the view), yet one
+/// connection was the slowest choice measured (a quarter of the raw statement rate):
+/// each statement is a hop to the connection's own thread and back, and with one
+/// connection the database waits through every hop. Many connections overlap the hops
+/// but queue in SQLite's busy handler, which sleeps in steps of 1 to 100 ms (p99 of
+/// 40-80 ms at 8 and 16). Four kept ~80 % of the raw rate with the lowest p99 of those
+/// tried (docs/performance.md).
+const SQLITE_SIZE: usize = 4;
 
 /// The hot-path pool of one database, of its backend's connection type.
 #[derive(Clone)]
@@ -56,7 +59,7 @@ impl Direct {
     }
 
     /// The pool for one worker thread: PostgreSQL connections wake the runtime that opened
-    /// them, so each thread gets its own; SQLite's one writer is shared by the process.
+    /// them, so each thread gets its own; SQLite's few writers are shared by the process.
     pub fn for_this_thread(&self, db: &DatabaseConnection) -> Option<Self> {
         match self {
             Direct::Postgres(_) => Direct::of(db),
