@@ -4,7 +4,7 @@
 //! Why: a view must count itself, so it always writes the report's row; the rest of the
 //! page changes only when someone edits it, which is rare next to how often it is read.
 //! Measured with `pgbench` on this project's machine, the one statement that counted the
-//! view AND joined the analysis, its dataset and its charts cost PostgreSQL about 40 %
+//! view AND joined the analysis, its dataset and its charts cost PostgreSQL 30-40 %
 //! more than the counting `UPDATE` alone (docs/performance.md). With the content kept
 //! here, a view is that `UPDATE ... RETURNING` plus a lookup in this process's memory.
 //!

@@ -132,6 +132,11 @@ pub struct UnlockDto {
 /// included) goes up by one. The access token comes from `Authorization: Bearer` or, for
 /// browsers, from the cookie the form unlock sets. With `Accept: text/html` every outcome
 /// is an HTML page with the same status (the `401` page has the password form).
+///
+/// The count and the rules are decided by the database on every view. The page content
+/// (analysis, dataset, charts) a server has read serves its views for up to
+/// `IOPS_REPORT_CACHE_MS` (1 s by default): edits made through the same server show at
+/// once, edits made through another server within that time.
 #[utoipa::path(
     operation_id = "view",
     tag = "public",
