@@ -274,9 +274,10 @@ impl Sessions {
                         .map_err(|e| failure_of(e, &scrub()))?;
                 }
                 Format::Json | Format::Ndjson => {
-                    self.register_json(&ctx, &located, size)
+                    let schema = schema::json_schema(&self.objects.store, &located, size).await?;
+                    register(&ctx, &located, Some(&schema))
                         .await
-                        .map_err(|e| e.scrubbed(&scrub()))?;
+                        .map_err(|e| failure_of(e, &scrub()))?;
                 }
             }
         }
@@ -307,31 +308,6 @@ impl Sessions {
         ctx.table(table.alias.as_str())
             .await
             .map_err(|e| failure_of(e, scrub))
-    }
-
-    /// Registers a JSON or NDJSON file with the columns DataFusion infers, in the order
-    /// the file first shows their keys (its inference reads objects whose keys come
-    /// sorted).
-    async fn register_json(
-        &self,
-        ctx: &SessionContext,
-        table: &TableSource,
-        size: u64,
-    ) -> Result<(), QueryFailure> {
-        let plain = |e: datafusion::error::DataFusionError| failure_of(e, &Scrub::default());
-        register(ctx, table, None).await.map_err(plain)?;
-        let sample = schema::sample(&self.objects.store, table, size).await?;
-        let keys = schema::json_key_order(&sample);
-        let inferred = ctx
-            .table_provider(table.alias.as_str())
-            .await
-            .map_err(plain)?
-            .schema();
-        if let Some(ordered) = schema::in_key_order(&inferred, &keys) {
-            ctx.deregister_table(table.alias.as_str()).map_err(plain)?;
-            register(ctx, table, Some(&ordered)).await.map_err(plain)?;
-        }
-        Ok(())
     }
 }
 

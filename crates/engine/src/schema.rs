@@ -1,14 +1,17 @@
 //! What the columns of a dataset file are, read from its first records: a CSV's types (by
-//! Arrow's CSV reader, which knows quoted fields), and the order of a JSON file's keys.
-use std::collections::HashSet;
+//! Arrow's CSV reader, which knows quoted fields), a JSON file's types (by Arrow's JSON
+//! inference) in the order the file shows its keys.
+use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{FieldRef, Schema};
+use datafusion::arrow::json::reader::infer_json_schema_from_iterator;
 use domain::Format;
 use domain::query::{FailureReason, QueryFailure, TableSource};
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
 
 use crate::run::unreadable;
 
@@ -85,16 +88,86 @@ pub(crate) async fn sample(
         .map_err(|e| unreadable(table, &e))
 }
 
-/// The top-level keys of the first records of a JSON (an array of objects) or NDJSON
-/// sample, in the order they first appear. The sample may end inside a record: the
-/// records before it count.
-pub(crate) fn json_key_order(sample: &[u8]) -> Vec<String> {
-    let mut order = KeyOrder::default();
-    let mut reader = serde_json::Deserializer::from_slice(sample);
-    // An NDJSON file is a stream of objects, a JSON file one array of them: the same
-    // loop reads either, one top-level value at a time.
-    while order.records < INFER_RECORDS && Records(&mut order).deserialize(&mut reader).is_ok() {}
-    order.keys
+/// The columns of a JSON (an array of objects) or NDJSON file, from one read of its
+/// start and one pass over it: the first [`INFER_RECORDS`] records, typed by Arrow's JSON
+/// inference (the function DataFusion's own inference calls, which would read the file
+/// again and lose the keys' order), in the order the file first shows their keys.
+///
+/// When the file is longer than the sample, the sample may end inside a record: the
+/// records before it count. Anywhere else, JSON that does not parse is a failure.
+pub(crate) async fn json_schema(
+    store: &Arc<dyn ObjectStore>,
+    table: &TableSource,
+    size: u64,
+) -> Result<Schema, QueryFailure> {
+    let sample = sample(store, table, size).await?;
+    let cut = size > sample.len() as u64;
+    json_schema_of(&sample, table.format, cut).map_err(|e| {
+        QueryFailure::new(
+            FailureReason::Data,
+            format!("the columns of table '{}' cannot be read: {e}", table.alias),
+        )
+    })
+}
+
+/// [`json_schema`] of `sample`, the whole file or (`cut`) its start, in `format`.
+///
+/// NDJSON records are handed to the inference one at a time as they are parsed, not
+/// collected first: ten thousand parsed objects held at once cost more in allocation and
+/// page faults than the parsing itself.
+fn json_schema_of(sample: &[u8], format: Format, cut: bool) -> Result<Schema, String> {
+    let mut keys = KeyOrder::default();
+    let mut failure = None;
+    let inferred = if format == Format::Ndjson {
+        // A cut sample ends inside a line: only its whole lines count.
+        let whole = if cut {
+            &sample[..sample.iter().rposition(|b| *b == b'\n').unwrap_or(0)]
+        } else {
+            sample
+        };
+        let records = whole
+            .split(|b| *b == b'\n')
+            .enumerate()
+            .filter(|(_, line)| !line.trim_ascii().is_empty())
+            .take(INFER_RECORDS)
+            .map_while(|(index, line)| {
+                let mut de = serde_json::Deserializer::from_slice(line);
+                let record = Record(&mut keys)
+                    .deserialize(&mut de)
+                    .and_then(|record| de.end().map(|()| record));
+                match record {
+                    Ok(record) => Some(Ok(record)),
+                    Err(e) => {
+                        failure = Some(format!("line {}: {e}", index + 1));
+                        None
+                    }
+                }
+            });
+        infer_json_schema_from_iterator(records)
+    } else {
+        let mut records = VecDeque::new();
+        let mut reader = serde_json::Deserializer::from_slice(sample);
+        let read = TopLevel {
+            keys: &mut keys,
+            out: &mut records,
+            room: INFER_RECORDS,
+        }
+        .deserialize(&mut reader);
+        // Whatever follows the array must be whitespace.
+        let read = read.and_then(|()| reader.end());
+        // A cut sample ends inside the array; the records before the cut count.
+        if let Err(e) = read
+            && !cut
+        {
+            failure = Some(e.to_string());
+        }
+        infer_json_schema_from_iterator(records.into_iter().map(Ok))
+    }
+    .map_err(|e| e.to_string())?;
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
+    Ok(in_key_order(&inferred, &keys.keys).unwrap_or(inferred))
 }
 
 /// `schema` with its fields in the order of `keys` (fields not among them last, as they
@@ -111,18 +184,22 @@ pub(crate) fn in_key_order(schema: &Schema, keys: &[String]) -> Option<Schema> {
     (ordered != *schema).then_some(ordered)
 }
 
+/// The top-level keys of the records read so far, in the order they first appeared.
 #[derive(Default)]
 struct KeyOrder {
     keys: Vec<String>,
     seen: HashSet<String>,
-    records: usize,
 }
 
-/// Reads one top-level JSON value, noting the keys of the objects in it (the value itself,
-/// or the elements of an array); values are skipped unread.
-struct Records<'a>(&'a mut KeyOrder);
+/// Reads one top-level JSON value into `out`: an object is a record, an array holds
+/// records (at most `room` of them are kept).
+struct TopLevel<'a> {
+    keys: &'a mut KeyOrder,
+    out: &'a mut VecDeque<Value>,
+    room: usize,
+}
 
-impl<'de> DeserializeSeed<'de> for Records<'_> {
+impl<'de> DeserializeSeed<'de> for TopLevel<'_> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -130,27 +207,61 @@ impl<'de> DeserializeSeed<'de> for Records<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for Records<'_> {
+impl<'de> Visitor<'de> for TopLevel<'_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object or an array of them")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        self.0.records += 1;
-        while let Some(key) = map.next_key::<String>()? {
-            if self.0.seen.insert(key.clone()) {
-                self.0.keys.push(key);
-            }
-            map.next_value::<IgnoredAny>()?;
-        }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        let record = Record(self.keys).visit_map(map)?;
+        self.out.push_back(record);
         Ok(())
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while self.0.records < INFER_RECORDS && seq.next_element_seed(Records(self.0))?.is_some() {}
+        while self.out.len() < self.room {
+            match seq.next_element_seed(Record(&mut *self.keys))? {
+                Some(record) => self.out.push_back(record),
+                None => return Ok(()),
+            }
+        }
+        // The rest of the array is only checked: the deserializer wants it read to `]`.
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(())
+    }
+}
+
+/// Reads one record, noting its keys in order; its values are read whole, for inference.
+struct Record<'a>(&'a mut KeyOrder);
+
+impl<'de> DeserializeSeed<'de> for Record<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Record<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut record = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let value = map.next_value::<Value>()?;
+            if !self.0.seen.contains(&key) {
+                self.0.seen.insert(key.clone());
+                self.0.keys.push(key.clone());
+            }
+            record.insert(key, value);
+        }
+        Ok(Value::Object(record))
     }
 }
 
@@ -160,13 +271,50 @@ mod tests {
 
     use super::*;
 
+    fn names(schema: &Schema) -> Vec<&str> {
+        schema.fields().iter().map(|f| f.name().as_str()).collect()
+    }
+
     #[test]
-    fn keys_come_in_file_order_from_either_form() {
-        let ndjson = b"{\"zeta\":1,\"alpha\":{\"b\":2,\"a\":1},\"mid\":\"x\"}\n{\"mid\":\"y\",\"new\":[1,2]}\n{\"cut";
-        assert_eq!(json_key_order(ndjson), ["zeta", "alpha", "mid", "new"]);
-        let array = b"[{\"b\": 1, \"a\": 2}, {\"c\": null, \"a\": 3}, {\"d\"";
-        assert_eq!(json_key_order(array), ["b", "a", "c", "d"]);
-        assert!(json_key_order(b"not json").is_empty());
+    fn columns_come_in_file_order_from_either_form_with_their_types() {
+        let ndjson = b"{\"zeta\":1,\"alpha\":{\"b\":2,\"a\":1},\"mid\":\"x\"}\n\n{\"mid\":\"y\",\"new\":[1,2]}\n{\"cut";
+        let schema = json_schema_of(ndjson, Format::Ndjson, true).unwrap();
+        assert_eq!(names(&schema), ["zeta", "alpha", "mid", "new"]);
+        let zeta = schema.field_with_name("zeta").unwrap();
+        assert_eq!(zeta.data_type(), &DataType::Int64);
+        let mid = schema.field_with_name("mid").unwrap();
+        assert_eq!(mid.data_type(), &DataType::Utf8);
+        let array = b"[{\"b\": 1, \"a\": 2.5}, {\"c\": null, \"a\": 3}, {\"d\"";
+        let schema = json_schema_of(array, Format::Json, true).unwrap();
+        assert_eq!(names(&schema), ["b", "a", "c"]);
+        let a = schema.field_with_name("a").unwrap();
+        assert_eq!(a.data_type(), &DataType::Float64);
+        let whole = b"[{\"b\": 1}, {\"a\": true}]";
+        assert_eq!(
+            names(&json_schema_of(whole, Format::Json, false).unwrap()),
+            ["b", "a"]
+        );
+    }
+
+    #[test]
+    fn broken_json_fails_unless_the_sample_was_cut_there() {
+        let ndjson = |sample: &[u8], cut| json_schema_of(sample, Format::Ndjson, cut);
+        let cut = b"{\"a\":1}\n{\"a\":";
+        assert_eq!(names(&ndjson(cut, true).unwrap()), ["a"]);
+        assert!(ndjson(cut, false).unwrap_err().starts_with("line 2:"));
+        assert!(ndjson(b"{\"a\":1}\nnot json\n", false).is_err());
+        assert!(ndjson(b"{\"a\":1}\n[1]\n", false).is_err());
+        assert!(ndjson(b"{\"a\":1} {\"b\":2}\n", false).is_err());
+        assert!(ndjson(b"", false).unwrap().fields().is_empty());
+        let array = |sample: &[u8], cut| json_schema_of(sample, Format::Json, cut);
+        assert_eq!(names(&array(b"[{\"a\":1}, {\"b\"", true).unwrap()), ["a"]);
+        assert!(array(b"[{\"a\":1}, {\"b\"", false).is_err());
+        assert!(array(b"[{\"a\":1}] x", false).is_err());
+        // More records than inference reads: the later ones are checked, not typed.
+        let many = format!("[{}{{\"late\":1}}]", "{\"a\":1},".repeat(INFER_RECORDS));
+        assert_eq!(names(&array(many.as_bytes(), false).unwrap()), ["a"]);
+        let many = format!("{}{{\"late\":1}}\n", "{\"a\":1}\n".repeat(INFER_RECORDS));
+        assert_eq!(names(&ndjson(many.as_bytes(), false).unwrap()), ["a"]);
     }
 
     #[test]

@@ -28,6 +28,12 @@ use super::problem::Problem;
 /// Every route of the application.
 pub fn configure(cfg: &mut ServiceConfig) {
     ops::configure(cfg);
+    // The public pages first: actix tries resources in the order they are registered, and
+    // every pattern with a `{segment}` tried before the one that matches is a regex run
+    // (twice, with the metrics' route label). No other pattern can match their paths
+    // (`/r/…`, `/e/…`, `/api/v1/me/embed-keys…`), so the order changes no answer.
+    public::configure(cfg);
+    embeds::configure(cfg);
     accounts::configure(cfg);
     admin::configure(cfg);
     datasets::configure(cfg);
@@ -37,8 +43,6 @@ pub fn configure(cfg: &mut ServiceConfig) {
     collaborations::configure(cfg);
     activity::configure(cfg);
     reports::configure(cfg);
-    public::configure(cfg);
-    embeds::configure(cfg);
     billing::configure(cfg);
     templates::configure(cfg);
     connections::configure(cfg);
