@@ -27,7 +27,6 @@ use tokio::sync::Semaphore;
 
 use crate::cluster::ClusterAddress;
 use crate::failure::{Scrub, Scrubbed, failure_of};
-use crate::schema::INFER_RECORDS;
 use crate::{guard, schema, structured, values};
 
 /// The URL the dataset store is registered under; a dataset's key is its path below it.
@@ -265,21 +264,17 @@ impl Sessions {
                     .map_err(|e| failure_of(e, &scrub_of(std::slice::from_ref(&located))))?;
                 continue;
             }
-            let scrub = || scrub_of(std::slice::from_ref(&located));
-            match table.format {
+            let schema = match table.format {
                 Format::Csv | Format::Tsv => {
-                    let schema = schema::csv_schema(&self.objects.store, &located, size).await?;
-                    register(&ctx, &located, Some(&schema))
-                        .await
-                        .map_err(|e| failure_of(e, &scrub()))?;
+                    schema::csv_schema(&self.objects.store, &located, size).await?
                 }
                 Format::Json | Format::Ndjson => {
-                    let schema = schema::json_schema(&self.objects.store, &located, size).await?;
-                    register(&ctx, &located, Some(&schema))
-                        .await
-                        .map_err(|e| failure_of(e, &scrub()))?;
+                    schema::json_schema(&self.objects.store, &located, size).await?
                 }
-            }
+            };
+            register(&ctx, &located, &schema)
+                .await
+                .map_err(|e| failure_of(e, &scrub_of(std::slice::from_ref(&located))))?;
         }
         Ok(ctx)
     }
@@ -483,11 +478,12 @@ async fn register_copy(
         .await
 }
 
-/// Registers one dataset file under its alias, with the reader its format needs.
+/// Registers one dataset file under its alias, with the reader its format needs and the
+/// columns read from its sample (`schema.rs`): DataFusion infers nothing itself.
 async fn register(
     ctx: &SessionContext,
     table: &TableSource,
-    schema: Option<&Schema>,
+    schema: &Schema,
 ) -> datafusion::error::Result<()> {
     let path = format!("{STORE_URL}{}", table.key);
     let extension = table.key.rfind('.').map_or("", |i| &table.key[i..]);
@@ -498,22 +494,20 @@ async fn register(
             } else {
                 b','
             };
-            let mut options = CsvReadOptions::new()
+            let options = CsvReadOptions::new()
                 .has_header(true)
                 .delimiter(delimiter)
                 // Quoted fields may hold line breaks (the upload parser accepts them).
                 .newlines_in_values(true)
                 .file_extension(extension)
-                .schema_infer_max_records(INFER_RECORDS);
-            options.schema = schema;
+                .schema(schema);
             ctx.register_csv(table.alias.as_str(), &path, options).await
         }
         Format::Json | Format::Ndjson => {
             let mut options = JsonReadOptions::default()
                 .file_extension(extension)
-                .schema_infer_max_records(INFER_RECORDS);
+                .schema(schema);
             options.newline_delimited = table.format == Format::Ndjson;
-            options.schema = schema;
             ctx.register_json(table.alias.as_str(), &path, options)
                 .await
         }

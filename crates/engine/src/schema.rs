@@ -1,7 +1,7 @@
 //! What the columns of a dataset file are, read from its first records: a CSV's types (by
 //! Arrow's CSV reader, which knows quoted fields), a JSON file's types (by Arrow's JSON
 //! inference) in the order the file shows its keys.
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::run::unreadable;
 
 /// Records read to infer a file's column types.
-pub(crate) const INFER_RECORDS: usize = 10_000;
+const INFER_RECORDS: usize = 10_000;
 
 /// Bytes of a file read to infer its columns (at most [`INFER_RECORDS`] records of it).
 const SAMPLE_BYTES: u64 = 8 << 20;
@@ -30,32 +30,31 @@ pub(crate) async fn csv_schema(
     table: &TableSource,
     size: u64,
 ) -> Result<Schema, QueryFailure> {
-    let path = object_store::path::Path::from(table.key.as_str());
-    let bytes = store
-        .get_range(&path, 0..size.min(SAMPLE_BYTES))
-        .await
-        .map_err(|e| unreadable(table, &e))?;
+    let bytes = sample(store, table, size).await?;
     let delimiter = if table.format == Format::Tsv {
         b'\t'
     } else {
         b','
     };
-    let usable = if size <= SAMPLE_BYTES {
-        bytes.len()
-    } else {
+    let usable = if size > bytes.len() as u64 {
         complete_records(&bytes, delimiter)
+    } else {
+        bytes.len()
     };
     datafusion::arrow::csv::reader::Format::default()
         .with_header(true)
         .with_delimiter(delimiter)
         .infer_schema(&bytes[..usable], Some(INFER_RECORDS))
         .map(|(schema, _)| schema)
-        .map_err(|e| {
-            QueryFailure::new(
-                FailureReason::Data,
-                format!("the columns of table '{}' cannot be read: {e}", table.alias),
-            )
-        })
+        .map_err(|e| columns_unreadable(table, e))
+}
+
+/// The failure of a sample whose columns cannot be inferred.
+fn columns_unreadable(table: &TableSource, e: impl fmt::Display) -> QueryFailure {
+    QueryFailure::new(
+        FailureReason::Data,
+        format!("the columns of table '{}' cannot be read: {e}", table.alias),
+    )
 }
 
 /// How many bytes of `sample` (the start of a longer file) hold whole records: the last
@@ -76,7 +75,7 @@ fn complete_records(sample: &[u8], delimiter: u8) -> usize {
 }
 
 /// The start of the file of `table` (of `size` bytes): what inference reads.
-pub(crate) async fn sample(
+async fn sample(
     store: &Arc<dyn ObjectStore>,
     table: &TableSource,
     size: u64,
@@ -102,12 +101,7 @@ pub(crate) async fn json_schema(
 ) -> Result<Schema, QueryFailure> {
     let sample = sample(store, table, size).await?;
     let cut = size > sample.len() as u64;
-    json_schema_of(&sample, table.format, cut).map_err(|e| {
-        QueryFailure::new(
-            FailureReason::Data,
-            format!("the columns of table '{}' cannot be read: {e}", table.alias),
-        )
-    })
+    json_schema_of(&sample, table.format, cut).map_err(|e| columns_unreadable(table, e))
 }
 
 /// [`json_schema`] of `sample`, the whole file or (`cut`) its start, in `format`.
@@ -145,12 +139,11 @@ fn json_schema_of(sample: &[u8], format: Format, cut: bool) -> Result<Schema, St
             });
         infer_json_schema_from_iterator(records)
     } else {
-        let mut records = VecDeque::new();
+        let mut records = Vec::new();
         let mut reader = serde_json::Deserializer::from_slice(sample);
         let read = TopLevel {
             keys: &mut keys,
             out: &mut records,
-            room: INFER_RECORDS,
         }
         .deserialize(&mut reader);
         // Whatever follows the array must be whitespace.
@@ -192,11 +185,10 @@ struct KeyOrder {
 }
 
 /// Reads one top-level JSON value into `out`: an object is a record, an array holds
-/// records (at most `room` of them are kept).
+/// records (at most [`INFER_RECORDS`] of them are kept).
 struct TopLevel<'a> {
     keys: &'a mut KeyOrder,
-    out: &'a mut VecDeque<Value>,
-    room: usize,
+    out: &'a mut Vec<Value>,
 }
 
 impl<'de> DeserializeSeed<'de> for TopLevel<'_> {
@@ -216,14 +208,14 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
         let record = Record(self.keys).visit_map(map)?;
-        self.out.push_back(record);
+        self.out.push(record);
         Ok(())
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while self.out.len() < self.room {
+        while self.out.len() < INFER_RECORDS {
             match seq.next_element_seed(Record(&mut *self.keys))? {
-                Some(record) => self.out.push_back(record),
+                Some(record) => self.out.push(record),
                 None => return Ok(()),
             }
         }
@@ -255,8 +247,7 @@ impl<'de> Visitor<'de> for Record<'_> {
         let mut record = serde_json::Map::new();
         while let Some(key) = map.next_key::<String>()? {
             let value = map.next_value::<Value>()?;
-            if !self.0.seen.contains(&key) {
-                self.0.seen.insert(key.clone());
+            if self.0.seen.insert(key.clone()) {
                 self.0.keys.push(key.clone());
             }
             record.insert(key, value);
