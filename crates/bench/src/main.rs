@@ -521,6 +521,7 @@ async fn measure_views(
             format!("views c={connections}: API p50 / p99"),
             format!("views c={connections}: API errors"),
             format!("views c={connections}: raw statement/s"),
+            format!("views c={connections}: raw p50 / p99"),
             format!("views c={connections}: API / raw"),
         ];
         // Alternating rounds (API, raw, API, raw, ...) instead of one long run of each:
@@ -594,12 +595,29 @@ async fn measure_views(
                 };
                 column.errors += errors;
                 column.set(&labels[3], format!("{rate:.0}{suffix}"));
+                // Taken like the API's: the median round's p50, the worst round's p99.
+                let mut p50s: Vec<_> = raw_runs.iter().filter_map(|r| r.p50).collect();
+                p50s.sort();
+                let p99 = raw_runs.iter().filter_map(|r| r.p99).max();
+                column.set(
+                    &labels[4],
+                    format!(
+                        "{} / {}",
+                        fmt_opt_duration(p50s.get(p50s.len() / 2).copied()),
+                        fmt_opt_duration(p99)
+                    ),
+                );
                 let ratio = api_rate.map_or_else(|| "-".to_owned(), |api| fmt_ratio(api, rate));
-                column.set(&labels[4], ratio);
+                column.set(&labels[5], ratio);
             }
             Some(e) => column.not_available(&labels[3..], "raw statement", e),
         }
     }
+}
+
+fn mean_duration(durations: impl Iterator<Item = Duration>) -> Duration {
+    let (sum, n) = durations.fold((Duration::ZERO, 0u32), |(sum, n), d| (sum + d, n + 1));
+    if n == 0 { Duration::ZERO } else { sum / n }
 }
 
 /// The mean of equally long runs' rates: their total work over their total time.
@@ -667,6 +685,8 @@ async fn measure_uploads(
             format!("upload {name}: {parser} alone MB/s"),
             format!("upload {name}: API / parser"),
             format!("upload {name}: server peak RSS"),
+            format!("upload {name}: CPU per upload, server / bench"),
+            format!("upload {name}: CPU-bound ceiling / parser"),
         ];
         let token = match &token {
             Ok(token) => token,
@@ -718,6 +738,10 @@ async fn measure_uploads(
             }
         }
         let peak_rss = runs.iter().map(|u| u.peak_rss).max().unwrap_or(0);
+        let cpu = (
+            mean_duration(runs.iter().map(|u| u.server_cpu)),
+            mean_duration(runs.iter().map(|u| u.client_cpu)),
+        );
         runs.sort_by_key(|u| u.elapsed);
         let median = match failure {
             Some(e) => Err(e),
@@ -734,6 +758,16 @@ async fn measure_uploads(
                 column.set(&labels[1], format!("{alone:.1}"));
                 column.set(&labels[2], fmt_ratio(api, alone));
                 column.set(&labels[3], fmt_bytes(upload.peak_rss));
+                column.set(
+                    &labels[4],
+                    format!("{} / {}", fmt_duration(cpu.0), fmt_duration(cpu.1)),
+                );
+                // However well server and client overlapped, the upload cannot be faster
+                // than their CPU time shared out over this machine's cores: where the API
+                // is close to this ceiling, the cores decide, not the code's waiting.
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let floor = (cpu.0 + cpu.1) / cores as u32;
+                column.set(&labels[5], fmt_ratio(mb_per_s(upload.bytes, floor), alone));
             }
             Err(e) => column.not_available(&labels, "uploads", &e.to_string()),
         }

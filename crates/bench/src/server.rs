@@ -148,6 +148,11 @@ impl Server {
         self.status_bytes("VmHWM:")
     }
 
+    /// CPU time the server has used so far (see [`cpu_time`]).
+    pub fn cpu_time(&self) -> Result<Duration> {
+        cpu_time(&self.pid.to_string())
+    }
+
     /// Current resident set size (VmRSS) of the server, in bytes.
     pub fn rss_bytes(&self) -> Result<u64> {
         self.status_bytes("VmRSS:")
@@ -173,6 +178,26 @@ impl Server {
     pub async fn stop(mut self) {
         // Nothing to flush: every write the benchmark depends on was answered already.
         let _ = self.child.kill().await;
+    }
+}
+
+/// User and system CPU time of process `pid` (`self` for the benchmark itself): every
+/// thread's, those that have exited included (`/proc/PID/stat`, in the kernel's fixed
+/// user-visible tick of 1/100 s).
+pub fn cpu_time(pid: &str) -> Result<Duration> {
+    const TICKS_PER_SECOND: u64 = 100;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|e| format!("cannot read /proc/{pid}/stat: {e}"))?;
+    // The command name (field 2) may hold spaces; the fields after it are plain numbers:
+    // state is field 3, utime 14, stime 15.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |index: usize| fields.get(index).and_then(|v| v.parse::<u64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => Ok(Duration::from_millis(
+            (user + system) * 1000 / TICKS_PER_SECOND,
+        )),
+        _ => Err(format!("no CPU times in /proc/{pid}/stat").into()),
     }
 }
 

@@ -9,7 +9,7 @@ use reqwest::multipart::{Form, Part};
 use serde::de::IgnoredAny;
 
 use crate::Result;
-use crate::server::Server;
+use crate::server::{Server, cpu_time};
 
 const CSV_HEADER: &[u8] = b"id,date,region,product,quantity,price,comment\n";
 /// Size of the chunks a generated upload is produced in.
@@ -140,6 +140,10 @@ pub struct Upload {
     pub elapsed: Duration,
     /// Peak RSS of the server during the upload (VmHWM, reset just before).
     pub peak_rss: u64,
+    /// CPU time the server used from the request to its answer.
+    pub server_cpu: Duration,
+    /// CPU time the benchmark used meanwhile: the client's share of the same cores.
+    pub client_cpu: Duration,
 }
 
 /// Uploads the file at `path`, streamed from disk.
@@ -209,6 +213,7 @@ async fn send(
         .mime_str(format.mime())?;
     let form = Form::new().part("file", part);
     server.reset_peak_rss()?;
+    let cpu_before = (server.cpu_time()?, cpu_time("self")?);
     let started = Instant::now();
     let response = http
         .post(server.url("/api/v1/datasets"))
@@ -220,6 +225,7 @@ async fn send(
     let status = response.status();
     let text = response.text().await?;
     let elapsed = started.elapsed();
+    let cpu_after = (server.cpu_time()?, cpu_time("self")?);
     let peak_rss = server.peak_rss_bytes()?;
     if status != reqwest::StatusCode::CREATED {
         return Err(format!("upload answered {status}: {}", truncate(&text)).into());
@@ -245,6 +251,8 @@ async fn send(
         bytes: expected.bytes,
         elapsed,
         peak_rss,
+        server_cpu: cpu_after.0.saturating_sub(cpu_before.0),
+        client_cpu: cpu_after.1.saturating_sub(cpu_before.1),
     })
 }
 

@@ -11,6 +11,7 @@ use tokio::process::Command;
 
 use crate::Result;
 use crate::seed::short_code;
+use crate::stats::Samples;
 
 /// Picks a random seeded code per request. Each wrk thread runs `init` in its own Lua
 /// state; `done` prints one machine-readable line (latencies in microseconds).
@@ -53,6 +54,9 @@ pub struct ApiViews {
 #[derive(Debug)]
 pub struct RawViews {
     pub rate: f64,
+    /// Latency percentiles of the statement as its client saw it (`None` without samples).
+    pub p50: Option<Duration>,
+    pub p99: Option<Duration>,
     pub errors: u64,
 }
 
@@ -144,8 +148,16 @@ pub async fn raw_postgres(
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .min(connections);
+    // Transactions' latencies go to per-thread log files under this prefix (a sample of
+    // them: each logged line is a write, and the raw side should not pay for much more
+    // than its statement).
+    let log_prefix = dir.join(format!("pgbench-c{connections}"));
+    remove_logs(&log_prefix)?;
     let mut cmd = Command::new("pgbench");
     cmd.arg("-n")
+        .arg("--log")
+        .arg(format!("--log-prefix={}", log_prefix.display()))
+        .arg(format!("--sampling-rate={PGBENCH_LOG_SAMPLING}"))
         .args(["-M", "prepared"])
         .arg(format!("-c{connections}"))
         .arg(format!("-j{threads}"))
@@ -201,7 +213,66 @@ pub async fn raw_postgres(
     let rate = number_after("tps = ")
         .ok_or_else(|| format!("no tps in pgbench output: {}", stdout.trim()))?;
     let errors = number_after("number of failed transactions:").unwrap_or(0.0) as u64;
-    Ok(RawViews { rate, errors })
+    let latencies = read_logs(&log_prefix)?;
+    remove_logs(&log_prefix)?;
+    Ok(RawViews {
+        rate,
+        p50: latencies.percentile(50.0),
+        p99: latencies.percentile(99.0),
+        errors,
+    })
+}
+
+/// The share of pgbench's transactions whose latency is logged.
+const PGBENCH_LOG_SAMPLING: f64 = 0.2;
+
+/// pgbench's log files for `prefix`: `prefix.PID` and `prefix.PID.THREAD`.
+fn logs(prefix: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let dir = prefix
+        .parent()
+        .ok_or("a pgbench log prefix needs a folder")?;
+    let stem = format!(
+        "{}.",
+        prefix
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    );
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(&stem))
+        {
+            found.push(path);
+        }
+    }
+    Ok(found)
+}
+
+fn remove_logs(prefix: &Path) -> Result<()> {
+    for path in logs(prefix)? {
+        std::fs::remove_file(path)?;
+    }
+    Ok(())
+}
+
+/// Latencies from pgbench's logs, whose lines read `client transaction latency_us script
+/// epoch epoch_us`; a failed transaction's latency is a word, not a number, and is left out.
+fn read_logs(prefix: &Path) -> Result<Samples> {
+    let mut samples = Samples::default();
+    for path in logs(prefix)? {
+        for line in std::fs::read_to_string(path)?.lines() {
+            if let Some(micros) = line
+                .split_whitespace()
+                .nth(2)
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                samples.push(Duration::from_micros(micros));
+            }
+        }
+    }
+    Ok(samples)
 }
 
 /// The raw view statement on SQLite: `connections` tasks over a pool of as many
@@ -224,8 +295,10 @@ pub async fn raw_sqlite(
     for _ in 0..connections {
         let (db, done, count, errors) = (db.clone(), done.clone(), count.clone(), errors.clone());
         tasks.push(tokio::spawn(async move {
+            let mut latencies = Samples::default();
             while !done.load(Ordering::Relaxed) {
                 let code = short_code(rand::rng().random_range(1..=reports));
+                let sent = Instant::now();
                 let result = db
                     .query_one_raw(Statement::from_sql_and_values(
                         DbBackend::Sqlite,
@@ -235,21 +308,28 @@ pub async fn raw_sqlite(
                     ))
                     .await;
                 match result {
-                    Ok(Some(_)) => count.fetch_add(1, Ordering::Relaxed),
+                    Ok(Some(_)) => {
+                        latencies.push(sent.elapsed());
+                        count.fetch_add(1, Ordering::Relaxed)
+                    }
                     _ => errors.fetch_add(1, Ordering::Relaxed),
                 };
             }
+            latencies
         }));
     }
     tokio::time::sleep(duration).await;
     done.store(true, Ordering::Relaxed);
+    let mut latencies = Samples::default();
     for task in tasks {
-        task.await?;
+        latencies.extend(task.await?);
     }
     let elapsed = started.elapsed();
     db.close().await?;
     Ok(RawViews {
         rate: count.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64(),
+        p50: latencies.percentile(50.0),
+        p99: latencies.percentile(99.0),
         errors: errors.load(Ordering::Relaxed),
     })
 }
