@@ -44,7 +44,8 @@ use parse::{Format, Shape};
 /// Size of the buffer that streams an upload to disk and to the parser.
 const CHUNK: usize = 64 * 1024;
 /// Chunks received but not yet parsed, at most: the parser keeps up with the network, so
-/// this only absorbs jitter, and bounds the memory of an upload to a few hundred KiB.
+/// this only absorbs jitter, and bounds the memory of an upload to a few hundred KiB (NDJSON
+/// adds the few blocks of lines its two parsing threads hold: under a MiB in all).
 const PARSE_QUEUE: usize = 8;
 
 /// What a caller knows about an upload besides its bytes, before the bytes.

@@ -1,6 +1,7 @@
 //! Reading an uploaded file once, as a stream, to learn its shape and to refuse what is
-//! not a well-formed dataset. Memory stays bounded: one CSV record, one NDJSON line, or
-//! one JSON value's keys at a time, plus the set of distinct keys (capped).
+//! not a well-formed dataset. Memory stays bounded: one CSV record, one JSON value's keys,
+//! or a few blocks of NDJSON lines (each `NDJSON_BLOCK` bytes, or one line if longer) at a
+//! time, plus the set of distinct keys (capped).
 //!
 //! The code is synchronous; callers run it on `spawn_blocking` over a buffered reader
 //! (the upload's chunks as they arrive, in `datasets::receive`).
@@ -216,6 +217,17 @@ impl Keys {
     fn count(&self) -> i64 {
         self.distinct.len() as i64
     }
+
+    /// Adds the keys another thread has seen; refuses the union past [`MAX_COLUMNS`].
+    fn merge(&mut self, other: Keys) -> Result<()> {
+        self.distinct.extend(other.distinct);
+        if self.distinct.len() > MAX_COLUMNS {
+            return Err(Error::validation(format!(
+                "the objects have more than {MAX_COLUMNS} distinct keys"
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Deserializes one JSON object, recording its keys and skipping its values unread.
@@ -349,70 +361,186 @@ fn json_error(err: serde_json::Error) -> Error {
     Error::validation(format!("not a JSON array of objects: {err}"))
 }
 
-/// Parses each line where it lies in the reader's own buffer (an upload's received
-/// chunk): only a line cut by the end of a chunk is copied, to be completed by the next.
-fn ndjson<R: BufRead>(mut reader: R) -> Result<Shape> {
-    let mut lines = NdjsonLines::default();
-    let mut carry: Vec<u8> = Vec::new();
-    loop {
-        let buffer = reader.fill_buf()?;
-        let len = buffer.len();
-        if len == 0 {
-            break;
-        }
-        let mut rest = buffer;
-        if !carry.is_empty() {
-            let Some(end) = memchr::memchr(b'\n', rest) else {
-                carry.extend_from_slice(rest);
-                reader.consume(len);
+/// Bytes of NDJSON parsed as one block (cut after the last newline in it): large enough
+/// that handing a block to the other thread costs little, small enough that two of them
+/// in flight keep an upload's memory small.
+const NDJSON_BLOCK: usize = 128 * 1024;
+
+/// Parses NDJSON on two threads: the lines are independent, and on an upload this parse
+/// was the slowest stage of the pipeline (docs/performance.md), so the reader cuts the
+/// input into blocks of whole lines and parses every other block itself while a helper
+/// thread parses the others. Each thread keeps its own keys and block-local line numbers;
+/// the results are put back in block order, so the rows, the columns and the error (the
+/// first line that fails, numbered from the start of the file) are those of one pass.
+/// A file of one block starts no thread.
+fn ndjson<R: BufRead>(reader: R) -> Result<Shape> {
+    ndjson_in_blocks(reader, NDJSON_BLOCK)
+}
+
+fn ndjson_in_blocks<R: BufRead>(mut reader: R, block_bytes: usize) -> Result<Shape> {
+    std::thread::scope(|scope| {
+        let mut own = NdjsonLines::default();
+        let mut own_blocks = Vec::new();
+        let mut helper: Option<(std::sync::mpsc::SyncSender<Numbered>, _)> = None;
+        let mut index = 0;
+        let mut stopped = false;
+        let mut block: Vec<u8> = Vec::with_capacity(block_bytes);
+        // Hands `block` to whichever thread's turn it is; false once neither should go on
+        // (a line failed: no later block can change the answer).
+        let mut dispatch = |block: Vec<u8>| -> bool {
+            let this = index;
+            index += 1;
+            if this % 2 == 0 {
+                let result = own.block(&block);
+                let failed = result.error.is_some();
+                own_blocks.push((this, result));
+                return !failed;
+            }
+            let (sender, _) = helper.get_or_insert_with(|| {
+                // Two blocks queued at most: the reader waits rather than run ahead.
+                let (sender, queue) = std::sync::mpsc::sync_channel::<Numbered>(2);
+                let thread = scope.spawn(move || {
+                    let mut lines = NdjsonLines::default();
+                    let mut done = Vec::new();
+                    for (index, block) in queue {
+                        let result = lines.block(&block);
+                        let failed = result.error.is_some();
+                        done.push((index, result));
+                        if failed {
+                            break;
+                        }
+                    }
+                    (lines, done)
+                });
+                (sender, thread)
+            });
+            // A closed queue: the helper stopped at a failed line.
+            sender.send((this, block)).is_ok()
+        };
+        loop {
+            let buffer = reader.fill_buf()?;
+            let len = buffer.len();
+            if len == 0 {
+                break;
+            }
+            block.extend_from_slice(buffer);
+            reader.consume(len);
+            if block.len() < block_bytes {
+                continue;
+            }
+            let Some(end) = memchr::memrchr(b'\n', &block) else {
+                // One line longer than a block so far: it grows until its newline.
                 continue;
             };
-            carry.extend_from_slice(&rest[..end]);
-            lines.line(&carry)?;
-            carry.clear();
-            rest = &rest[end + 1..];
+            let rest = block[end + 1..].to_vec();
+            block.truncate(end + 1);
+            let full = std::mem::replace(&mut block, rest);
+            block.reserve(block_bytes);
+            if !dispatch(full) {
+                stopped = true;
+                break;
+            }
         }
-        while let Some(end) = memchr::memchr(b'\n', rest) {
-            lines.line(&rest[..end])?;
-            rest = &rest[end + 1..];
+        if !stopped && !block.is_empty() {
+            dispatch(block);
         }
-        carry.extend_from_slice(rest);
-        reader.consume(len);
-    }
-    if !carry.is_empty() {
-        lines.line(&carry)?;
-    }
-    Ok(Shape {
-        rows: lines.rows,
-        columns: lines.keys.count(),
+        // Every block the helper was given is parsed (or it stopped at a failure) once
+        // its queue is closed and it has ended.
+        let mut keys = std::mem::take(&mut own.keys);
+        let mut blocks = own_blocks;
+        if let Some((sender, thread)) = helper {
+            drop(sender);
+            let (lines, done) = thread.join().map_err(|_| {
+                Error::Internal("the NDJSON parser's helper thread panicked".into())
+            })?;
+            keys.merge(lines.keys)?;
+            blocks.extend(done);
+        }
+        blocks.sort_unstable_by_key(|(index, _)| *index);
+        let (mut lines_before, mut rows) = (0u64, 0i64);
+        for (_, block) in blocks {
+            if let Some(LineError { number, message }) = block.error {
+                return Err(Error::validation(format!(
+                    "line {}: {message}",
+                    lines_before + number
+                )));
+            }
+            lines_before += block.lines;
+            rows += block.rows;
+        }
+        Ok(Shape {
+            rows,
+            columns: keys.count(),
+        })
     })
 }
 
-/// What the lines of an NDJSON file have shown so far.
+/// A block of NDJSON lines with its place among the blocks.
+type Numbered = (usize, Vec<u8>);
+
+/// What one block of NDJSON held: its lines (blank ones included), its rows, and the
+/// first line that failed, numbered from the block's start.
+struct BlockShape {
+    lines: u64,
+    rows: i64,
+    error: Option<LineError>,
+}
+
+/// A line that is not a JSON object: its number and why (without the number).
+struct LineError {
+    number: u64,
+    message: String,
+}
+
+/// The keys one thread has seen.
 #[derive(Default)]
 struct NdjsonLines {
     keys: Keys,
-    rows: i64,
-    number: u64,
 }
 
 impl NdjsonLines {
-    /// One line, without its `\n`.
-    fn line(&mut self, line: &[u8]) -> Result<()> {
-        self.number += 1;
-        let number = self.number;
-        let text = std::str::from_utf8(line)
-            .map_err(|_| Error::validation(format!("line {number}: not valid UTF-8")))?;
+    /// The lines of `block`, each without its `\n`; stops at the first that fails.
+    fn block(&mut self, block: &[u8]) -> BlockShape {
+        let mut shape = BlockShape {
+            lines: 0,
+            rows: 0,
+            error: None,
+        };
+        let mut rest = block;
+        while !rest.is_empty() {
+            let (line, after) = match memchr::memchr(b'\n', rest) {
+                Some(end) => (&rest[..end], &rest[end + 1..]),
+                None => (rest, &rest[rest.len()..]),
+            };
+            rest = after;
+            shape.lines += 1;
+            match self.line(line) {
+                Ok(true) => shape.rows += 1,
+                Ok(false) => {}
+                Err(message) => {
+                    shape.error = Some(LineError {
+                        number: shape.lines,
+                        message,
+                    });
+                    break;
+                }
+            }
+        }
+        shape
+    }
+
+    /// One line: `Ok(true)` for an object, `Ok(false)` for a blank line.
+    fn line(&mut self, line: &[u8]) -> std::result::Result<bool, String> {
+        let text = std::str::from_utf8(line).map_err(|_| "not valid UTF-8".to_owned())?;
         if text.trim().is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let mut de = serde_json::Deserializer::from_str(text);
         ObjectKeys(&mut self.keys)
             .deserialize(&mut de)
             .and_then(|()| de.end())
-            .map_err(|e| Error::validation(format!("line {number}: not a JSON object: {e}")))?;
-        self.rows += 1;
-        Ok(())
+            .map_err(|e| format!("not a JSON object: {e}"))?;
+        Ok(true)
     }
 }
 
@@ -551,6 +679,69 @@ mod tests {
                 "step {step}"
             );
         }
+    }
+
+    /// Blocks of every size from 1 byte up, so that the lines go to both threads in every
+    /// way they can be cut: the same rows and columns as one pass, and a bad line is
+    /// named by its number in the file whichever thread parsed it.
+    #[test]
+    fn ndjson_in_blocks_is_one_pass() {
+        let mut lines: Vec<String> = (0..40)
+            .map(|i| match i % 5 {
+                0 => format!("{{\"a\": {i}, \"b\": \"x\\ny\"}}"),
+                1 => String::new(),
+                2 => format!("{{\"b\": [{i}, {{\"c\": \"é\"}}], \"k{i}\": 1}}"),
+                3 => "  \r".to_owned(),
+                _ => format!("{{\"a\": {i}}}"),
+            })
+            .collect();
+        let good = lines.join("\n");
+        let expected = Shape {
+            rows: 24,
+            columns: 10,
+        };
+        for bad_at in [1, 2, 17, 40] {
+            lines[bad_at - 1] = "{\"a\": ".to_owned();
+            let bad = lines.join("\n");
+            for block in 1..=good.len() + 1 {
+                let read = |data: &str, step| {
+                    let trickle = Trickle {
+                        data: data.as_bytes(),
+                        step,
+                    };
+                    ndjson_in_blocks(std::io::BufReader::with_capacity(step, trickle), block)
+                };
+                for step in [1, 7, 64] {
+                    assert_eq!(read(&good, step).unwrap(), expected, "block {block}");
+                    let prefix = format!("line {bad_at}:");
+                    assert!(
+                        matches!(read(&bad, step), Err(Error::Validation(m)) if m.starts_with(&prefix)),
+                        "block {block} step {step} bad line {bad_at}"
+                    );
+                }
+            }
+            lines[bad_at - 1] = "{}".to_owned();
+        }
+    }
+
+    /// Past the limit, the keys both threads saw together are refused.
+    #[test]
+    fn ndjson_keys_are_capped_across_both_threads() {
+        let file: String = (0..=MAX_COLUMNS)
+            .map(|i| format!("{{\"k{i}\": 1}}\n"))
+            .collect();
+        let result = ndjson_in_blocks(file.as_bytes(), 1024);
+        assert!(
+            matches!(&result, Err(Error::Validation(m)) if m.contains("distinct keys")),
+            "{result:?}"
+        );
+        let fewer: String = (0..MAX_COLUMNS)
+            .map(|i| format!("{{\"k{i}\": 1}}\n"))
+            .collect();
+        assert_eq!(
+            ndjson_in_blocks(fewer.as_bytes(), 1024).unwrap().columns,
+            MAX_COLUMNS as i64
+        );
     }
 
     #[test]
