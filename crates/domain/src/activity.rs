@@ -4,7 +4,6 @@
 //! back. Nothing here updates or deletes a row (the schema refuses updates outright).
 use chrono::{DateTime, NaiveDateTime, Utc};
 use entity::activity_log;
-use sea_orm::sea_query::Query;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
@@ -168,21 +167,30 @@ impl Activity {
             narrow(activity_log::Entity::find().filter(activity_log::Column::OwnerId.eq(user_id)))
                 .all(&self.ctx.db)
                 .await?;
-        let shared = Query::select()
-            .column(entity::collaborations::Column::AnalysisId)
-            .from(entity::collaborations::Entity)
-            .and_where(entity::collaborations::Column::InviteeId.eq(user_id))
-            .and_where(entity::collaborations::Column::Status.eq(ACCEPTED))
-            .to_owned();
-        rows.extend(
-            narrow(
-                activity_log::Entity::find()
-                    .filter(activity_log::Column::AnalysisId.in_subquery(shared))
-                    .filter(activity_log::Column::OwnerId.ne(user_id)),
-            )
+        // The analyses shared with the user, by themselves first: most users have none, and
+        // then the second half is not asked at all. Given as values, they let the database
+        // walk the analyses' own index; asked as a subquery, PostgreSQL planned a scan of
+        // the whole log for rows of other owners, which grew with the log (the soak's
+        // slowing feed, docs/performance.md).
+        let shared: Vec<Id> = entity::collaborations::Entity::find()
+            .filter(entity::collaborations::Column::InviteeId.eq(user_id))
+            .filter(entity::collaborations::Column::Status.eq(ACCEPTED))
             .all(&self.ctx.db)
-            .await?,
-        );
+            .await?
+            .into_iter()
+            .map(|c| c.analysis_id)
+            .collect();
+        if !shared.is_empty() {
+            rows.extend(
+                narrow(
+                    activity_log::Entity::find()
+                        .filter(activity_log::Column::AnalysisId.is_in(shared))
+                        .filter(activity_log::Column::OwnerId.ne(user_id)),
+                )
+                .all(&self.ctx.db)
+                .await?,
+            );
+        }
         rows.sort_by_key(|r| std::cmp::Reverse((r.created_at, r.id)));
         rows.truncate(page.limit as usize + 1);
         Ok(page_from(rows, page.limit, |r| (r.created_at, r.id)).map(ActivityItem::from))
