@@ -380,10 +380,8 @@ fn ndjson<R: BufRead>(reader: R) -> Result<Shape> {
 fn ndjson_in_blocks<R: BufRead>(mut reader: R, block_bytes: usize) -> Result<Shape> {
     std::thread::scope(|scope| {
         let mut own = NdjsonLines::default();
-        let mut own_blocks = Vec::new();
         let mut helper: Option<(std::sync::mpsc::SyncSender<Numbered>, _)> = None;
         let mut index = 0;
-        let mut stopped = false;
         let mut block: Vec<u8> = Vec::with_capacity(block_bytes);
         // Hands `block` to whichever thread's turn it is; false once neither should go on
         // (a line failed: no later block can change the answer).
@@ -391,37 +389,31 @@ fn ndjson_in_blocks<R: BufRead>(mut reader: R, block_bytes: usize) -> Result<Sha
             let this = index;
             index += 1;
             if this % 2 == 0 {
-                let result = own.block(&block);
-                let failed = result.error.is_some();
-                own_blocks.push((this, result));
-                return !failed;
+                return own.parse(this, &block);
             }
             let (sender, _) = helper.get_or_insert_with(|| {
                 // Two blocks queued at most: the reader waits rather than run ahead.
                 let (sender, queue) = std::sync::mpsc::sync_channel::<Numbered>(2);
                 let thread = scope.spawn(move || {
                     let mut lines = NdjsonLines::default();
-                    let mut done = Vec::new();
                     for (index, block) in queue {
-                        let result = lines.block(&block);
-                        let failed = result.error.is_some();
-                        done.push((index, result));
-                        if failed {
+                        if !lines.parse(index, &block) {
                             break;
                         }
                     }
-                    (lines, done)
+                    lines
                 });
                 (sender, thread)
             });
             // A closed queue: the helper stopped at a failed line.
             sender.send((this, block)).is_ok()
         };
-        loop {
+        // True once the input has ended, false when a failed line stopped the reading.
+        let read_to_end = loop {
             let buffer = reader.fill_buf()?;
             let len = buffer.len();
             if len == 0 {
-                break;
+                break true;
             }
             block.extend_from_slice(buffer);
             reader.consume(len);
@@ -432,33 +424,29 @@ fn ndjson_in_blocks<R: BufRead>(mut reader: R, block_bytes: usize) -> Result<Sha
                 // One line longer than a block so far: it grows until its newline.
                 continue;
             };
-            let rest = block[end + 1..].to_vec();
+            let mut next = Vec::with_capacity(block_bytes + block.len() - end - 1);
+            next.extend_from_slice(&block[end + 1..]);
             block.truncate(end + 1);
-            let full = std::mem::replace(&mut block, rest);
-            block.reserve(block_bytes);
-            if !dispatch(full) {
-                stopped = true;
-                break;
+            if !dispatch(std::mem::replace(&mut block, next)) {
+                break false;
             }
-        }
-        if !stopped && !block.is_empty() {
+        };
+        if read_to_end && !block.is_empty() {
             dispatch(block);
         }
         // Every block the helper was given is parsed (or it stopped at a failure) once
         // its queue is closed and it has ended.
-        let mut keys = std::mem::take(&mut own.keys);
-        let mut blocks = own_blocks;
         if let Some((sender, thread)) = helper {
             drop(sender);
-            let (lines, done) = thread.join().map_err(|_| {
+            let lines = thread.join().map_err(|_| {
                 Error::Internal("the NDJSON parser's helper thread panicked".into())
             })?;
-            keys.merge(lines.keys)?;
-            blocks.extend(done);
+            own.keys.merge(lines.keys)?;
+            own.done.extend(lines.done);
         }
-        blocks.sort_unstable_by_key(|(index, _)| *index);
+        own.done.sort_unstable_by_key(|(index, _)| *index);
         let (mut lines_before, mut rows) = (0u64, 0i64);
-        for (_, block) in blocks {
+        for (_, block) in own.done {
             if let Some(LineError { number, message }) = block.error {
                 return Err(Error::validation(format!(
                     "line {}: {message}",
@@ -470,7 +458,7 @@ fn ndjson_in_blocks<R: BufRead>(mut reader: R, block_bytes: usize) -> Result<Sha
         }
         Ok(Shape {
             rows,
-            columns: keys.count(),
+            columns: own.keys.count(),
         })
     })
 }
@@ -492,13 +480,22 @@ struct LineError {
     message: String,
 }
 
-/// The keys one thread has seen.
+/// What one thread has parsed: the keys it has seen and each of its blocks' shape.
 #[derive(Default)]
 struct NdjsonLines {
     keys: Keys,
+    done: Vec<(usize, BlockShape)>,
 }
 
 impl NdjsonLines {
+    /// Parses block number `index` and keeps its shape; false when a line of it failed.
+    fn parse(&mut self, index: usize, block: &[u8]) -> bool {
+        let shape = self.block(block);
+        let failed = shape.error.is_some();
+        self.done.push((index, shape));
+        !failed
+    }
+
     /// The lines of `block`, each without its `\n`; stops at the first that fails.
     fn block(&mut self, block: &[u8]) -> BlockShape {
         let mut shape = BlockShape {
