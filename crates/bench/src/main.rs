@@ -564,17 +564,10 @@ async fn measure_views(
         let api_rate = match &failure[0] {
             None => {
                 let rate = mean(api_runs.iter().map(|r| r.rate));
-                let mut p50s: Vec<_> = api_runs.iter().map(|r| r.p50).collect();
-                p50s.sort();
-                let p99 = api_runs.iter().map(|r| r.p99).max().unwrap_or_default();
                 column.set(&labels[0], format!("{rate:.0}"));
                 column.set(
                     &labels[1],
-                    format!(
-                        "{} / {}",
-                        fmt_duration(p50s[p50s.len() / 2]),
-                        fmt_duration(p99)
-                    ),
+                    rounds_latency(api_runs.iter().map(|r| (Some(r.p50), Some(r.p99)))),
                 );
                 column.errors(&labels[2], api_runs.iter().map(|r| r.errors).sum());
                 Some(rate)
@@ -595,17 +588,9 @@ async fn measure_views(
                 };
                 column.errors += errors;
                 column.set(&labels[3], format!("{rate:.0}{suffix}"));
-                // Taken like the API's: the median round's p50, the worst round's p99.
-                let mut p50s: Vec<_> = raw_runs.iter().filter_map(|r| r.p50).collect();
-                p50s.sort();
-                let p99 = raw_runs.iter().filter_map(|r| r.p99).max();
                 column.set(
                     &labels[4],
-                    format!(
-                        "{} / {}",
-                        fmt_opt_duration(p50s.get(p50s.len() / 2).copied()),
-                        fmt_opt_duration(p99)
-                    ),
+                    rounds_latency(raw_runs.iter().map(|r| (r.p50, r.p99))),
                 );
                 let ratio = api_rate.map_or_else(|| "-".to_owned(), |api| fmt_ratio(api, rate));
                 column.set(&labels[5], ratio);
@@ -613,6 +598,19 @@ async fn measure_views(
             Some(e) => column.not_available(&labels[3..], "raw statement", e),
         }
     }
+}
+
+/// "p50 / p99" of alternating rounds: the median round's p50, the worst round's p99
+/// ("-" for a side without samples).
+fn rounds_latency(rounds: impl Iterator<Item = (Option<Duration>, Option<Duration>)>) -> String {
+    let (mut p50s, p99s): (Vec<_>, Vec<_>) = rounds.unzip();
+    p50s.retain(Option::is_some);
+    p50s.sort();
+    format!(
+        "{} / {}",
+        fmt_opt_duration(p50s.get(p50s.len() / 2).copied().flatten()),
+        fmt_opt_duration(p99s.into_iter().flatten().max())
+    )
 }
 
 fn mean_duration(durations: impl Iterator<Item = Duration>) -> Duration {
