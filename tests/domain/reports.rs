@@ -603,6 +603,83 @@ async fn views_across_processes_body(db: TestDb) {
 }
 
 on_both!(
+    views_of_many_reports_at_once_keep_their_counts_and_rules,
+    many_reports_at_once_body
+);
+/// Views of several reports arriving together are counted together (one statement per
+/// batch): each open report's views still get their own counts, in two processes at
+/// once whose batches take the same rows (on PostgreSQL, in any order they arrived: a
+/// lock order that depended on it would deadlock here); closed reports in the same
+/// batches keep their own answers and are not counted.
+async fn many_reports_at_once_body(db: TestDb) {
+    let h = harness(db).await;
+    let d = &h.domain;
+    let other_process = h.second_process().await;
+    let (user, analysis) = owner_with_analysis(d, Tier::Pro).await;
+    let new = |change: NewReport| d.reports.create(user, analysis, change);
+    let mut open = Vec::new();
+    for _ in 0..6 {
+        open.push(new(NewReport::default()).await.unwrap());
+    }
+    let private = new(NewReport {
+        is_public: Some(false),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let locked = new(with_password("correct horse")).await.unwrap();
+    let expiring = new(NewReport {
+        expires_at: Some(h.clock.now() + Duration::hours(1)),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    h.clock.advance(Duration::hours(2));
+
+    let mut counts: Vec<Vec<tokio::task::JoinHandle<i32>>> =
+        open.iter().map(|_| Vec::new()).collect();
+    let mut refused = Vec::new();
+    for round in 0..10 {
+        // Each round walks the reports in another order, in both processes.
+        for i in 0..open.len() {
+            let which = (i * 5 + round) % open.len();
+            let process = if (i + round) % 2 == 0 {
+                d
+            } else {
+                &other_process
+            };
+            counts[which].extend(spawn_views(process, &open[which].short_code, 2));
+        }
+        for closed in [&private, &locked, &expiring] {
+            let process = if round % 2 == 0 { d } else { &other_process };
+            let (p, code) = (process.clone(), closed.short_code.clone());
+            refused.push(tokio::spawn(
+                async move { p.reports.view(&code, None).await },
+            ));
+        }
+    }
+    for tasks in counts {
+        assert_each_view_counted(tasks, 0).await;
+    }
+    // In each round: private, locked, expired.
+    for (i, task) in refused.into_iter().enumerate() {
+        let refusal = task.await.unwrap().map(|view| view.short_code);
+        let right = match i % 3 {
+            0 => matches!(refusal, Err(Error::NotFound)),
+            1 => matches!(refusal, Err(Error::PasswordRequired)),
+            _ => matches!(refusal, Err(Error::Gone(_))),
+        };
+        assert!(right, "view {i}: {refusal:?}");
+    }
+    for report in &open {
+        assert_eq!(d.reports.get(user, report.id).await.unwrap().view_count, 20);
+    }
+    for closed in [&private, &locked, &expiring] {
+        assert_eq!(d.reports.get(user, closed.id).await.unwrap().view_count, 0);
+    }
+}
+
+on_both!(
     page_content_is_fresh_here_and_within_the_ttl_elsewhere,
     content_freshness_body
 );

@@ -523,6 +523,7 @@ async fn measure_views(
             format!("views c={connections}: raw statement/s"),
             format!("views c={connections}: raw p50 / p99"),
             format!("views c={connections}: API / raw"),
+            format!("views c={connections}: API views per statement"),
         ];
         // Alternating rounds (API, raw, API, raw, ...) instead of one long run of each:
         // load from outside the benchmark that comes and goes then weighs on both sides
@@ -541,10 +542,16 @@ async fn measure_views(
         // pgbench's rate leaves out its own connection time ("without initial connection
         // time"); both sides are then timed warm.
         let _ = views::api(&server.base, &script, codes, connections, WARM_UP).await;
+        let mut counting = (0, 0);
         for _ in 0..rounds {
+            let before = views::counting(&server.base).await;
             match views::api(&server.base, &script, codes, connections, round).await {
                 Ok(run) => api_runs.push(run),
                 Err(e) => failure[0] = Some(e.to_string()),
+            }
+            if let (Ok(before), Ok(after)) = (before, views::counting(&server.base).await) {
+                counting.0 += after.0 - before.0;
+                counting.1 += after.1 - before.1;
             }
             let raw = match backend.kind {
                 Kind::Postgres => {
@@ -595,8 +602,13 @@ async fn measure_views(
                 let ratio = api_rate.map_or_else(|| "-".to_owned(), |api| fmt_ratio(api, rate));
                 column.set(&labels[5], ratio);
             }
-            Some(e) => column.not_available(&labels[3..], "raw statement", e),
+            Some(e) => column.not_available(&labels[3..6], "raw statement", e),
         }
+        let shared = match counting {
+            (0, _) => "-".to_owned(),
+            (statements, views) => format!("{:.2}", views as f64 / statements as f64),
+        };
+        column.set(&labels[6], shared);
     }
 }
 

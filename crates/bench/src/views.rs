@@ -126,6 +126,26 @@ pub async fn api(
     })
 }
 
+/// The server's view counting so far, from `/metrics`: (statements, views). The API
+/// counts the views that arrive together with one statement; the raw side always uses
+/// one per view, so the table shows how many the API shared.
+pub async fn counting(base: &str) -> Result<(u64, u64)> {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await?
+        .text()
+        .await?;
+    let value = |name: &str| -> Result<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| format!("no {name} in /metrics").into())
+    };
+    Ok((
+        value("iops_report_view_statements_total")?,
+        value("iops_report_views_counted_total")?,
+    ))
+}
+
 /// The raw view statement with `pgbench`: the same codes, `connections` clients.
 pub async fn raw_postgres(
     pg_url: &str,

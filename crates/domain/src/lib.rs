@@ -104,6 +104,7 @@ pub use pagination::{DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest};
 pub use passwords::Hasher;
 pub use reports::{
     NewReport, PublicAnalysis, PublicChart, PublicDataset, PublicView, ReportChange, Reports,
+    ViewCounting,
 };
 pub use secrets::{KEY_FILE, Keyring};
 pub use stats::{Stats, TableCount};
@@ -193,6 +194,8 @@ pub struct Context {
     unreadable: Arc<datasets::columns::Unreadable>,
     /// Public report pages' content read lately.
     report_content: Arc<reports::ContentCache>,
+    /// Counts public views, several per statement, on this thread's hot-path pool.
+    view_counter: Arc<reports::ViewCounter>,
     settings: Settings,
 }
 
@@ -202,6 +205,10 @@ impl Context {
     pub fn new(database: Database, clock: Arc<dyn Clock>, hasher: Hasher) -> Self {
         Self {
             db: database.connection().clone(),
+            view_counter: Arc::new(reports::ViewCounter::new(
+                database.direct().cloned(),
+                Arc::default(),
+            )),
             database,
             clock,
             hasher,
@@ -406,6 +413,11 @@ impl Domain {
         let mut ctx = self.ctx.clone();
         ctx.database = ctx.database.for_this_thread();
         ctx.db = ctx.database.connection().clone();
+        // A counter of the thread's own, adding to the process's totals.
+        ctx.view_counter = Arc::new(reports::ViewCounter::new(
+            ctx.database.direct().cloned(),
+            ctx.view_counter.totals().clone(),
+        ));
         Domain::new(ctx)
     }
 

@@ -5,6 +5,7 @@
 //! [`Error::NotFound`]. The public side ([`Reports::view`], [`Reports::unlock`]) is keyed
 //! by short code and applies the contract's rules in their fixed order.
 mod content;
+mod counting;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,6 +31,7 @@ use crate::tokens::{IssuedToken, Tokens};
 use crate::{ChartConfig, ChartType, Context, Id, Report, Status, codes, db, usage};
 use content::Content;
 pub(crate) use content::ContentCache;
+pub(crate) use counting::ViewCounter;
 
 /// Length of a new short code. Each character is drawn uniformly from the 62 base62
 /// characters (the contract's alphabet), so a code carries 10 * log2(62) ≈ 59.5 bits from
@@ -194,8 +196,8 @@ impl PublicView {
     }
 }
 
-/// The row of [`COUNT_OPEN_VIEW_SQL`]: the counted report.
-#[derive(FromQueryResult)]
+/// A row of the counting statement ([`counting`]): the counted report.
+#[derive(Clone, Debug, FromQueryResult)]
 struct CountedRow {
     short_code: String,
     view_count: i32,
@@ -252,6 +254,16 @@ impl TryFrom<ContentRow> for Content {
             },
         })
     }
+}
+
+/// How this process has counted public views since it started: with one statement per
+/// batch of views that arrived together (see [`Reports::view`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ViewCounting {
+    /// Counting statements that succeeded.
+    pub statements: u64,
+    /// Views those statements counted.
+    pub views: u64,
 }
 
 /// Reports: publishing and managing them, and the public view.
@@ -475,11 +487,12 @@ impl Reports {
     /// does not grant this report → [`Error::PasswordRequired`]; otherwise the view is
     /// counted.
     ///
-    /// Round trips on the hot path: one `SELECT` fetches report, analysis and dataset
-    /// together (two LEFT JOINs, keyed by the unique short code), then one atomic
-    /// `UPDATE ... RETURNING` counts the view; a password-protected report adds the token
-    /// lookup in between. Loading the analysis before the rules are decided costs a little
-    /// on refused requests, and saves a round trip on every successful one.
+    /// The hot path (an open report: public, unexpired, no password) is one counting
+    /// statement, shared with the views that arrive at the same moment, plus the page
+    /// content, kept by the process for a moment (`reports/counting.rs`, `reports/content.rs`).
+    /// Every other case reads the report with its analysis and dataset, applies the rules
+    /// one by one and, when the view is allowed (a password-protected report with a
+    /// valid token), counts it with its own atomic increment.
     pub async fn view(&self, short_code: &str, access_token: Option<&str>) -> Result<PublicView> {
         if !codes::plausible(short_code) {
             return Err(Error::NotFound);
@@ -512,6 +525,13 @@ impl Reports {
         let charts = self.charts_of(analysis.id).await?;
         report.view_count = self.count_view(report.id).await?;
         PublicView::of(report, analysis, dataset, charts)
+    }
+
+    /// Views counted by this process (all its threads) so far, and by how many
+    /// statements: views per statement is how much counting them together saved.
+    pub fn view_counting(&self) -> ViewCounting {
+        let (statements, views) = self.ctx.view_counter.totals().read();
+        ViewCounting { statements, views }
     }
 
     /// Trades a report's password for an access token that [`Reports::view`] accepts.
@@ -575,36 +595,17 @@ impl Reports {
     }
 
     /// The hot path: a report that is public, unexpired and has no password is counted
-    /// by ONE statement (`UPDATE ... RETURNING`, the same on both backends), whose WHERE
-    /// clause holds exactly the conditions under which the rules end in "count the view",
-    /// so the count is still one atomic increment and the rules are decided by the
-    /// database at that instant. The page's content comes from [`Reports::content_of`].
-    /// `None` sends every other case (unknown, private, expired, password) down the
-    /// rule-by-rule path of [`Reports::view`].
-    ///
-    /// Both statements run on the hot-path pool ([`Direct`]), whose connections go back
-    /// without the ping round trip of sqlx's pool.
+    /// by ONE statement (`UPDATE ... RETURNING`, with the views waiting beside it: see
+    /// [`counting`]), whose WHERE clause holds exactly the conditions under which the
+    /// rules end in "count the view", so the count is still one atomic increment and the
+    /// rules are decided by the database at that instant. The page's content comes from
+    /// [`Reports::content_of`]. `None` sends every other case (unknown, private, expired,
+    /// password) down the rule-by-rule path of [`Reports::view`].
     async fn view_open_report(&self, short_code: &str) -> Result<Option<PublicView>> {
         let now = self.ctx.clock.now_naive();
-        let row = match self.ctx.database.direct() {
-            Some(Direct::Postgres(pool)) => {
-                let query = sea_orm::sqlx::query(COUNT_OPEN_VIEW_SQL)
-                    .bind(short_code)
-                    .bind(now);
-                pool.fetch_optional(query).await?
-            }
-            Some(Direct::Sqlite(pool)) => {
-                let query = sea_orm::sqlx::query(COUNT_OPEN_VIEW_SQL)
-                    .bind(short_code)
-                    .bind(now);
-                pool.fetch_optional(query).await?
-            }
-            None => return Ok(None),
-        };
-        let Some(row) = row else {
+        let Some(counted) = self.ctx.view_counter.count(short_code, now).await? else {
             return Ok(None);
         };
-        let counted = CountedRow::from_query_result(&row, "")?;
         let content = self.content_of(counted.analysis_id).await?;
         Ok(Some(PublicView::new(counted, &content)))
     }
@@ -621,12 +622,12 @@ impl Reports {
         let row = match self.ctx.database.direct() {
             Some(Direct::Postgres(pool)) => {
                 let query = sea_orm::sqlx::query(CONTENT_SQL).bind(analysis_id.0);
-                pool.fetch_optional(query).await?
+                pool.fetch_all(query).await?.pop()
             }
             Some(Direct::Sqlite(pool)) => {
                 let id = analysis_id.0.hyphenated().to_string();
                 let query = sea_orm::sqlx::query(CONTENT_SQLITE).bind(id);
-                pool.fetch_optional(query).await?
+                pool.fetch_all(query).await?.pop()
             }
             None => None,
         };
@@ -737,17 +738,6 @@ fn active_model(model: &reports::Model) -> reports::ActiveModel {
 fn new_short_code() -> Result<String> {
     codes::random(SHORT_CODE_LEN)
 }
-
-/// The counting statement of [`Reports::view_open_report`], for both backends: the raw
-/// statement of the benchmark plus the view rules, returning only what the page shows
-/// of the report and the analysis to show (its id as text, the form [`Id`] decodes on
-/// both backends).
-const COUNT_OPEN_VIEW_SQL: &str = "\
-    UPDATE reports SET view_count = view_count + 1 \
-     WHERE short_code = $1 AND is_public AND password_hash IS NULL \
-       AND (expires_at IS NULL OR expires_at > $2) \
-    RETURNING short_code, view_count, expires_at, created_at, \
-              CAST(analysis_id AS text) AS analysis_id";
 
 /// The statement of [`Reports::content_of`] on PostgreSQL. It reads only what
 /// [`PublicView`] shows: every column more is work for PostgreSQL, the wire and the

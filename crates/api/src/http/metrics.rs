@@ -29,6 +29,8 @@ const DURATIONS: &str = "iops_http_request_duration_seconds";
 const POOL: &str = "iops_db_pool_connections";
 const TABLE_ROWS: &str = "iops_table_rows";
 const EVENTS_DROPPED: &str = "iops_analytics_events_dropped_total";
+const VIEWS_COUNTED: &str = "iops_report_views_counted_total";
+const VIEW_STATEMENTS: &str = "iops_report_view_statements_total";
 
 /// Upper bounds of the duration histogram, in seconds.
 const BUCKETS: [f64; 11] = [
@@ -82,6 +84,14 @@ impl Metrics {
             describe_counter!(
                 EVENTS_DROPPED,
                 "Product events dropped since start: the ingest buffer was full, or the rows could not be written."
+            );
+            describe_counter!(
+                VIEWS_COUNTED,
+                "Public report views counted by this process's counting statements."
+            );
+            describe_counter!(
+                VIEW_STATEMENTS,
+                "Statements that counted those views: views arriving together share one."
             );
         });
         Self {
@@ -139,16 +149,20 @@ impl Metrics {
     /// The text exposition format. `pool` is the main pool's `(open, idle)` connections;
     /// `table_rows` are fresh counts ([`domain::Stats::table_counts`]), or `None` to show
     /// the previous ones: a failed count should not fail the scrape, the other metrics are
-    /// still worth having. `events_dropped` is [`domain::Events::dropped`].
+    /// still worth having. `events_dropped` is [`domain::Events::dropped`], `views`
+    /// [`domain::Reports::view_counting`].
     pub fn render(
         &self,
         pool: (u32, u32),
         table_rows: Option<&[domain::TableCount]>,
         events_dropped: u64,
+        views: domain::ViewCounting,
     ) -> String {
         let (open, idle) = pool;
         metrics::with_local_recorder(&self.recorder, || {
             counter!(EVENTS_DROPPED).absolute(events_dropped);
+            counter!(VIEWS_COUNTED).absolute(views.views);
+            counter!(VIEW_STATEMENTS).absolute(views.statements);
             gauge!(POOL, "state" => "idle").set(f64::from(idle));
             gauge!(POOL, "state" => "in_use").set(f64::from(open.saturating_sub(idle)));
             for count in table_rows.unwrap_or_default() {
@@ -291,7 +305,7 @@ mod tests {
     #[test]
     fn dropped_events_are_a_counter() {
         let m = Metrics::new();
-        let out = m.render((1, 1), None, 7);
+        let out = m.render((1, 1), None, 7, domain::ViewCounting::default());
         assert!(
             out.contains("# TYPE iops_analytics_events_dropped_total counter"),
             "{out}"

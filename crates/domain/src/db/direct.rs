@@ -122,23 +122,23 @@ where
         self.pool.close();
     }
 
-    /// Runs `query` (prepared once per connection, then reused) and returns its first
-    /// row, if any, in sea-orm's form, for `FromQueryResult`.
-    pub async fn fetch_optional<'q, A>(
+    /// Runs `query` (prepared once per connection, then reused) and returns its rows in
+    /// sea-orm's form, for `FromQueryResult`.
+    pub async fn fetch_all<'q, A>(
         &self,
         query: Query<'q, C::Database, A>,
-    ) -> Result<Option<QueryResult>, DbErr>
+    ) -> Result<Vec<QueryResult>, DbErr>
     where
         A: IntoArguments<C::Database> + 'q,
     {
         let mut lease = Lease(Some(self.pool.get().await.map_err(acquire_error)?));
         let result = match lease.0.as_mut() {
-            Some(conn) => query.fetch_optional(&mut **conn).await,
+            Some(conn) => query.fetch_all(&mut **conn).await,
             None => unreachable!("a lease holds its connection until it ends"),
         };
         let conn = lease.0.take();
         match result {
-            Ok(row) => Ok(row.map(QueryResult::from)),
+            Ok(rows) => Ok(rows.into_iter().map(QueryResult::from).collect()),
             // Refused by the database (a constraint, a cast): the connection itself is
             // fine and goes back to the pool.
             Err(err @ sqlx::Error::Database(_)) => Err(query_error(err)),

@@ -92,6 +92,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         stats.pool_connections(),
         table_rows.as_deref(),
         state.domain.events.dropped(),
+        state.domain.reports.view_counting(),
     );
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

@@ -1,0 +1,308 @@
+//! Counting public views together: the views that arrive while a counting statement is
+//! on its way are counted by the next one, all at once.
+//!
+//! Why: every view must be counted before its page is sent, and on PostgreSQL each
+//! counting statement is a transaction of its own, with its commit (a WAL flush) and its
+//! round trip. Under load most of a view's cost was that statement, in PostgreSQL's CPU,
+//! not the counting itself (docs/performance.md). Here one task per worker thread takes
+//! every view waiting at that moment (up to [`MAX_BATCH`]) and counts them with ONE
+//! statement; the views that arrive meanwhile wait for the next. A lone view is counted at
+//! once, so a quiet server adds no delay; a busy one makes fewer, larger transactions.
+//!
+//! What does not change: each view is counted by the database before its page is sent,
+//! and gets its own count. The statement adds `n` to a report seen `n` times in the
+//! batch and returns the new total; those `n` views get the totals up to it, in the order
+//! they arrived. The rules (public, unexpired, no password) are still decided by the
+//! statement's WHERE clause at the instant it runs, so several processes still agree.
+//!
+//! Deadlocks: a batch updates several rows in one transaction. Two batches (of two
+//! threads, or two processes) that took the same rows in opposite orders would wait on
+//! each other, so on PostgreSQL the rows are locked first, in the order of their id, by
+//! the statement itself. SQLite has one writer at a time and cannot deadlock.
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chrono::NaiveDateTime;
+use sea_orm::{DbErr, FromQueryResult};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use super::CountedRow;
+use crate::db::Direct;
+use crate::error::{Error, Result};
+
+/// Counting statements one worker thread runs at once. As many as PostgreSQL's hot-path
+/// connections per thread, so a statement never waits for a connection; fewer (1, 2 and
+/// 4 were measured) left views waiting for a slot while the database had room.
+const IN_FLIGHT: usize = 8;
+
+/// The most views one statement counts. Large enough that a busy worker's views fit in
+/// one or two statements, small enough that the statement stays short.
+const MAX_BATCH: usize = 64;
+
+/// PostgreSQL's counting statement for a batch: the raw counting `UPDATE ... RETURNING`
+/// plus the view rules, over the batch's codes (`$1`, one entry per view). `locked`
+/// takes the rows in id order (see the module's note on deadlocks); `MATERIALIZED`
+/// keeps it a step of its own, so its locks come before the update.
+const COUNT_BATCH_SQL: &str = "\
+    WITH seen AS (SELECT code, count(*) AS n FROM unnest($1::text[]) AS code GROUP BY code), \
+         locked AS MATERIALIZED ( \
+           SELECT r.id, seen.n FROM reports r JOIN seen ON r.short_code = seen.code \
+            WHERE r.is_public AND r.password_hash IS NULL \
+              AND (r.expires_at IS NULL OR r.expires_at > $2) \
+            ORDER BY r.id FOR UPDATE OF r) \
+    UPDATE reports r SET view_count = r.view_count + locked.n FROM locked \
+     WHERE r.id = locked.id \
+    RETURNING r.short_code, r.view_count, r.expires_at, r.created_at, \
+              CAST(r.analysis_id AS text) AS analysis_id";
+
+/// [`COUNT_BATCH_SQL`] for SQLite: the codes come as a JSON array (`json_each`), and no
+/// lock order is needed.
+const COUNT_BATCH_SQLITE: &str = "\
+    UPDATE reports SET view_count = view_count + seen.n \
+      FROM (SELECT value AS code, count(*) AS n FROM json_each($1) GROUP BY value) AS seen \
+     WHERE reports.short_code = seen.code AND reports.is_public \
+       AND reports.password_hash IS NULL \
+       AND (reports.expires_at IS NULL OR reports.expires_at > $2) \
+    RETURNING short_code, view_count, expires_at, created_at, \
+              CAST(analysis_id AS text) AS analysis_id";
+
+/// A view waiting to be counted.
+struct Pending {
+    code: String,
+    /// When the view arrived; the batch decides expiry at its latest view's instant.
+    now: NaiveDateTime,
+    /// The counted report, or `None` when the report is not open (unknown, private,
+    /// expired or behind a password).
+    reply: oneshot::Sender<Result<Option<CountedRow>, DbErr>>,
+}
+
+/// Views counted and the statements that counted them, over every thread of the
+/// process: their ratio is how much counting together saves (`/metrics`).
+#[derive(Debug, Default)]
+pub(crate) struct CountingTotals {
+    statements: AtomicU64,
+    views: AtomicU64,
+}
+
+impl CountingTotals {
+    /// (statements, views) so far.
+    pub(crate) fn read(&self) -> (u64, u64) {
+        (
+            self.statements.load(Ordering::Relaxed),
+            self.views.load(Ordering::Relaxed),
+        )
+    }
+
+    fn add(&self, views: usize) {
+        self.statements.fetch_add(1, Ordering::Relaxed);
+        self.views.fetch_add(views as u64, Ordering::Relaxed);
+    }
+}
+
+/// The view counter of one worker thread (see [`crate::Domain::for_this_thread`]): it
+/// starts its task on the runtime of the first view it counts, next to the thread's
+/// hot-path connections.
+pub(crate) struct ViewCounter {
+    direct: Option<Direct>,
+    queue: Mutex<Option<mpsc::UnboundedSender<Pending>>>,
+    totals: Arc<CountingTotals>,
+}
+
+impl ViewCounter {
+    /// A counter over `direct` that adds to `totals`; without a hot-path pool it counts
+    /// nothing.
+    pub(crate) fn new(direct: Option<Direct>, totals: Arc<CountingTotals>) -> Self {
+        Self {
+            direct,
+            queue: Mutex::new(None),
+            totals,
+        }
+    }
+
+    /// The totals this counter adds to.
+    pub(crate) fn totals(&self) -> &Arc<CountingTotals> {
+        &self.totals
+    }
+
+    /// Counts one view of `code` with the views waiting beside it. `None` when the
+    /// report is not open, or there is no hot-path pool: the caller then applies the
+    /// rules one by one.
+    pub(super) async fn count(&self, code: &str, now: NaiveDateTime) -> Result<Option<CountedRow>> {
+        let Some(direct) = &self.direct else {
+            return Ok(None);
+        };
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            code: code.to_owned(),
+            now,
+            reply,
+        };
+        self.queue(direct).send(pending).map_err(|_| stopped())?;
+        Ok(answer.await.map_err(|_| stopped())??)
+    }
+
+    /// The queue of the counting task, started (again) when there is none: the runtime
+    /// that ran it may have ended (a test's runtime, a server restarted in-process).
+    fn queue(&self, direct: &Direct) -> mpsc::UnboundedSender<Pending> {
+        let mut queue = self
+            .queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match queue.as_ref() {
+            Some(sender) if !sender.is_closed() => sender.clone(),
+            _ => {
+                let (sender, receiver) = mpsc::unbounded_channel();
+                tokio::spawn(run(direct.clone(), receiver, self.totals.clone()));
+                *queue = Some(sender.clone());
+                sender
+            }
+        }
+    }
+}
+
+fn stopped() -> Error {
+    Error::Internal("the view counter stopped".to_owned())
+}
+
+/// The counting task: takes what is waiting, counts it with one statement, answers, and
+/// again, until the counter is dropped. Up to [`IN_FLIGHT`] statements run at once: the
+/// views that arrive while they do are the next batch.
+async fn run(
+    direct: Direct,
+    mut queue: mpsc::UnboundedReceiver<Pending>,
+    totals: Arc<CountingTotals>,
+) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        if queue.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return;
+        }
+        let (direct, totals) = (direct.clone(), totals.clone());
+        tokio::spawn(async move {
+            let counted = count_batch(&direct, &batch).await;
+            if counted.is_ok() {
+                totals.add(batch.len());
+            }
+            answer(batch.into_iter(), counted);
+            drop(slot);
+        });
+    }
+}
+
+/// One statement for the whole batch: the counted reports, one row per distinct code.
+async fn count_batch(direct: &Direct, batch: &[Pending]) -> Result<Vec<CountedRow>, DbErr> {
+    let now = batch.iter().map(|p| p.now).max().unwrap_or_default();
+    let codes: Vec<&str> = batch.iter().map(|p| p.code.as_str()).collect();
+    let rows = match direct {
+        Direct::Postgres(pool) => {
+            let query = sea_orm::sqlx::query(COUNT_BATCH_SQL).bind(codes).bind(now);
+            pool.fetch_all(query).await?
+        }
+        Direct::Sqlite(pool) => {
+            let codes = serde_json::to_string(&codes).map_err(|e| DbErr::Custom(e.to_string()))?;
+            let query = sea_orm::sqlx::query(COUNT_BATCH_SQLITE)
+                .bind(codes)
+                .bind(now);
+            pool.fetch_all(query).await?
+        }
+    };
+    rows.iter()
+        .map(|row| CountedRow::from_query_result(row, ""))
+        .collect()
+}
+
+/// Gives each view its own count: a report counted `n` times by the batch returned its
+/// new total `t`, and its views, in the order they arrived, get `t - n + 1` to `t`.
+fn answer(batch: impl Iterator<Item = Pending>, counted: Result<Vec<CountedRow>, DbErr>) {
+    let rows = match counted {
+        Ok(rows) => rows,
+        Err(err) => {
+            for pending in batch {
+                // A view whose request was dropped meanwhile was still counted; nobody
+                // is left to tell.
+                let _ = pending.reply.send(Err(err.clone()));
+            }
+            return;
+        }
+    };
+    let batch: Vec<Pending> = batch.collect();
+    let mut views: HashMap<&str, i32> = HashMap::with_capacity(batch.len());
+    for pending in &batch {
+        *views.entry(pending.code.as_str()).or_default() += 1;
+    }
+    // The count the next view of each report gets.
+    let mut next: HashMap<String, CountedRow> = rows
+        .into_iter()
+        .map(|mut row| {
+            row.view_count -= views.get(row.short_code.as_str()).copied().unwrap_or(1) - 1;
+            (row.short_code.clone(), row)
+        })
+        .collect();
+    for pending in batch {
+        let counted = next.get_mut(&pending.code).map(|row| {
+            let this = row.clone();
+            row.view_count += 1;
+            this
+        });
+        let _ = pending.reply.send(Ok(counted));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Id;
+
+    fn pending(
+        code: &str,
+    ) -> (
+        Pending,
+        oneshot::Receiver<Result<Option<CountedRow>, DbErr>>,
+    ) {
+        let (reply, answer) = oneshot::channel();
+        let now = NaiveDateTime::default();
+        let code = code.to_owned();
+        (Pending { code, now, reply }, answer)
+    }
+
+    fn row(code: &str, view_count: i32) -> CountedRow {
+        CountedRow {
+            short_code: code.to_owned(),
+            view_count,
+            expires_at: None,
+            created_at: NaiveDateTime::default(),
+            analysis_id: Id(uuid::Uuid::nil()),
+        }
+    }
+
+    fn count_of(answer: &mut oneshot::Receiver<Result<Option<CountedRow>, DbErr>>) -> Option<i32> {
+        let counted = answer.try_recv().expect("answered").expect("no error");
+        counted.map(|row| row.view_count)
+    }
+
+    #[test]
+    fn each_view_gets_its_own_count_in_arrival_order() {
+        let (batch, mut answers): (Vec<_>, Vec<_>) = ["a", "b", "a", "closed", "a", "b"]
+            .map(pending)
+            .into_iter()
+            .unzip();
+        // "a" was seen 3 times and now stands at 10, "b" twice and at 4.
+        answer(batch.into_iter(), Ok(vec![row("b", 4), row("a", 10)]));
+        let counts: Vec<Option<i32>> = answers.iter_mut().map(count_of).collect();
+        assert_eq!(counts, [Some(8), Some(3), Some(9), None, Some(10), Some(4)]);
+    }
+
+    #[test]
+    fn a_failed_statement_fails_every_view_of_the_batch() {
+        let (batch, mut answers): (Vec<_>, Vec<_>) = ["a", "b"].map(pending).into_iter().unzip();
+        answer(batch.into_iter(), Err(DbErr::Custom("gone".to_owned())));
+        for answer in &mut answers {
+            assert!(matches!(answer.try_recv(), Ok(Err(DbErr::Custom(_)))));
+        }
+    }
+}
