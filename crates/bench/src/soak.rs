@@ -153,6 +153,7 @@ async fn soak(
         columnar: false,
     };
     env.run(&["migrate", "upgrade"]).await?;
+    let autovacuum = autovacuum(&backend.url).await?;
     eprintln!("seeding {REPORTS} reports…");
     let codes = work.join("codes.txt");
     seed::seed(&backend.url, REPORTS, &codes).await?;
@@ -252,6 +253,15 @@ async fn soak(
     // Requests that began in the last instant of the run belong to no whole minute.
     let minutes_seen: Vec<Minute> = minutes_seen.into_iter().take(minutes as usize).collect();
     let ok = report(&minutes_seen, out)?;
+    println!("PostgreSQL autovacuum: {autovacuum}");
+    if autovacuum != "on" {
+        // Without it no table is analysed or vacuumed, and the rates of the statements
+        // whose plans need statistics fall minute after minute (docs/performance.md,
+        // "what slowed the soak"): the server is not what such a run measures.
+        println!(
+            "warning: autovacuum is off on this PostgreSQL; rates that fall over the minutes are its doing"
+        );
+    }
     if let Some(e) = recorder.first_error.lock().expect("error lock").as_ref() {
         println!("first error: {e}");
     }
@@ -259,6 +269,20 @@ async fn soak(
 }
 
 /// An analysis with results and a chart of the soak user: what the edit clients change.
+/// PostgreSQL's `autovacuum` setting, which decides whether a long run keeps its plans.
+async fn autovacuum(url: &str) -> Result<String> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = sea_orm::Database::connect(url).await?;
+    let backend = db.get_database_backend();
+    let row = db
+        .query_one_raw(Statement::from_string(backend, "SHOW autovacuum"))
+        .await?
+        .ok_or("SHOW autovacuum returned nothing")?;
+    let value: String = row.try_get_by_index(0)?;
+    db.close().await?;
+    Ok(value)
+}
+
 async fn edit_fixture(
     http: &reqwest::Client,
     server: &Server,
