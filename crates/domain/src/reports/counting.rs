@@ -43,7 +43,9 @@ const MAX_BATCH: usize = 64;
 /// PostgreSQL's counting statement for a batch: the raw counting `UPDATE ... RETURNING`
 /// plus the view rules, over the batch's codes (`$1`, one entry per view). `locked`
 /// takes the rows in id order (see the module's note on deadlocks); `MATERIALIZED`
-/// keeps it a step of its own, so its locks come before the update.
+/// keeps it a step of its own, so its locks come before the update. It returns only
+/// what the page shows of the report, and the analysis id as text (the form [`crate::Id`]
+/// decodes on both backends).
 const COUNT_BATCH_SQL: &str = "\
     WITH seen AS (SELECT code, count(*) AS n FROM unnest($1::text[]) AS code GROUP BY code), \
          locked AS MATERIALIZED ( \
