@@ -530,8 +530,7 @@ impl Reports {
     /// Views counted by this process (all its threads) so far, and by how many
     /// statements: views per statement is how much counting them together saved.
     pub fn view_counting(&self) -> ViewCounting {
-        let (statements, views) = self.ctx.view_counter.totals().read();
-        ViewCounting { statements, views }
+        self.ctx.view_counter.totals().read()
     }
 
     /// Trades a report's password for an access token that [`Reports::view`] accepts.

@@ -27,7 +27,7 @@ use chrono::NaiveDateTime;
 use sea_orm::{DbErr, FromQueryResult};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::CountedRow;
+use super::{CountedRow, ViewCounting};
 use crate::db::Direct;
 use crate::error::{Error, Result};
 
@@ -88,12 +88,12 @@ pub(crate) struct CountingTotals {
 }
 
 impl CountingTotals {
-    /// (statements, views) so far.
-    pub(crate) fn read(&self) -> (u64, u64) {
-        (
-            self.statements.load(Ordering::Relaxed),
-            self.views.load(Ordering::Relaxed),
-        )
+    /// The totals so far.
+    pub(crate) fn read(&self) -> ViewCounting {
+        ViewCounting {
+            statements: self.statements.load(Ordering::Relaxed),
+            views: self.views.load(Ordering::Relaxed),
+        }
     }
 
     fn add(&self, views: usize) {
@@ -190,7 +190,7 @@ async fn run(
             if counted.is_ok() {
                 totals.add(batch.len());
             }
-            answer(batch.into_iter(), counted);
+            answer(batch, counted);
             drop(slot);
         });
     }
@@ -219,8 +219,9 @@ async fn count_batch(direct: &Direct, batch: &[Pending]) -> Result<Vec<CountedRo
 }
 
 /// Gives each view its own count: a report counted `n` times by the batch returned its
-/// new total `t`, and its views, in the order they arrived, get `t - n + 1` to `t`.
-fn answer(batch: impl Iterator<Item = Pending>, counted: Result<Vec<CountedRow>, DbErr>) {
+/// new total `t`, and its views, in the order they arrived, get `t - n + 1` to `t`
+/// (handed out from the last view back).
+fn answer(batch: Vec<Pending>, counted: Result<Vec<CountedRow>, DbErr>) {
     let rows = match counted {
         Ok(rows) => rows,
         Err(err) => {
@@ -232,23 +233,15 @@ fn answer(batch: impl Iterator<Item = Pending>, counted: Result<Vec<CountedRow>,
             return;
         }
     };
-    let batch: Vec<Pending> = batch.collect();
-    let mut views: HashMap<&str, i32> = HashMap::with_capacity(batch.len());
-    for pending in &batch {
-        *views.entry(pending.code.as_str()).or_default() += 1;
-    }
-    // The count the next view of each report gets.
-    let mut next: HashMap<String, CountedRow> = rows
+    // The count the latest view of each report not yet answered gets.
+    let mut latest: HashMap<String, CountedRow> = rows
         .into_iter()
-        .map(|mut row| {
-            row.view_count -= views.get(row.short_code.as_str()).copied().unwrap_or(1) - 1;
-            (row.short_code.clone(), row)
-        })
+        .map(|row| (row.short_code.clone(), row))
         .collect();
-    for pending in batch {
-        let counted = next.get_mut(&pending.code).map(|row| {
+    for pending in batch.into_iter().rev() {
+        let counted = latest.get_mut(&pending.code).map(|row| {
             let this = row.clone();
-            row.view_count += 1;
+            row.view_count -= 1;
             this
         });
         let _ = pending.reply.send(Ok(counted));
@@ -294,7 +287,7 @@ mod tests {
             .into_iter()
             .unzip();
         // "a" was seen 3 times and now stands at 10, "b" twice and at 4.
-        answer(batch.into_iter(), Ok(vec![row("b", 4), row("a", 10)]));
+        answer(batch, Ok(vec![row("b", 4), row("a", 10)]));
         let counts: Vec<Option<i32>> = answers.iter_mut().map(count_of).collect();
         assert_eq!(counts, [Some(8), Some(3), Some(9), None, Some(10), Some(4)]);
     }
@@ -302,7 +295,7 @@ mod tests {
     #[test]
     fn a_failed_statement_fails_every_view_of_the_batch() {
         let (batch, mut answers): (Vec<_>, Vec<_>) = ["a", "b"].map(pending).into_iter().unzip();
-        answer(batch.into_iter(), Err(DbErr::Custom("gone".to_owned())));
+        answer(batch, Err(DbErr::Custom("gone".to_owned())));
         for answer in &mut answers {
             assert!(matches!(answer.try_recv(), Ok(Err(DbErr::Custom(_)))));
         }
