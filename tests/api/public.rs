@@ -532,18 +532,8 @@ async fn concurrent_views_are_each_counted_body(db: TestDb) {
     assert_eq!(stored["view_count"], 200);
 
     // Operators see how many statements counted them (views arriving together share one).
-    let metrics = app.get("/metrics", None).await.text().await.unwrap();
-    let value = |name: &str| -> u64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-            .unwrap_or_else(|| panic!("no {name} in:\n{metrics}"))
-            .trim()
-            .parse()
-            .unwrap()
-    };
-    assert_eq!(value("iops_report_views_counted_total"), 200);
-    let statements = value("iops_report_view_statements_total");
+    assert_eq!(app.metric("iops_report_views_counted_total").await, 200);
+    let statements = app.metric("iops_report_view_statements_total").await;
     assert!((1..=200).contains(&statements), "{statements} statements");
 }
 

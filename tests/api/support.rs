@@ -141,6 +141,17 @@ impl TestApp {
             .expect("send")
     }
 
+    /// The value of the unlabelled series `name` in `/metrics`.
+    pub async fn metric(&self, name: &str) -> u64 {
+        let text = self.get("/metrics", None).await.text().await.unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
     pub async fn send_json(
         &self,
         method: Method,
