@@ -7,7 +7,10 @@ use domain::Tier;
 use domain::{Clock, Domain, Error, Id, LimitKind};
 use domain::{NewReport, ReportChange};
 use iops_tests::{TestDb, count, on_both};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Statement,
+    TransactionTrait,
+};
 
 use crate::analyses::{first_page, insert_dataset, insert_user, named};
 use crate::support::harness;
@@ -676,6 +679,113 @@ async fn many_reports_at_once_body(db: TestDb) {
     }
     for closed in [&private, &locked, &expiring] {
         assert_eq!(d.reports.get(user, closed.id).await.unwrap().view_count, 0);
+    }
+}
+
+/// A batch whose rows another transaction locks in the opposite order deadlocks; the
+/// batch PostgreSQL rolls back to break it is counted again, so every view still gets
+/// its own count (SQLite has one writer at a time and cannot deadlock).
+///
+/// One runtime thread: the views queue before the counting task first runs, so they are
+/// one batch, which locks `first` and then waits for `second`.
+#[tokio::test]
+async fn a_batch_rolled_back_by_a_deadlock_is_counted_again() {
+    let db = TestDb::postgres().await;
+    // PostgreSQL looks for a deadlock once, when a wait has lasted `deadlock_timeout`
+    // (1 s by default): the writer below must close the cycle before the batch looks,
+    // and on a busy CI machine 1 s is short. Set before the server's connections open.
+    let admin = sea_orm::Database::connect(&db.url).await.unwrap();
+    admin
+        .execute_unprepared(
+            "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET deadlock_timeout = ''5s''', \
+             current_database()); END $$",
+        )
+        .await
+        .unwrap();
+    let h = harness(db).await;
+    let d = &h.domain;
+    let (user, analysis) = owner_with_analysis(d, Tier::Pro).await;
+    // The batch must lock `first` before `second`. It locks in the order of the codes
+    // when PostgreSQL looks each code up, and in the rows' order on disk (the order they
+    // were created) when it reads a table this small whole: pick two on which both agree.
+    let mut created: Vec<String> = Vec::new();
+    let (first, second) = loop {
+        let report = d.reports.create(user, analysis, NewReport::default()).await;
+        let code = report.unwrap().short_code;
+        if let Some(earlier) = created.iter().find(|earlier| **earlier < code) {
+            break (earlier.clone(), code);
+        }
+        created.push(code);
+    };
+
+    // Another writer holds `second`. It looks for deadlocks only after 60 s, so the
+    // batch is the one PostgreSQL rolls back.
+    let writer = admin.begin().await.unwrap();
+    let touch = |code: &str| {
+        format!("UPDATE reports SET view_count = view_count WHERE short_code = '{code}'")
+    };
+    writer
+        .execute_unprepared("SET LOCAL deadlock_timeout = '60s'")
+        .await
+        .unwrap();
+    writer.execute_unprepared(&touch(&second)).await.unwrap();
+
+    let views: Vec<_> = (0..10)
+        .flat_map(|_| [first.clone(), second.clone()])
+        .map(|code| {
+            let d = d.clone();
+            tokio::spawn(
+                async move { (d.reports.view(&code, None).await.unwrap().view_count, code) },
+            )
+        })
+        .collect();
+    let watch = sea_orm::Database::connect(&h.db.url).await.unwrap();
+    let waiting = "SELECT count(*) AS n FROM pg_stat_activity \
+                   WHERE datname = current_database() AND wait_event_type = 'Lock' \
+                     AND query LIKE 'UPDATE reports r SET view_count = r.view_count + seen.n%'";
+    poll(&watch, waiting, |n| n == 1).await;
+
+    // Now the writer wants `first` too: a deadlock, which PostgreSQL breaks by rolling
+    // back the batch; the batch runs again and waits for the writer to commit.
+    writer.execute_unprepared(&touch(&first)).await.unwrap();
+    writer.commit().await.unwrap();
+
+    let (mut firsts, mut seconds) = (Vec::new(), Vec::new());
+    for view in views {
+        let (count, code) = view.await.unwrap();
+        if code == first {
+            firsts.push(count)
+        } else {
+            seconds.push(count)
+        }
+    }
+    firsts.sort_unstable();
+    seconds.sort_unstable();
+    let want: Vec<i32> = (1..=10).collect();
+    assert_eq!((firsts, seconds), (want.clone(), want));
+    let deadlocks =
+        "SELECT deadlocks AS n FROM pg_stat_database WHERE datname = current_database()";
+    poll(&watch, deadlocks, |n| n == 1).await;
+}
+
+/// Runs `sql` (one row, an integer column `n`) until `done(n)`, for at most 20 s.
+async fn poll(db: &DatabaseConnection, sql: &str, done: impl Fn(i64) -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let row = db
+            .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+            .await
+            .unwrap()
+            .unwrap();
+        let n: i64 = row.try_get("", "n").unwrap();
+        if done(n) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {n} after 20 s: {sql}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 

@@ -221,6 +221,12 @@ fn is_unstorable_text(err: &DbErr) -> bool {
     matches!(sql_state(err).as_deref(), Some("22021" | "22P05"))
 }
 
+/// PostgreSQL's 40P01 (`deadlock_detected`): the statement was rolled back whole to break
+/// a deadlock, so it can be run again.
+pub(crate) fn is_deadlock(err: &DbErr) -> bool {
+    sql_state(err).as_deref() == Some("40P01")
+}
+
 /// SQLSTATE class 08 (connection exception) and 57P01-57P03 (the server is shutting
 /// down, crashed, or cannot accept connections yet).
 fn is_connection_lost(err: &DbErr) -> bool {

@@ -17,9 +17,15 @@
 //!
 //! Deadlocks: a batch updates several rows in one transaction. Two batches (of two
 //! threads, or two processes) that took the same rows in opposite orders would wait on
-//! each other, so on PostgreSQL the rows are locked first, in the order of their id, by
-//! the statement itself. SQLite has one writer at a time and cannot deadlock.
-use std::collections::HashMap;
+//! each other. So every batch hands PostgreSQL its distinct codes sorted, and the
+//! statement's plan (a nested loop over the codes, an index lookup for each) locks the
+//! rows in that order: batches that share rows take them in the same order. A plan that
+//! walked the rows otherwise (PostgreSQL picks plans by its statistics) could still
+//! deadlock; PostgreSQL then rolls one statement back whole, so it is run again. (Locking
+//! the rows first in a step of their own guarantees the order too, but cost PostgreSQL a
+//! quarter of its rate per statement: docs/performance.md.) SQLite has one writer at a
+//! time and cannot deadlock.
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -29,7 +35,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::{CountedRow, ViewCounting};
 use crate::db::Direct;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, is_deadlock};
 
 /// Counting statements one worker thread runs at once. As many as PostgreSQL's hot-path
 /// connections per thread, so a statement never waits for a connection; fewer (1, 2 and
@@ -40,30 +46,30 @@ const IN_FLIGHT: usize = 8;
 /// one or two statements, small enough that the statement stays short.
 const MAX_BATCH: usize = 64;
 
+/// How many times a batch's statement is run again after PostgreSQL rolled it back to
+/// break a deadlock (see the module's note): then it counted nothing, so running it
+/// again counts each view once.
+const DEADLOCK_RETRIES: usize = 3;
+
 /// PostgreSQL's counting statement for a batch: the raw counting `UPDATE ... RETURNING`
-/// plus the view rules, over the batch's codes (`$1`, one entry per view). `locked`
-/// takes the rows in id order (see the module's note on deadlocks); `MATERIALIZED`
-/// keeps it a step of its own, so its locks come before the update. It returns only
-/// what the page shows of the report, and the analysis id as text (the form [`crate::Id`]
-/// decodes on both backends).
+/// plus the view rules, over the batch's distinct codes (`$1`, sorted) and how many times
+/// each was seen (`$2`). The rows are locked in the order of `$1` (see the module's note
+/// on deadlocks). It returns only what the page shows of the report, and the analysis id
+/// as text (the form [`crate::Id`] decodes on both backends).
 const COUNT_BATCH_SQL: &str = "\
-    WITH seen AS (SELECT code, count(*) AS n FROM unnest($1::text[]) AS code GROUP BY code), \
-         locked AS MATERIALIZED ( \
-           SELECT r.id, seen.n FROM reports r JOIN seen ON r.short_code = seen.code \
-            WHERE r.is_public AND r.password_hash IS NULL \
-              AND (r.expires_at IS NULL OR r.expires_at > $2) \
-            ORDER BY r.id FOR UPDATE OF r) \
-    UPDATE reports r SET view_count = r.view_count + locked.n FROM locked \
-     WHERE r.id = locked.id \
+    UPDATE reports r SET view_count = r.view_count + seen.n \
+      FROM unnest($1::text[], $2::int4[]) AS seen(code, n) \
+     WHERE r.short_code = seen.code AND r.is_public AND r.password_hash IS NULL \
+       AND (r.expires_at IS NULL OR r.expires_at > $3) \
     RETURNING r.short_code, r.view_count, r.expires_at, r.created_at, \
               CAST(r.analysis_id AS text) AS analysis_id";
 
-/// [`COUNT_BATCH_SQL`] for SQLite: the codes come as a JSON array (`json_each`), and no
-/// lock order is needed.
+/// [`COUNT_BATCH_SQL`] for SQLite: the codes and how many times each was seen come as
+/// one JSON object (`json_each` gives its keys and values), and no lock order is needed.
 const COUNT_BATCH_SQLITE: &str = "\
-    UPDATE reports SET view_count = view_count + seen.n \
-      FROM (SELECT value AS code, count(*) AS n FROM json_each($1) GROUP BY value) AS seen \
-     WHERE reports.short_code = seen.code AND reports.is_public \
+    UPDATE reports SET view_count = view_count + seen.value \
+      FROM json_each($1) AS seen \
+     WHERE reports.short_code = seen.key AND reports.is_public \
        AND reports.password_hash IS NULL \
        AND (reports.expires_at IS NULL OR reports.expires_at > $2) \
     RETURNING short_code, view_count, expires_at, created_at, \
@@ -199,16 +205,31 @@ async fn run(
 /// One statement for the whole batch: the counted reports, one row per distinct code.
 async fn count_batch(direct: &Direct, batch: &[Pending]) -> Result<Vec<CountedRow>, DbErr> {
     let now = batch.iter().map(|p| p.now).max().unwrap_or_default();
-    let codes: Vec<&str> = batch.iter().map(|p| p.code.as_str()).collect();
+    // Sorted by code: the order the rows are locked in.
+    let mut seen: BTreeMap<&str, i32> = BTreeMap::new();
+    for pending in batch {
+        *seen.entry(pending.code.as_str()).or_default() += 1;
+    }
     let rows = match direct {
         Direct::Postgres(pool) => {
-            let query = sea_orm::sqlx::query(COUNT_BATCH_SQL).bind(codes).bind(now);
-            pool.fetch_all(query).await?
+            let codes: Vec<&str> = seen.keys().copied().collect();
+            let counts: Vec<i32> = seen.values().copied().collect();
+            let mut retries = 0;
+            loop {
+                let query = sea_orm::sqlx::query(COUNT_BATCH_SQL)
+                    .bind(codes.as_slice())
+                    .bind(counts.as_slice())
+                    .bind(now);
+                match pool.fetch_all(query).await {
+                    Err(err) if is_deadlock(&err) && retries < DEADLOCK_RETRIES => retries += 1,
+                    rows => break rows?,
+                }
+            }
         }
         Direct::Sqlite(pool) => {
-            let codes = serde_json::to_string(&codes).map_err(|e| DbErr::Custom(e.to_string()))?;
+            let seen = serde_json::to_string(&seen).map_err(|e| DbErr::Custom(e.to_string()))?;
             let query = sea_orm::sqlx::query(COUNT_BATCH_SQLITE)
-                .bind(codes)
+                .bind(seen)
                 .bind(now);
             pool.fetch_all(query).await?
         }
