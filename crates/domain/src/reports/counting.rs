@@ -42,9 +42,11 @@ use crate::error::{Error, Result, is_deadlock};
 /// 4 were measured) left views waiting for a slot while the database had room.
 const IN_FLIGHT: usize = 8;
 
-/// The most views one statement counts. Large enough that a busy worker's views fit in
-/// one or two statements, small enough that the statement stays short.
-const MAX_BATCH: usize = 64;
+/// The most views one statement counts. A burst larger than this is split into several
+/// statements that run side by side on the thread's connections: one statement of 30-60
+/// views held every one of them for its whole run, and 64 put the p99 at 64 connections
+/// at 20-37 ms where 16 gave 7-10 ms (8 made statements too small: docs/performance.md).
+const MAX_BATCH: usize = 16;
 
 /// How many times a batch's statement is run again after PostgreSQL rolled it back to
 /// break a deadlock (see the module's note): then it counted nothing, so running it
