@@ -167,23 +167,34 @@ impl Drop for TestDb {
         let Some(name) = self.pg_name.take() else {
             return;
         };
-        // Best effort, outside the test's runtime; a leftover test database is harmless.
         let admin_url = postgres_admin_url();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
+        clean_up(move || async move {
+            let admin = Database::connect(&admin_url).await.ok()?;
+            admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await
                 .ok()?;
-            rt.block_on(async {
-                let admin = Database::connect(&admin_url).await.ok()?;
-                admin
-                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await
-                    .ok()
-            })
-        })
-        .join();
+            Some(())
+        });
     }
+}
+
+/// Runs a test's clean-up to its end on a thread and runtime of its own: a `Drop` may run
+/// inside the test's runtime, which must not block, or after it has ended. Best effort: a
+/// leftover database is harmless.
+fn clean_up<F, Fut>(cleanup: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Option<()>>,
+{
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        rt.block_on(cleanup())
+    })
+    .join();
 }
 
 /// Counts the rows of `table`.

@@ -190,8 +190,8 @@ impl Source {
     }
 }
 
-/// Dropped with the test: the source database and its login (best effort, outside the
-/// test's runtime, as [`crate::TestDb`] does), so runs leave no databases or roles behind.
+/// Dropped with the test: the source database and its login (best effort, as
+/// [`crate::TestDb`] does), so runs leave no databases or roles behind.
 impl Drop for Source {
     fn drop(&mut self) {
         let (postgres, database, user) = (
@@ -199,38 +199,31 @@ impl Drop for Source {
             self.database.clone(),
             self.user.clone(),
         );
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async {
-                if postgres {
-                    let admin = Database::connect(crate::postgres_admin_url()).await.ok()?;
-                    for sql in [
-                        format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"),
-                        format!("DROP ROLE IF EXISTS {user}"),
-                    ] {
-                        admin.execute_unprepared(&sql).await.ok()?;
-                    }
-                } else {
-                    let mut admin = sqlx::MySqlConnection::connect(MARIADB_ADMIN_URL)
-                        .await
-                        .ok()?;
-                    let drop_database = format!("DROP DATABASE IF EXISTS {database}");
-                    admin
-                        .execute(sqlx::AssertSqlSafe(drop_database))
-                        .await
-                        .ok()?;
-                    for host in ["localhost", "127.0.0.1", "%"] {
-                        let drop_user = format!("DROP USER IF EXISTS '{user}'@'{host}'");
-                        admin.execute(sqlx::AssertSqlSafe(drop_user)).await.ok()?;
-                    }
-                    let _ = admin.close().await;
+        crate::clean_up(move || async move {
+            if postgres {
+                let admin = Database::connect(crate::postgres_admin_url()).await.ok()?;
+                for sql in [
+                    format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"),
+                    format!("DROP ROLE IF EXISTS {user}"),
+                ] {
+                    admin.execute_unprepared(&sql).await.ok()?;
                 }
-                Some(())
-            })
-        })
-        .join();
+            } else {
+                let mut admin = sqlx::MySqlConnection::connect(MARIADB_ADMIN_URL)
+                    .await
+                    .ok()?;
+                let drop_database = format!("DROP DATABASE IF EXISTS {database}");
+                admin
+                    .execute(sqlx::AssertSqlSafe(drop_database))
+                    .await
+                    .ok()?;
+                for host in ["localhost", "127.0.0.1", "%"] {
+                    let drop_user = format!("DROP USER IF EXISTS '{user}'@'{host}'");
+                    admin.execute(sqlx::AssertSqlSafe(drop_user)).await.ok()?;
+                }
+                let _ = admin.close().await;
+            }
+            Some(())
+        });
     }
 }
