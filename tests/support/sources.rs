@@ -12,6 +12,10 @@ use sqlx::{Connection, Executor};
 /// Where MariaDB listens for the tests.
 pub const MARIADB_ADMIN_URL: &str = "mysql://root@127.0.0.1:3306/test";
 
+/// The hosts a source's MariaDB user is made for (and dropped from): the server reaches
+/// MariaDB by name or by address, and MariaDB matches `localhost` apart from `%`.
+const MARIADB_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "%"];
+
 /// A source database and the login that reads it.
 pub struct Source {
     pub kind: &'static str,
@@ -124,7 +128,7 @@ impl Source {
             .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
             .await
             .expect("create the source database");
-        for host in ["localhost", "127.0.0.1", "%"] {
+        for host in MARIADB_HOSTS {
             for sql in [
                 format!("CREATE USER '{user}'@'{host}' IDENTIFIED BY '{password}'"),
                 format!("GRANT ALL ON {database}.* TO '{user}'@'{host}'"),
@@ -217,7 +221,7 @@ impl Drop for Source {
                     .execute(sqlx::AssertSqlSafe(drop_database))
                     .await
                     .ok()?;
-                for host in ["localhost", "127.0.0.1", "%"] {
+                for host in MARIADB_HOSTS {
                     let drop_user = format!("DROP USER IF EXISTS '{user}'@'{host}'");
                     admin.execute(sqlx::AssertSqlSafe(drop_user)).await.ok()?;
                 }
