@@ -38,8 +38,8 @@ use crate::db::Direct;
 use crate::error::{Error, Result, is_deadlock};
 
 /// Counting statements one worker thread runs at once. As many as PostgreSQL's hot-path
-/// connections per thread, so a statement never waits for a connection; fewer (1, 2 and
-/// 4 were measured) left views waiting for a slot while the database had room.
+/// connections per thread, so a view never waits for a slot while a connection is free;
+/// fewer (1, 2 and 4 were measured, twice) did no better (docs/performance.md).
 const IN_FLIGHT: usize = 8;
 
 /// The most views one statement counts. A burst larger than this is split into several
