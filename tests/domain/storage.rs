@@ -778,7 +778,7 @@ async fn analyses_run_body(db: TestDb, kind: Kind) {
     let columns: Vec<(String, domain::DataType)> = dataset
         .columns
         .clone()
-        .expect("columns read from the stored file")
+        .expect("columns read at upload")
         .into_iter()
         .map(|c| (c.name, c.kind))
         .collect();
@@ -1027,6 +1027,97 @@ async fn columnar_body(db: TestDb, kind: Kind) {
     assert!(env.staging_is_empty());
 }
 
+on_every_store!(
+    an_uploads_columns_are_those_of_its_stored_file,
+    upload_columns_body
+);
+async fn upload_columns_body(db: TestDb, kind: Kind) {
+    use domain::DataType as T;
+    use domain::query::{COLUMNS_SAMPLE_BYTES, QueryEngine, TableSource};
+
+    let env = Env::new(db, kind).await;
+    let engine =
+        engine::DataFusionEngine::new(env.store.objects(), iops_tests::query_settings()).unwrap();
+    let user = new_user(env.conn(), Tier::Enterprise).await;
+    // Rows of ~1 KiB: fewer than the 10,000 records inference reads fit in the sample, so
+    // the records at and after its end would change `b`'s type (text there) if an upload
+    // read its columns from more than the sample, or took the cut record as whole.
+    for (file_name, content_type) in [
+        ("wide.csv", "text/csv"),
+        ("wide.tsv", "text/tab-separated-values"),
+        ("wide.ndjson", "application/x-ndjson"),
+        ("wide.json", "application/json"),
+    ] {
+        let mut body = match file_name {
+            "wide.csv" => b"a,b,pad\n".to_vec(),
+            "wide.tsv" => b"a\tb\tpad\n".to_vec(),
+            "wide.json" => b"[".to_vec(),
+            _ => Vec::new(),
+        };
+        let mut i = 0;
+        while body.len() < COLUMNS_SAMPLE_BYTES + (512 << 10) {
+            let mut record = wide_record(file_name, i, &json!(i));
+            if body.len() + record.len() > COLUMNS_SAMPLE_BYTES {
+                record = wide_record(file_name, i, &json!(format!("late{i}")));
+            }
+            body.extend(record.bytes());
+            i += 1;
+        }
+        if file_name == "wide.json" {
+            body.push(b']');
+        }
+        assert!(i < 10_000, "{file_name}: {i} rows");
+        let dataset = env
+            .domain
+            .datasets
+            .upload(
+                user,
+                NewDataset {
+                    name: None,
+                    file_name: file_name.to_owned(),
+                    content_type: Some(content_type.to_owned()),
+                },
+                &body[..],
+            )
+            .await
+            .unwrap();
+        let at_upload = dataset.columns.clone().expect("columns read at upload");
+        let kinds: Vec<(&str, T)> = at_upload
+            .iter()
+            .map(|c| (c.name.as_str(), c.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            [("a", T::Integer), ("b", T::Integer), ("pad", T::String)],
+            "{file_name}"
+        );
+        let stored = engine
+            .columns(&TableSource {
+                alias: "data".to_owned(),
+                key: dataset.file_path.clone().expect("stored"),
+                format: domain::Format::detect(file_name, None).unwrap(),
+                columnar: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(at_upload, stored, "{file_name}");
+    }
+}
+
+/// Record `i` of a file named `file_name`, ~1 KiB: `a` is `i`, `b` is `b`, then a long `pad`.
+fn wide_record(file_name: &str, i: usize, b: &serde_json::Value) -> String {
+    let pad = "p".repeat(1000);
+    let text = b.as_str().map_or_else(|| b.to_string(), str::to_owned);
+    let object = json!({"a": i, "b": b, "pad": pad});
+    match file_name {
+        "wide.csv" => format!("{i},{text},{pad}\n"),
+        "wide.tsv" => format!("{i}\t{text}\t{pad}\n"),
+        "wide.ndjson" => format!("{object}\n"),
+        _ if i == 0 => object.to_string(),
+        _ => format!(",\n{object}"),
+    }
+}
+
 /// The real engine, counting the files whose columns it is asked for.
 struct CountingEngine {
     inner: engine::DataFusionEngine,
@@ -1049,6 +1140,15 @@ impl domain::query::QueryEngine for CountingEngine {
     ) -> Result<Vec<domain::DataColumn>, domain::query::QueryFailure> {
         self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.inner.columns(table).await
+    }
+
+    async fn columns_of_start(
+        &self,
+        format: domain::Format,
+        start: bytes::Bytes,
+        whole: bool,
+    ) -> Result<Vec<domain::DataColumn>, domain::query::QueryFailure> {
+        self.inner.columns_of_start(format, start, whole).await
     }
 
     async fn write_columnar(

@@ -1,7 +1,8 @@
 //! Datasets: upload (parse while storing), read, rename, delete.
 //!
 //! An upload goes: body streamed into a staging file (size-capped) and, chunk by chunk as
-//! it arrives, into the parser on a blocking thread → file published under its key
+//! it arrives, into the parser on a blocking thread, its start to the query engine for its
+//! columns → file published under its key
 //! (streamed to the store) → one write transaction that counts it against the tier limit,
 //! inserts the row and commits. Any failure on the way leaves no file, no row and no
 //! count. The steps after the body has been received run on a task of their own, so a
@@ -31,7 +32,7 @@ use crate::access::{Actor, Role, analyses_reachable};
 use crate::activity::{self, Entry};
 use crate::db::begin_write;
 use crate::pagination::{Page, PageRequest, page_from};
-use crate::query::{DATA_ALIAS, MAX_PREVIEW_ROWS, QueryOutput, StructuredQuery};
+use crate::query::{DATA_ALIAS, MAX_PREVIEW_ROWS, QueryFailure, QueryOutput, StructuredQuery};
 use crate::storage::DatasetStore;
 use crate::{Context, Dataset, Error, Id, LimitKind, Result, usage};
 
@@ -164,7 +165,11 @@ impl Datasets {
         let staged = store.stage().await?;
         let guard = StagedGuard::new(store, staged.clone());
         let max_bytes = self.ctx.settings.max_upload_bytes;
-        let (received, rest) = tokio::join!(receive(&staged, body, max_bytes, format), rest);
+        let mut columns = columns::EarlyColumns::new(&self.ctx, format);
+        let (received, rest) = tokio::join!(
+            receive(&staged, body, max_bytes, format, &mut columns),
+            rest
+        );
         // The rest's refusal explains a read error the receiver saw (it was told to stop).
         let outcome = match (received, rest) {
             (Err(Error::Storage(_)), Err(refused)) => Err(refused),
@@ -185,6 +190,7 @@ impl Datasets {
                 return Err(err);
             }
         };
+        let columns = columns.finish().await;
         // From here on the staged file belongs to the spawned task, which discards it on
         // every path, and which runs to completion even if this future is dropped.
         guard.disarm();
@@ -193,6 +199,7 @@ impl Datasets {
             size,
             format,
             shape,
+            columns,
             connection_id,
         };
         tokio::spawn(finish_upload(self.ctx.clone(), actor, name, upload))
@@ -379,9 +386,9 @@ fn validate_name(name: String) -> Result<String> {
 }
 
 /// Streams `body` into the staged file at `path` and, at the same time, through the
-/// parser of `format` on a blocking thread, so that parsing costs no time of its own after
-/// the last byte. Returns the size and the shape; refuses to write a byte past
-/// `max_bytes`.
+/// parser of `format` on a blocking thread and into `columns`, so that parsing and reading
+/// the columns cost no time of their own after the last byte. Returns the size and the
+/// shape; refuses to write a byte past `max_bytes`.
 ///
 /// The parser's thread also writes each chunk to the file, just before parsing it: the
 /// chunk then crosses threads once and is copied once more (by the kernel), where writing
@@ -396,6 +403,7 @@ async fn receive<R>(
     mut body: R,
     max_bytes: u64,
     format: Format,
+    columns: &mut columns::EarlyColumns,
 ) -> Result<(u64, Shape)>
 where
     R: AsyncRead + Unpin + Send,
@@ -437,6 +445,7 @@ where
         let Some(sender) = &chunks else {
             continue;
         };
+        columns.feed(&chunk);
         if sender.send(chunk).await.is_err() {
             chunks = None;
         }
@@ -468,6 +477,8 @@ struct Staged {
     size: u64,
     format: Format,
     shape: Shape,
+    /// What the engine read of its columns (`None` without an engine).
+    columns: Option<std::result::Result<Vec<DataColumn>, QueryFailure>>,
     /// The data connection an import came through.
     connection_id: Option<Id>,
 }
@@ -530,13 +541,13 @@ async fn store_upload(
     // `Store::collect_garbage`.
     let store = ctx.store()?;
     store.publish(&upload.path, &key).await?;
-    // Read once the file is in place, where queries will read it; a file the engine
-    // cannot read is still stored (its columns are then read again when it is shown).
+    // A file the engine could not read is still stored (its columns are then read again
+    // from the file when it is shown).
+    let found = upload
+        .columns
+        .clone()
+        .and_then(|read| columns::noted(ctx, id, read));
     let table = columns::table_of(Some(&key), DATA_ALIAS);
-    let found = match &table {
-        Some(table) => columns::read(ctx, id, table).await,
-        None => None,
-    };
     if let Err(err) = insert_counted(ctx, actor, now, &model, found.as_deref()).await {
         if let Err(e) = store.remove(&key).await {
             tracing::warn!(error = %e, key, "removing the file of a failed upload failed");

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -22,6 +23,9 @@ pub const MAX_PREVIEW_ROWS: u32 = 1_000;
 pub const DEFAULT_PREVIEW_ROWS: u32 = 100;
 /// The alias of an analysis's own dataset.
 pub const DATA_ALIAS: &str = "data";
+/// How much of a dataset file's start decides its columns: an engine reads them from at
+/// most this many of its first bytes (and from at most its first 10,000 records).
+pub const COLUMNS_SAMPLE_BYTES: usize = 8 << 20;
 
 /// A query, as `config.query` holds it.
 #[derive(Clone, Debug, PartialEq)]
@@ -411,6 +415,17 @@ pub trait QueryEngine: Send + Sync {
 
     /// The columns of one dataset file, as queries see them.
     async fn columns(&self, table: &TableSource) -> Result<Vec<DataColumn>, QueryFailure>;
+
+    /// The columns [`QueryEngine::columns`] finds in a file of `format` whose first bytes
+    /// are `start`: its first [`COLUMNS_SAMPLE_BYTES`], or the whole file when it is no
+    /// longer (`whole`). An upload's columns are read this way while the rest of it still
+    /// arrives.
+    async fn columns_of_start(
+        &self,
+        format: Format,
+        start: Bytes,
+        whole: bool,
+    ) -> Result<Vec<DataColumn>, QueryFailure>;
 
     /// Writes a columnar copy of `table`'s file (its columns and rows, in the engine's
     /// columnar format) to the local file `out`, for later queries to read instead. Fails

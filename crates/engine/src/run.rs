@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ballista_core::extension::SessionStateExt;
+use bytes::Bytes;
 use datafusion::arrow::datatypes::Schema;
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::SessionStateBuilder;
@@ -264,14 +265,7 @@ impl Sessions {
                     .map_err(|e| failure_of(e, &scrub_of(std::slice::from_ref(&located))))?;
                 continue;
             }
-            let schema = match table.format {
-                Format::Csv | Format::Tsv => {
-                    schema::csv_schema(&self.objects.store, &located, size).await?
-                }
-                Format::Json | Format::Ndjson => {
-                    schema::json_schema(&self.objects.store, &located, size).await?
-                }
-            };
+            let schema = schema::schema(&self.objects.store, &located, size).await?;
             register(&ctx, &located, &schema)
                 .await
                 .map_err(|e| failure_of(e, &scrub_of(std::slice::from_ref(&located))))?;
@@ -378,6 +372,27 @@ impl QueryEngine for DataFusionEngine {
         self.in_line(async move {
             let frame = sessions.frame_here(&table, &scrub).await?;
             Ok(values::columns_of(frame.schema().as_arrow()))
+        })
+        .await
+    }
+
+    async fn columns_of_start(
+        &self,
+        format: Format,
+        start: Bytes,
+        whole: bool,
+    ) -> Result<Vec<DataColumn>, QueryFailure> {
+        // The same inference as a stored file's (`Sessions::session`), whose table schema is
+        // exactly the inferred one, without a session: only the bytes are needed.
+        self.in_line(async move {
+            schema::schema_of_start(format, &start, !whole)
+                .map(|schema| values::columns_of(&schema))
+                .map_err(|e| {
+                    QueryFailure::new(
+                        FailureReason::Data,
+                        format!("the columns of the file cannot be read: {e}"),
+                    )
+                })
         })
         .await
     }

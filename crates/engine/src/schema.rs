@@ -1,6 +1,7 @@
 //! What the columns of a dataset file are, read from its first records: a CSV's types (by
 //! Arrow's CSV reader, which knows quoted fields), a JSON file's types (by Arrow's JSON
-//! inference) in the order the file shows its keys.
+//! inference) in the order the file shows its keys. Only the file's first
+//! [`COLUMNS_SAMPLE_BYTES`] are read.
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{FieldRef, Schema};
 use datafusion::arrow::json::reader::infer_json_schema_from_iterator;
 use domain::Format;
-use domain::query::{FailureReason, QueryFailure, TableSource};
+use domain::query::{COLUMNS_SAMPLE_BYTES, FailureReason, QueryFailure, TableSource};
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
@@ -18,43 +19,53 @@ use crate::run::unreadable;
 /// Records read to infer a file's column types.
 const INFER_RECORDS: usize = 10_000;
 
-/// Bytes of a file read to infer its columns (at most [`INFER_RECORDS`] records of it).
-const SAMPLE_BYTES: u64 = 8 << 20;
-
-/// The columns of a CSV or TSV file, inferred by Arrow's CSV reader (the `csv` crate
-/// underneath, which knows quoted fields) from its first records. DataFusion's own
-/// inference splits the file at line breaks first, and object_store 0.13's splitter loses
-/// track of quotes when a quoted field holds a line break.
-pub(crate) async fn csv_schema(
+/// The columns of the file under `table` (of `size` bytes), from its first
+/// [`COLUMNS_SAMPLE_BYTES`]: see [`schema_of_start`].
+pub(crate) async fn schema(
     store: &Arc<dyn ObjectStore>,
     table: &TableSource,
     size: u64,
 ) -> Result<Schema, QueryFailure> {
-    let bytes = sample(store, table, size).await?;
-    let delimiter = if table.format == Format::Tsv {
-        b'\t'
-    } else {
-        b','
+    let path = object_store::path::Path::from(table.key.as_str());
+    let sample = store
+        .get_range(&path, 0..size.min(COLUMNS_SAMPLE_BYTES as u64))
+        .await
+        .map_err(|e| unreadable(table, &e))?;
+    let cut = size > sample.len() as u64;
+    schema_of_start(table.format, &sample, cut).map_err(|e| {
+        QueryFailure::new(
+            FailureReason::Data,
+            format!("the columns of table '{}' cannot be read: {e}", table.alias),
+        )
+    })
+}
+
+/// The columns of a file of `format` from `start`, its first bytes (`cut`: the file goes
+/// on after them, so its last record may be cut short). What a file's columns are depends
+/// on these bytes alone, so an upload's can be read while the rest of it arrives.
+///
+/// A CSV's types come from Arrow's CSV reader (the `csv` crate underneath, which knows
+/// quoted fields): DataFusion's own inference splits the file at line breaks first, and
+/// object_store 0.13's splitter loses track of quotes when a quoted field holds a line
+/// break. A JSON file's come from Arrow's JSON inference, in the order the file shows its
+/// keys ([`json_schema_of`]).
+pub(crate) fn schema_of_start(format: Format, start: &[u8], cut: bool) -> Result<Schema, String> {
+    let delimiter = match format {
+        Format::Json | Format::Ndjson => return json_schema_of(start, format, cut),
+        Format::Csv => b',',
+        Format::Tsv => b'\t',
     };
-    let usable = if size > bytes.len() as u64 {
-        complete_records(&bytes, delimiter)
+    let usable = if cut {
+        complete_records(start, delimiter)
     } else {
-        bytes.len()
+        start.len()
     };
     datafusion::arrow::csv::reader::Format::default()
         .with_header(true)
         .with_delimiter(delimiter)
-        .infer_schema(&bytes[..usable], Some(INFER_RECORDS))
+        .infer_schema(&start[..usable], Some(INFER_RECORDS))
         .map(|(schema, _)| schema)
-        .map_err(|e| columns_unreadable(table, e))
-}
-
-/// The failure of a sample whose columns cannot be inferred.
-fn columns_unreadable(table: &TableSource, e: impl fmt::Display) -> QueryFailure {
-    QueryFailure::new(
-        FailureReason::Data,
-        format!("the columns of table '{}' cannot be read: {e}", table.alias),
-    )
+        .map_err(|e| e.to_string())
 }
 
 /// How many bytes of `sample` (the start of a longer file) hold whole records: the last
@@ -74,37 +85,12 @@ fn complete_records(sample: &[u8], delimiter: u8) -> usize {
     before_last
 }
 
-/// The start of the file of `table` (of `size` bytes): what inference reads.
-async fn sample(
-    store: &Arc<dyn ObjectStore>,
-    table: &TableSource,
-    size: u64,
-) -> Result<bytes::Bytes, QueryFailure> {
-    let path = object_store::path::Path::from(table.key.as_str());
-    store
-        .get_range(&path, 0..size.min(SAMPLE_BYTES))
-        .await
-        .map_err(|e| unreadable(table, &e))
-}
-
-/// The columns of a JSON (an array of objects) or NDJSON file, from one read of its
-/// start and one pass over it: the first [`INFER_RECORDS`] records, typed by Arrow's JSON
-/// inference (the function DataFusion's own inference calls, which would read the file
-/// again and lose the keys' order), in the order the file first shows their keys.
-///
-/// When the file is longer than the sample, the sample may end inside a record: the
-/// records before it count. Anywhere else, JSON that does not parse is a failure.
-pub(crate) async fn json_schema(
-    store: &Arc<dyn ObjectStore>,
-    table: &TableSource,
-    size: u64,
-) -> Result<Schema, QueryFailure> {
-    let sample = sample(store, table, size).await?;
-    let cut = size > sample.len() as u64;
-    json_schema_of(&sample, table.format, cut).map_err(|e| columns_unreadable(table, e))
-}
-
-/// [`json_schema`] of `sample`, the whole file or (`cut`) its start, in `format`.
+/// The columns of a JSON (an array of objects) or NDJSON file from `sample`, the whole
+/// file or (`cut`) its start, in one pass: the first [`INFER_RECORDS`] records, typed by
+/// Arrow's JSON inference (the function DataFusion's own inference calls, which would read
+/// the file again and lose the keys' order), in the order the file first shows their keys.
+/// When the sample was cut, it may end inside a record: the records before it count.
+/// Anywhere else, JSON that does not parse is a failure.
 ///
 /// NDJSON records are handed to the inference one at a time as they are parsed, not
 /// collected first: ten thousand parsed objects held at once cost more in allocation and

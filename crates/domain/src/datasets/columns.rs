@@ -2,16 +2,17 @@
 //! in `dataset_columns` (written with the upload, or the first time an older dataset is
 //! shown), and a dataset's file as a table a query may name.
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use chrono::NaiveDateTime;
 use entity::{dataset_columns, datasets};
 use futures_util::StreamExt;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
-use crate::query::TableSource;
+use crate::query::{COLUMNS_SAMPLE_BYTES, FailureReason, QueryEngine, QueryFailure, TableSource};
 use crate::{Context, DataColumn, Dataset, Format, Id, Result};
 
 /// Files read at once when datasets shown together have columns not kept yet.
@@ -61,12 +62,108 @@ pub(crate) async fn read(
     table: &TableSource,
 ) -> Option<Vec<DataColumn>> {
     let engine = ctx.engine.as_ref()?;
-    match engine.columns(table).await {
+    noted(ctx, dataset_id, engine.columns(table).await)
+}
+
+/// The columns the engine read for `dataset_id`, or `None` after noting and logging why it
+/// could not.
+pub(crate) fn noted(
+    ctx: &Context,
+    dataset_id: Id,
+    read: std::result::Result<Vec<DataColumn>, QueryFailure>,
+) -> Option<Vec<DataColumn>> {
+    match read {
         Ok(columns) => Some(columns),
         Err(failure) => {
             ctx.unreadable.note(dataset_id);
             tracing::warn!(%dataset_id, reason = failure.reason.as_str(), error = %failure.message, "reading a dataset's columns failed");
             None
+        }
+    }
+}
+
+/// An upload's columns, read by the engine from the upload's first bytes while the rest of
+/// it arrives: a file's columns depend only on its first [`COLUMNS_SAMPLE_BYTES`], so the
+/// answer is the one the stored file gives, and it no longer costs a read of the file, in
+/// line, after the last byte (docs/performance.md).
+///
+/// It holds the chunks of the start (shared with the file and the parser, not copied) until
+/// there are more than [`COLUMNS_SAMPLE_BYTES`] of them or the body ends, then hands one
+/// copy of those bytes to the engine: an upload holds at most that much more, as the read
+/// after the last byte did. Dropped early (a refused upload), it stops the engine's work.
+pub(crate) struct EarlyColumns {
+    engine: Option<Arc<dyn QueryEngine>>,
+    format: Format,
+    start: Vec<Bytes>,
+    held: usize,
+    reading: Option<ColumnsTask>,
+}
+
+type ColumnsTask = tokio::task::JoinHandle<std::result::Result<Vec<DataColumn>, QueryFailure>>;
+
+impl EarlyColumns {
+    /// Columns of an upload in `format`; without an engine it reads none.
+    pub(crate) fn new(ctx: &Context, format: Format) -> Self {
+        Self {
+            engine: ctx.engine.clone(),
+            format,
+            start: Vec::new(),
+            held: 0,
+            reading: None,
+        }
+    }
+
+    /// The upload's next chunk; the reading starts once the start is complete.
+    pub(crate) fn feed(&mut self, chunk: &Bytes) {
+        if self.engine.is_none() || self.reading.is_some() {
+            return;
+        }
+        self.start.push(chunk.clone());
+        self.held += chunk.len();
+        // More than the sample: the file goes on after it, which the reading must know.
+        if self.held > COLUMNS_SAMPLE_BYTES {
+            self.begin(false);
+        }
+    }
+
+    fn begin(&mut self, whole: bool) {
+        let Some(engine) = self.engine.clone() else {
+            return;
+        };
+        let mut start = Vec::with_capacity(self.held.min(COLUMNS_SAMPLE_BYTES));
+        for chunk in self.start.drain(..) {
+            let room = COLUMNS_SAMPLE_BYTES - start.len();
+            start.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        }
+        let format = self.format;
+        self.reading = Some(tokio::spawn(async move {
+            engine
+                .columns_of_start(format, Bytes::from(start), whole)
+                .await
+        }));
+    }
+
+    /// The columns, once the body has ended (`None` without an engine).
+    pub(crate) async fn finish(
+        mut self,
+    ) -> Option<std::result::Result<Vec<DataColumn>, QueryFailure>> {
+        if self.reading.is_none() {
+            self.begin(true);
+        }
+        let reading = self.reading.take()?;
+        Some(reading.await.unwrap_or_else(|e| {
+            Err(QueryFailure::new(
+                FailureReason::Data,
+                format!("reading the columns failed: {e}"),
+            ))
+        }))
+    }
+}
+
+impl Drop for EarlyColumns {
+    fn drop(&mut self) {
+        if let Some(reading) = &self.reading {
+            reading.abort();
         }
     }
 }
