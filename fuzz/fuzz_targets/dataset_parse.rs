@@ -1,6 +1,6 @@
 //! The dataset parser on arbitrary bytes: it must answer (a shape or an error), never
 //! panic, hang or blow up memory, and its answer must not depend on how the bytes were
-//! split into reads.
+//! split into reads (nor, for NDJSON, on how an upload's chunks cut it).
 //!
 //! Input layout: the first byte picks the format (low two bits) and the read buffer size
 //! (the rest), the remaining bytes are the file.
@@ -8,7 +8,8 @@
 
 use std::io::BufReader;
 
-use domain::{Format, Shape, shape_of};
+use bytes::Bytes;
+use domain::{Format, Shape, ndjson_shape, shape_of};
 use libfuzzer_sys::fuzz_target;
 
 fn shape(format: Format, file: &[u8], buffer: usize) -> Option<Shape> {
@@ -36,6 +37,14 @@ fuzz_target!(|data: &[u8]| {
         split, whole,
         "the answer depends on the read size ({small})"
     );
+    if format == Format::Ndjson {
+        let chunks = file.chunks(small).map(|c| Ok(Bytes::copy_from_slice(c)));
+        assert_eq!(
+            ndjson_shape(chunks).ok(),
+            whole,
+            "the answer depends on the chunk size ({small})"
+        );
+    }
     if let Some(shape) = whole {
         assert!(shape.rows >= 0 && shape.columns >= 0, "{shape:?}");
         // Each row takes at least one byte, each column at most one (a delimiter).

@@ -416,17 +416,25 @@ where
         .into_std()
         .await;
     let (chunks, queue) = tokio::sync::mpsc::channel::<Bytes>(PARSE_QUEUE);
-    // The parser reads the queue as a blocking `BufRead` on its own thread; the end of the
-    // queue (every sender dropped) reads as the end of the file.
+    // The parser reads the queue on its own thread, NDJSON chunk by chunk (its lines are
+    // parsed where the chunks lie), the other formats as a blocking `BufRead`; the end of
+    // the queue (every sender dropped) is the end of the file. Whatever the parser leaves
+    // unread (nothing, for a well-formed file) is still part of the file.
     let parser = tokio::task::spawn_blocking(move || {
-        let stream = ReceiverStream::new(queue).map(move |chunk| {
+        let mut written = move |chunk: Bytes| {
             std::io::Write::write_all(&mut file, &chunk)?;
             Ok::<_, std::io::Error>(chunk)
-        });
+        };
+        if format == Format::Ndjson {
+            let mut queue = queue;
+            let mut chunks = std::iter::from_fn(|| queue.blocking_recv()).map(&mut written);
+            let shape = parse::ndjson_shape(&mut chunks)?;
+            chunks.try_for_each(|chunk| chunk.map(drop))?;
+            return Ok(shape);
+        }
+        let stream = ReceiverStream::new(queue).map(written);
         let mut reader = SyncIoBridge::new(StreamReader::new(stream));
         let shape = parse::shape_of(format, &mut reader)?;
-        // Whatever the parser left unread (nothing, for a well-formed file) is still
-        // part of the file.
         std::io::copy(&mut reader, &mut std::io::sink())?;
         Ok::<_, Error>(shape)
     });

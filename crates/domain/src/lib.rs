@@ -84,7 +84,7 @@ pub use collaborations::{
 };
 pub use comments::{Comment, Comments, MAX_COMMENT_CHARS};
 pub use connections::Connections;
-pub use datasets::parse::{Format, MAX_COLUMNS, Shape, shape_of};
+pub use datasets::parse::{Format, MAX_COLUMNS, Shape, ndjson_shape, shape_of};
 pub use datasets::{Datasets, NewDataset, UploadPart};
 pub use db::Database;
 pub use embeds::{

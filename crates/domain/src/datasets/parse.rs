@@ -1,14 +1,16 @@
 //! Reading an uploaded file once, as a stream, to learn its shape and to refuse what is
 //! not a well-formed dataset. Memory stays bounded: one CSV record, one JSON value's keys,
-//! or a few blocks of NDJSON lines (each `NDJSON_BLOCK` bytes, or one line if longer) at a
-//! time, plus the set of distinct keys (capped).
+//! or a few blocks of NDJSON lines (an upload's chunks, or `NDJSON_BLOCK` bytes of a
+//! reader; one line if longer) at a time, plus the set of distinct keys (capped).
 //!
-//! The code is synchronous; callers run it on `spawn_blocking` over a buffered reader
-//! (the upload's chunks as they arrive, in `datasets::receive`).
+//! The code is synchronous; callers run it on `spawn_blocking` over a buffered reader, or
+//! for NDJSON over the chunks themselves (the upload's chunks as they arrive, in
+//! `datasets::receive`).
 use std::collections::HashSet;
 use std::fmt;
 use std::io::{BufRead, Read};
 
+use bytes::Bytes;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::{Error, Result};
@@ -361,31 +363,86 @@ fn json_error(err: serde_json::Error) -> Error {
     Error::validation(format!("not a JSON array of objects: {err}"))
 }
 
-/// Bytes of NDJSON parsed as one block (cut after the last newline in it): large enough
+/// Bytes of NDJSON read from a reader as one block (cut after the last newline in it; an
+/// upload's blocks are its chunks, about half this): large enough
 /// that handing a block to the other thread costs little, small enough that two of them
 /// in flight keep an upload's memory small.
 const NDJSON_BLOCK: usize = 128 * 1024;
 
 /// Parses NDJSON on two threads: the lines are independent, and on an upload this parse
-/// was the slowest stage of the pipeline (docs/performance.md), so the reader cuts the
-/// input into blocks of whole lines and parses every other block itself while a helper
-/// thread parses the others. Each thread keeps its own keys and block-local line numbers;
-/// the results are put back in block order, so the rows, the columns and the error (the
-/// first line that fails, numbered from the start of the file) are those of one pass.
-/// A file of one block starts no thread.
+/// was the slowest stage of the pipeline (docs/performance.md), so the input is cut into
+/// blocks of whole lines, and the reading thread parses every other block itself while a
+/// helper thread parses the others. Each thread keeps its own keys and block-local line
+/// numbers; the results are put back in block order, so the rows, the columns and the
+/// error (the first line that fails, numbered from the start of the file) are those of
+/// one pass. A file of one block starts no thread.
 fn ndjson<R: BufRead>(reader: R) -> Result<Shape> {
     ndjson_in_blocks(reader, NDJSON_BLOCK)
 }
 
+/// [`ndjson`] over a reader, cut into chunks of `block_bytes` (copied out of the reader).
 fn ndjson_in_blocks<R: BufRead>(mut reader: R, block_bytes: usize) -> Result<Shape> {
+    let chunks = std::iter::from_fn(move || {
+        let mut chunk = Vec::with_capacity(block_bytes);
+        match (&mut reader)
+            .take(block_bytes as u64)
+            .read_to_end(&mut chunk)
+        {
+            Ok(0) => None,
+            Ok(_) => Some(Ok(Bytes::from(chunk))),
+            Err(e) => Some(Err(e)),
+        }
+    });
+    ndjson_in_chunks(chunks)
+}
+
+/// The shape of an NDJSON file that arrives as `chunks` (an upload's, as received), parsed
+/// where the chunks lie: each block is the whole lines of one chunk, not a copy of them
+/// (docs/performance.md). Like [`shape_of`], it drops a byte order mark, refuses an empty
+/// file and reports a failing chunk as [`Error::Storage`].
+pub fn ndjson_shape<I>(chunks: I) -> Result<Shape>
+where
+    I: Iterator<Item = std::io::Result<Bytes>>,
+{
+    let mut chunks = chunks;
+    // The mark may be cut across the first chunks (only tests send chunks that small):
+    // those are put together, a first chunk long enough is taken as it is.
+    let mut start: Vec<u8> = Vec::new();
+    let mut first = None;
+    while start.len() < UTF8_BOM.len() {
+        let Some(chunk) = chunks.next().transpose()? else {
+            break;
+        };
+        if start.is_empty() && chunk.len() >= UTF8_BOM.len() {
+            first = Some(chunk);
+            break;
+        }
+        start.extend_from_slice(&chunk);
+    }
+    let first = first.unwrap_or_else(|| Bytes::from(start));
+    if first.is_empty() {
+        return Err(Error::validation("empty file"));
+    }
+    let first = match first.starts_with(UTF8_BOM) {
+        true => first.slice(UTF8_BOM.len()..),
+        false => first,
+    };
+    ndjson_in_chunks(std::iter::once(Ok(first)).chain(chunks))
+}
+
+/// [`ndjson`] over `chunks`: a block is the whole lines of a chunk, with the end of a line
+/// begun in earlier chunks before them; only that line is copied.
+fn ndjson_in_chunks<I>(chunks: I) -> Result<Shape>
+where
+    I: Iterator<Item = std::io::Result<Bytes>>,
+{
     std::thread::scope(|scope| {
         let mut own = NdjsonLines::default();
         let mut helper: Option<(std::sync::mpsc::SyncSender<Numbered>, _)> = None;
         let mut index = 0;
-        let mut block: Vec<u8> = Vec::with_capacity(block_bytes);
         // Hands `block` to whichever thread's turn it is; false once neither should go on
         // (a line failed: no later block can change the answer).
-        let mut dispatch = |block: Vec<u8>| -> bool {
+        let mut dispatch = |block: Block| -> bool {
             let this = index;
             index += 1;
             if this % 2 == 0 {
@@ -408,31 +465,42 @@ fn ndjson_in_blocks<R: BufRead>(mut reader: R, block_bytes: usize) -> Result<Sha
             // A closed queue: the helper stopped at a failed line.
             sender.send((this, block)).is_ok()
         };
-        // True once the input has ended, false when a failed line stopped the reading.
-        let read_to_end = loop {
-            let buffer = reader.fill_buf()?;
-            let len = buffer.len();
-            if len == 0 {
-                break true;
-            }
-            block.extend_from_slice(buffer);
-            reader.consume(len);
-            if block.len() < block_bytes {
-                continue;
-            }
-            let Some(end) = memchr::memrchr(b'\n', &block) else {
-                // One line longer than a block so far: it grows until its newline.
-                continue;
+        // The start of a line that has not ended yet (a line longer than a chunk grows
+        // here until its newline).
+        let mut unfinished: Vec<u8> = Vec::new();
+        let mut read_to_end = true;
+        for chunk in chunks {
+            let chunk = chunk?;
+            let (head, rest) = if unfinished.is_empty() {
+                (Vec::new(), chunk)
+            } else {
+                let Some(end) = memchr::memchr(b'\n', &chunk) else {
+                    unfinished.extend_from_slice(&chunk);
+                    continue;
+                };
+                unfinished.extend_from_slice(&chunk[..=end]);
+                (std::mem::take(&mut unfinished), chunk.slice(end + 1..))
             };
-            let mut next = Vec::with_capacity(block_bytes + block.len() - end - 1);
-            next.extend_from_slice(&block[end + 1..]);
-            block.truncate(end + 1);
-            if !dispatch(std::mem::replace(&mut block, next)) {
-                break false;
+            let body = match memchr::memrchr(b'\n', &rest) {
+                Some(end) => {
+                    unfinished.extend_from_slice(&rest[end + 1..]);
+                    rest.slice(..=end)
+                }
+                None => {
+                    unfinished.extend_from_slice(&rest);
+                    Bytes::new()
+                }
+            };
+            if (!head.is_empty() || !body.is_empty()) && !dispatch(Block { head, body }) {
+                read_to_end = false;
+                break;
             }
-        };
-        if read_to_end && !block.is_empty() {
-            dispatch(block);
+        }
+        if read_to_end && !unfinished.is_empty() {
+            dispatch(Block {
+                head: unfinished,
+                body: Bytes::new(),
+            });
         }
         // Every block the helper was given is parsed (or it stopped at a failure) once
         // its queue is closed and it has ended.
@@ -463,8 +531,16 @@ fn ndjson_in_blocks<R: BufRead>(mut reader: R, block_bytes: usize) -> Result<Sha
     })
 }
 
+/// Whole NDJSON lines: `head` (one line, copied: it began in an earlier chunk), then
+/// `body` (the whole lines of a chunk, where the chunk lies). Only the file's last line
+/// may lack its newline.
+struct Block {
+    head: Vec<u8>,
+    body: Bytes,
+}
+
 /// A block of NDJSON lines with its place among the blocks.
-type Numbered = (usize, Vec<u8>);
+type Numbered = (usize, Block);
 
 /// What one block of NDJSON held: its lines (blank ones included), its rows, and the
 /// first line that failed, numbered from the block's start.
@@ -489,7 +565,7 @@ struct NdjsonLines {
 
 impl NdjsonLines {
     /// Parses block number `index` and keeps its shape; false when a line of it failed.
-    fn parse(&mut self, index: usize, block: &[u8]) -> bool {
+    fn parse(&mut self, index: usize, block: &Block) -> bool {
         let shape = self.block(block);
         let failed = shape.error.is_some();
         self.done.push((index, shape));
@@ -497,13 +573,23 @@ impl NdjsonLines {
     }
 
     /// The lines of `block`, each without its `\n`; stops at the first that fails.
-    fn block(&mut self, block: &[u8]) -> BlockShape {
+    fn block(&mut self, block: &Block) -> BlockShape {
         let mut shape = BlockShape {
             lines: 0,
             rows: 0,
             error: None,
         };
-        let mut rest = block;
+        for part in [&block.head[..], &block.body[..]] {
+            if !self.lines(part, &mut shape) {
+                break;
+            }
+        }
+        shape
+    }
+
+    /// Adds the lines of `part` (whole lines) to `shape`; false at the first that fails.
+    fn lines(&mut self, part: &[u8], shape: &mut BlockShape) -> bool {
+        let mut rest = part;
         while !rest.is_empty() {
             let (line, after) = match memchr::memchr(b'\n', rest) {
                 Some(end) => (&rest[..end], &rest[end + 1..]),
@@ -519,11 +605,11 @@ impl NdjsonLines {
                         number: shape.lines,
                         message,
                     });
-                    break;
+                    return false;
                 }
             }
         }
-        shape
+        true
     }
 
     /// One line: `Ok(true)` for an object, `Ok(false)` for a blank line.
@@ -719,6 +805,48 @@ mod tests {
             }
             lines[bad_at - 1] = "{}".to_owned();
         }
+    }
+
+    /// An upload's NDJSON, parsed where its chunks lie, whatever their sizes (the mark
+    /// and the lines cut anywhere, empty chunks among them): the answer of one pass over
+    /// the whole file, error messages included.
+    #[test]
+    fn ndjson_chunks_give_the_answer_of_one_pass() {
+        let files: [&[u8]; 6] = [
+            b"\xEF\xBB\xBF{\"a\": 1}\n\n{\"b\": \"\xC3\xA9\"}\r\n{\"a\": 3}",
+            b"{\"a\": 1}\n{\"a\": \n{\"c\": 4}\n",
+            b"\xEF\xBB\xBF",
+            b"{\"a\": 1}\n[1]\n",
+            b"{\"a\": \"\xFF\"}\n",
+            b"",
+        ];
+        for file in files {
+            let one_pass = format!("{:?}", shape_of(Format::Ndjson, file));
+            for size in 1..=file.len() + 1 {
+                let chunks = file
+                    .chunks(size)
+                    .flat_map(|c| [Bytes::new(), Bytes::copy_from_slice(c)])
+                    .map(Ok);
+                assert_eq!(
+                    format!("{:?}", ndjson_shape(chunks)),
+                    one_pass,
+                    "{} in chunks of {size}",
+                    String::from_utf8_lossy(file)
+                );
+            }
+        }
+        assert!(matches!(
+            ndjson_shape(std::iter::once(Ok(Bytes::new()))),
+            Err(Error::Validation(m)) if m == "empty file"
+        ));
+        let failed = [
+            Ok(Bytes::from_static(b"{}\n")),
+            Err(std::io::Error::other("gone")),
+        ];
+        assert!(matches!(
+            ndjson_shape(failed.into_iter()),
+            Err(Error::Storage(_))
+        ));
     }
 
     /// Past the limit, the keys both threads saw together are refused.
