@@ -470,14 +470,7 @@ impl XAxis {
                 let Some(t) = DateTime::<Utc>::from_timestamp(v.round() as i64, 0) else {
                     return String::new();
                 };
-                let span = self.hi - self.lo;
-                if span < 3.0 * 86400.0 {
-                    t.format("%b %d %H:%M").to_string()
-                } else if span < 120.0 * 86400.0 {
-                    t.format("%b %d").to_string()
-                } else {
-                    t.format("%Y-%m-%d").to_string()
-                }
+                t.format(time_format(self.hi - self.lo)).to_string()
             }
             XMode::Category(labels) => {
                 let i = v.round();
@@ -521,6 +514,23 @@ impl Ranged for XAxis {
 
 /// Calendar-aligned tick times (seconds since the epoch) between `lo` and `hi`: the smallest
 /// step among minutes, hours, days, weeks, months and years that gives at most `max` ticks.
+/// The room an x label of `chars` characters takes, with the gap to the next one.
+fn label_width(chars: usize) -> f64 {
+    chars as f64 * 7.2 + 16.0
+}
+
+/// How a time label is written on an axis spanning `span` seconds: the finer the span,
+/// the finer the label.
+fn time_format(span: f64) -> &'static str {
+    if span < 3.0 * 86400.0 {
+        "%b %d %H:%M"
+    } else if span < 120.0 * 86400.0 {
+        "%b %d"
+    } else {
+        "%Y-%m-%d"
+    }
+}
+
 fn time_key_points(lo: f64, hi: f64, max: usize) -> Vec<f64> {
     use chrono::{Datelike, NaiveDate};
     if max == 0 || hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) {
@@ -554,12 +564,12 @@ fn time_key_points(lo: f64, hi: f64, max: usize) -> Vec<f64> {
         }
         return out;
     }
-    // Months (1, 3, 6) and years (1, 2, 5, 10, ...), on the first of the month.
+    // Months (1, 2, 3, 6) and years (1, 2, 5, 10, ...), on the first of the month.
     let Some(start) = DateTime::<Utc>::from_timestamp(lo as i64, 0) else {
         return Vec::new();
     };
     let months_span = span / (30.44 * DAY);
-    let mut steps = vec![1i64, 3, 6, 12, 24, 60, 120, 240, 600, 1200, 2400, 6000];
+    let mut steps = vec![1i64, 2, 3, 6, 12, 24, 60, 120, 240, 600, 1200, 2400, 6000];
     steps.retain(|m| months_span / (*m as f64) < max as f64);
     let Some(&step) = steps.first() else {
         return Vec::new();
@@ -719,7 +729,7 @@ fn draw_xy(root: &Area, area: &Area, chart: &Chart, table: &Table) -> Res<Result
             let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(1);
             let (mut step, mut max_chars) = (1usize, 20usize);
             loop {
-                let width = (longest.min(max_chars) as f64) * 7.2 + 16.0;
+                let width = label_width(longest.min(max_chars));
                 if (n.div_ceil(step) as f64) * width <= plot_width {
                     break;
                 }
@@ -756,7 +766,16 @@ fn draw_xy(root: &Area, area: &Area, chart: &Chart, table: &Table) -> Res<Result
     };
     let x_labels = match &data.mode {
         XMode::Numeric => 8,
-        XMode::Time => 6,
+        // As many as fit side by side (six at most): six full dates beside a legend ran
+        // into each other.
+        XMode::Time => {
+            let chars = DateTime::UNIX_EPOCH
+                .format(time_format(xhi - xlo))
+                .to_string()
+                .chars()
+                .count();
+            ((plot_width / label_width(chars)) as usize).clamp(2, 6)
+        }
         XMode::Category(l) => l.len().max(1),
     };
     let xaxis = XAxis {

@@ -242,6 +242,51 @@ fn date_x_axis_shows_dates() {
     );
 }
 
+/// Monthly dates under two series (a legend takes part of the width): the date labels
+/// the axis shows stand apart, never run into each other.
+#[test]
+fn date_labels_beside_a_legend_do_not_overlap() {
+    let rows: Vec<Value> = (1..=6)
+        .flat_map(|m| {
+            let day = format!("2026-{m:02}-01");
+            [
+                json!([day.clone(), 1000 + m, "north"]),
+                json!([day, 900 + m, "south"]),
+            ]
+        })
+        .collect();
+    let t = Table::from_results(&json!({
+        "columns": [
+            {"name": "month", "type": "date"},
+            {"name": "revenue", "type": "integer"},
+            {"name": "region", "type": "string"}
+        ],
+        "rows": rows
+    }))
+    .unwrap();
+    let mut line = chart(Kind::Line, "Trend", Some("month"), &["revenue"]);
+    line.series = Some("region".to_owned());
+    let svg = render(&line, &t);
+    check(&svg);
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let mut labels: Vec<(f64, String)> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| {
+            let text = n.text()?.trim().to_owned();
+            let x = n.attribute("x")?.parse().ok()?;
+            text.starts_with("2026-").then_some((x, text))
+        })
+        .collect();
+    labels.sort_by(|a, b| a.0.total_cmp(&b.0));
+    assert!(labels.len() >= 2, "{labels:?}");
+    for pair in labels.windows(2) {
+        // 12 px text: at least 6 px a character, and a gap.
+        let room = pair[0].1.chars().count() as f64 * 6.0 + 8.0;
+        assert!(pair[1].0 - pair[0].0 >= room, "{labels:?}");
+    }
+}
+
 #[test]
 fn hostile_text_is_escaped_once_and_inert() {
     let long = "x".repeat(10_000);
