@@ -30,7 +30,8 @@ const POSTGRES_SIZE: usize = 8;
 /// connection the database waits through every hop. Many connections overlap the hops
 /// but queue in SQLite's busy handler, which sleeps in steps of 1 to 100 ms (p99 of
 /// 40-80 ms at 8 and 16). Four kept ~80 % of the raw rate with the lowest p99 of those
-/// tried (docs/performance.md).
+/// tried, and with views counted in batches still gives the most rate; one and two were
+/// measured again then (docs/performance.md).
 const SQLITE_SIZE: usize = 4;
 
 /// The hot-path pool of one database, of its backend's connection type.
