@@ -512,8 +512,6 @@ impl Ranged for XAxis {
     }
 }
 
-/// Calendar-aligned tick times (seconds since the epoch) between `lo` and `hi`: the smallest
-/// step among minutes, hours, days, weeks, months and years that gives at most `max` ticks.
 /// The room an x label of `chars` characters takes, with the gap to the next one.
 fn label_width(chars: usize) -> f64 {
     chars as f64 * 7.2 + 16.0
@@ -531,6 +529,8 @@ fn time_format(span: f64) -> &'static str {
     }
 }
 
+/// Calendar-aligned tick times (seconds since the epoch) between `lo` and `hi`: the smallest
+/// step among minutes, hours, days, weeks, months and years that gives at most `max` ticks.
 fn time_key_points(lo: f64, hi: f64, max: usize) -> Vec<f64> {
     use chrono::{Datelike, NaiveDate};
     if max == 0 || hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) {
