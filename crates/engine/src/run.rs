@@ -387,12 +387,7 @@ impl QueryEngine for DataFusionEngine {
         self.in_line(async move {
             schema::schema_of_start(format, &start, !whole)
                 .map(|schema| values::columns_of(&schema))
-                .map_err(|e| {
-                    QueryFailure::new(
-                        FailureReason::Data,
-                        format!("the columns of the file cannot be read: {e}"),
-                    )
-                })
+                .map_err(|e| schema::columns_unreadable("the file", e))
         })
         .await
     }

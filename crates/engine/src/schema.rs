@@ -32,12 +32,16 @@ pub(crate) async fn schema(
         .await
         .map_err(|e| unreadable(table, &e))?;
     let cut = size > sample.len() as u64;
-    schema_of_start(table.format, &sample, cut).map_err(|e| {
-        QueryFailure::new(
-            FailureReason::Data,
-            format!("the columns of table '{}' cannot be read: {e}", table.alias),
-        )
-    })
+    schema_of_start(table.format, &sample, cut)
+        .map_err(|e| columns_unreadable(&format!("table '{}'", table.alias), e))
+}
+
+/// The failure of a start whose columns cannot be inferred; `whose` names the file.
+pub(crate) fn columns_unreadable(whose: &str, e: impl fmt::Display) -> QueryFailure {
+    QueryFailure::new(
+        FailureReason::Data,
+        format!("the columns of {whose} cannot be read: {e}"),
+    )
 }
 
 /// The columns of a file of `format` from `start`, its first bytes (`cut`: the file goes
