@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use deadpool::managed::{self, Metrics, Object, PoolError, RecycleError, RecycleResult, Timeouts};
-use sea_orm::sqlx::postgres::PgConnection;
+use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection};
 use sea_orm::sqlx::query::Query;
 use sea_orm::sqlx::sqlite::SqliteConnection;
 use sea_orm::sqlx::{self, ConnectOptions, Connection, IntoArguments};
@@ -34,6 +34,24 @@ const POSTGRES_SIZE: usize = 8;
 /// measured again then (docs/performance.md).
 const SQLITE_SIZE: usize = 4;
 
+/// How PostgreSQL plans the hot path's prepared statements: once per connection.
+///
+/// Left to itself, PostgreSQL plans a prepared statement again on every run (a "custom"
+/// plan) unless its generic plan looks no dearer. The view counter's statement takes its
+/// codes as an array (`unnest($1)`), which a generic plan guesses at 10 rows where the
+/// custom plan sees the two or three of a batch, so PostgreSQL re-planned it on every run
+/// for good: a third of its CPU during views went to the planner, more than to running
+/// the statement (`perf`, docs/performance.md). The generic plan is the same nested loop
+/// over the codes, in their order, with an index lookup for each (the lock order the
+/// counter relies on). Set when each connection starts (a startup option, no round trip).
+const HOT_PATH_PLANS: (&str, &str) = ("plan_cache_mode", "force_generic_plan");
+
+/// `options` (the main pool's) for a hot-path connection: the same, plus
+/// [`HOT_PATH_PLANS`] after any startup options the database URL gave.
+fn hot_path_postgres(options: &PgConnectOptions) -> PgConnectOptions {
+    options.clone().options([HOT_PATH_PLANS])
+}
+
 /// The hot-path pool of one database, of its backend's connection type.
 #[derive(Clone)]
 pub enum Direct {
@@ -49,7 +67,8 @@ impl Direct {
         match db.get_database_backend() {
             DbBackend::Postgres => {
                 let options = db.get_postgres_connection_pool().connect_options();
-                DirectPool::new(options, POSTGRES_SIZE).map(Direct::Postgres)
+                DirectPool::new(Arc::new(hot_path_postgres(&options)), POSTGRES_SIZE)
+                    .map(Direct::Postgres)
             }
             DbBackend::Sqlite => {
                 let options = db.get_sqlite_connection_pool().connect_options();
@@ -200,4 +219,21 @@ fn acquire_error(err: PoolError<sqlx::Error>) -> DbErr {
 
 fn query_error(err: sqlx::Error) -> DbErr {
     DbErr::Query(RuntimeErr::SqlxError(Arc::new(err)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hot_path_connections_plan_once_and_keep_the_urls_options() {
+        let url = "postgres://iops@db.example/iops?options=-c%20search_path%3Dreporting";
+        let options: PgConnectOptions = url.parse().expect("a valid URL");
+        let hot = hot_path_postgres(&options);
+        assert_eq!(
+            hot.get_options(),
+            Some("-c search_path=reporting -c plan_cache_mode=force_generic_plan")
+        );
+        assert_eq!(hot.get_database(), options.get_database());
+    }
 }
