@@ -44,8 +44,8 @@ use parse::{Format, Shape};
 
 /// Size of the buffer that streams an upload to disk and to the parser. Each chunk costs
 /// the parser's thread a wake-up (a futex and, when that thread's core sleeps, an
-/// interrupt to wake it) and a `write`: 256 KiB chunks uploaded NDJSON about a fifth
-/// faster than 64 KiB ones, with less CPU per upload (docs/performance.md).
+/// interrupt to wake it) and a `write`: 256 KiB chunks uploaded NDJSON ~30 % faster
+/// than 64 KiB ones at the median, with less CPU per upload (docs/performance.md).
 const CHUNK: usize = 256 * 1024;
 /// Chunks received but not yet parsed, at most: the parser keeps up with the network, so
 /// this only absorbs jitter, and bounds the memory of an upload to a few MiB (NDJSON adds
