@@ -428,8 +428,9 @@ pub trait QueryEngine: Send + Sync {
     ) -> Result<Vec<DataColumn>, QueryFailure>;
 
     /// Writes a columnar copy of `table`'s file (its columns and rows, in the engine's
-    /// columnar format) to the local file `out`, for later queries to read instead. Fails
-    /// as a query would when the file cannot be read whole; `out` is then incomplete.
+    /// columnar format) to the local file `out` (staged: it exists and is empty), for later
+    /// queries to read instead. Fails as a query would when the file cannot be read whole;
+    /// `out` is then incomplete.
     async fn write_columnar(&self, table: &TableSource, out: &Path) -> Result<(), QueryFailure>;
 }
 

@@ -465,7 +465,9 @@ async fn collect(frame: DataFrame, max_rows: usize) -> Result<QueryOutput, Query
 async fn write_parquet(frame: DataFrame, out: &Path) -> datafusion::error::Result<()> {
     let schema = Arc::new(frame.schema().as_arrow().clone());
     let mut batches = frame.execute_stream().await?;
-    let file = tokio::fs::File::create(out).await?;
+    // `out` is a staged file, new and empty: not truncated, since ext4 would flush a
+    // truncated file at its close and make the next fsync on the disk wait for it.
+    let file = tokio::fs::OpenOptions::new().write(true).open(out).await?;
     let properties = WriterProperties::builder()
         .set_max_row_group_row_count(Some(COPY_ROW_GROUP))
         .build();
