@@ -237,7 +237,10 @@ impl<'de> Visitor<'de> for Record<'_> {
         let mut record = serde_json::Map::new();
         while let Some(key) = map.next_key::<String>()? {
             let value = map.next_value::<Value>()?;
-            if self.0.seen.insert(key.clone()) {
+            // Looked up before it is copied: records repeat their keys, and a copy per key
+            // and record was most of the allocation here.
+            if !self.0.seen.contains(&key) {
+                self.0.seen.insert(key.clone());
                 self.0.keys.push(key.clone());
             }
             record.insert(key, value);
