@@ -238,7 +238,7 @@ impl<'de> Visitor<'de> for Record<'_> {
         while let Some(key) = map.next_key::<String>()? {
             let value = map.next_value::<Value>()?;
             // Looked up before it is copied: records repeat their keys, and a copy per key
-            // and record was most of the allocation here.
+            // and record, dropped again at once, was a third of the allocations here.
             if !self.0.seen.contains(&key) {
                 self.0.seen.insert(key.clone());
                 self.0.keys.push(key.clone());
