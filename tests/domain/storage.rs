@@ -1091,6 +1091,65 @@ async fn upload_columns_body(db: TestDb, kind: Kind) {
     }
 }
 
+iops_tests::on_both!(
+    an_ndjson_uploads_columns_are_read_from_its_first_records_only,
+    ndjson_first_records_body
+);
+async fn ndjson_first_records_body(db: TestDb) {
+    use domain::DataType as T;
+    use domain::query::{COLUMNS_SAMPLE_RECORDS, QueryEngine, TableSource};
+
+    let env = Env::new(db, Kind::Local).await;
+    let counting = Arc::new(CountingEngine::new(&env));
+    let domain = counting.domain(&env);
+    let user = new_user(env.conn(), Tier::Enterprise).await;
+    // Short records with a blank line after every hundredth (not records); from record
+    // 10,001 on `b` is text, which would make it a text column if the upload read its
+    // columns from more than the first 10,000 records.
+    let mut body = Vec::new();
+    for i in 0..3 * COLUMNS_SAMPLE_RECORDS {
+        let b = match i < COLUMNS_SAMPLE_RECORDS {
+            true => json!(i),
+            false => json!(format!("late{i}")),
+        };
+        body.extend(format!("{}\n", json!({"a": i, "b": b})).bytes());
+        if i % 100 == 0 {
+            body.extend(b" \t\n");
+        }
+    }
+    let dataset = domain
+        .datasets
+        .upload(user, file("short.ndjson"), &body[..])
+        .await
+        .unwrap();
+    let at_upload = dataset.columns.clone().expect("columns read at upload");
+    let kinds: Vec<(&str, T)> = at_upload
+        .iter()
+        .map(|c| (c.name.as_str(), c.kind))
+        .collect();
+    assert_eq!(kinds, [("a", T::Integer), ("b", T::Integer)]);
+    let stored = counting
+        .inner
+        .columns(&TableSource {
+            alias: "data".to_owned(),
+            key: dataset.file_path.clone().expect("stored"),
+            format: domain::Format::Ndjson,
+            columnar: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(at_upload, stored);
+    // Read from a start that holds those records, not from the whole file.
+    let starts = counting.starts.lock().unwrap().clone();
+    assert_eq!(starts.len(), 1, "{starts:?}");
+    assert!(
+        starts[0] < body.len() / 2,
+        "{} of {}",
+        starts[0],
+        body.len()
+    );
+}
+
 /// Record `i` of a file named `file_name`, ~1 KiB: `a` is `i`, `b` is `b`, then a long `pad`.
 fn wide_record(file_name: &str, i: usize, b: &serde_json::Value) -> String {
     let pad = "p".repeat(1000);
@@ -1105,10 +1164,36 @@ fn wide_record(file_name: &str, i: usize, b: &serde_json::Value) -> String {
     }
 }
 
-/// The real engine, counting the files whose columns it is asked for.
+/// The real engine, counting the files whose columns it is asked for, and noting the size
+/// of each upload's start it reads columns from.
 struct CountingEngine {
     inner: engine::DataFusionEngine,
     asked: std::sync::atomic::AtomicUsize,
+    starts: std::sync::Mutex<Vec<usize>>,
+}
+
+impl CountingEngine {
+    fn new(env: &Env) -> Self {
+        Self {
+            inner: engine::DataFusionEngine::new(env.store.objects(), iops_tests::query_settings())
+                .unwrap(),
+            asked: Default::default(),
+            starts: Default::default(),
+        }
+    }
+
+    /// A domain on `env`'s database and store that reads columns through this engine.
+    fn domain(self: &Arc<Self>, env: &Env) -> Domain {
+        Domain::new(
+            domain::Context::new(
+                env.domain.database().clone(),
+                Arc::new(FixedClock::new(default_now())),
+                domain::Hasher::new(2),
+            )
+            .with_store(Arc::new(env.store.clone()))
+            .with_engine(self.clone()),
+        )
+    }
 }
 
 #[async_trait::async_trait]
@@ -1135,6 +1220,7 @@ impl domain::query::QueryEngine for CountingEngine {
         start: bytes::Bytes,
         whole: bool,
     ) -> Result<Vec<domain::DataColumn>, domain::query::QueryFailure> {
+        self.starts.lock().unwrap().push(start.len());
         self.inner.columns_of_start(format, start, whole).await
     }
 
@@ -1150,20 +1236,8 @@ impl domain::query::QueryEngine for CountingEngine {
 iops_tests::on_both!(unreadable_files_are_not_read_on_every_list, unreadable_body);
 async fn unreadable_body(db: TestDb) {
     let env = Env::new(db, Kind::Local).await;
-    let counting = Arc::new(CountingEngine {
-        inner: engine::DataFusionEngine::new(env.store.objects(), iops_tests::query_settings())
-            .unwrap(),
-        asked: Default::default(),
-    });
-    let domain = Domain::new(
-        domain::Context::new(
-            env.domain.database().clone(),
-            Arc::new(FixedClock::new(default_now())),
-            domain::Hasher::new(2),
-        )
-        .with_store(Arc::new(env.store.clone()))
-        .with_engine(counting.clone()),
-    );
+    let counting = Arc::new(CountingEngine::new(&env));
+    let domain = counting.domain(&env);
     let user = new_user(env.conn(), Tier::Pro).await;
     // Rows of another era: files that are not there, and one that is, none with columns kept.
     for _ in 0..6 {

@@ -24,8 +24,11 @@ pub const DEFAULT_PREVIEW_ROWS: u32 = 100;
 /// The alias of an analysis's own dataset.
 pub const DATA_ALIAS: &str = "data";
 /// How much of a dataset file's start decides its columns: an engine reads them from at
-/// most this many of its first bytes (and from at most its first 10,000 records).
+/// most this many of its first bytes (and from at most its first
+/// [`COLUMNS_SAMPLE_RECORDS`] records).
 pub const COLUMNS_SAMPLE_BYTES: usize = 8 << 20;
+/// The most records of a dataset file's start its columns are inferred from.
+pub const COLUMNS_SAMPLE_RECORDS: usize = 10_000;
 
 /// A query, as `config.query` holds it.
 #[derive(Clone, Debug, PartialEq)]

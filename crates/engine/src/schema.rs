@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::run::unreadable;
 
 /// Records read to infer a file's column types.
-const INFER_RECORDS: usize = 10_000;
+const INFER_RECORDS: usize = domain::query::COLUMNS_SAMPLE_RECORDS;
 
 /// The columns of the file under `table` (of `size` bytes), from its first
 /// [`COLUMNS_SAMPLE_BYTES`]: see [`schema_of_start`].

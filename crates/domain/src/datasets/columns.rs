@@ -12,7 +12,10 @@ use futures_util::StreamExt;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
-use crate::query::{COLUMNS_SAMPLE_BYTES, FailureReason, QueryEngine, QueryFailure, TableSource};
+use crate::query::{
+    COLUMNS_SAMPLE_BYTES, COLUMNS_SAMPLE_RECORDS, FailureReason, QueryEngine, QueryFailure,
+    TableSource,
+};
 use crate::{Context, DataColumn, Dataset, Format, Id, Result};
 
 /// Files read at once when datasets shown together have columns not kept yet.
@@ -90,12 +93,19 @@ pub(crate) fn noted(
 /// It holds the chunks of the start (shared with the file and the parser, not copied) until
 /// there are more than [`COLUMNS_SAMPLE_BYTES`] of them or the body ends, then hands one
 /// copy of those bytes to the engine: an upload holds at most that much more, as the read
-/// after the last byte did. Dropped early (a refused upload), it stops the engine's work.
+/// after the last byte did. An NDJSON start is handed over as soon as it holds
+/// [`COLUMNS_SAMPLE_RECORDS`] whole records (non-blank lines), all the inference reads:
+/// the same answer, from a fraction of the bytes. Dropped early (a refused upload), it
+/// stops the engine's work.
 pub(crate) struct EarlyColumns {
     engine: Option<Arc<dyn QueryEngine>>,
     format: Format,
     start: Vec<Bytes>,
     held: usize,
+    /// NDJSON: the records (non-blank lines) ended so far in `start`.
+    records: usize,
+    /// NDJSON: whether the line not ended yet has shown more than whitespace.
+    in_record: bool,
     reading: Option<ColumnsTask>,
 }
 
@@ -109,6 +119,8 @@ impl EarlyColumns {
             format,
             start: Vec::new(),
             held: 0,
+            records: 0,
+            in_record: false,
             reading: None,
         }
     }
@@ -123,7 +135,29 @@ impl EarlyColumns {
         // More than the sample: the file goes on after it, which the reading must know.
         if self.held > COLUMNS_SAMPLE_BYTES {
             self.begin(false);
+        } else if self.format == Format::Ndjson
+            && self.records_after(chunk) >= COLUMNS_SAMPLE_RECORDS
+        {
+            // Whatever follows the last whole line is cut off by the reading.
+            self.begin(false);
         }
+    }
+
+    /// Counts the NDJSON records `chunk` ends; the records ended so far.
+    fn records_after(&mut self, chunk: &[u8]) -> usize {
+        let mut from = 0;
+        for end in memchr::memchr_iter(b'\n', chunk) {
+            // Blank as the engine's inference sees it: nothing but ASCII whitespace.
+            if self.in_record || !chunk[from..end].trim_ascii().is_empty() {
+                self.records += 1;
+            }
+            self.in_record = false;
+            from = end + 1;
+        }
+        if !chunk[from..].trim_ascii().is_empty() {
+            self.in_record = true;
+        }
+        self.records
     }
 
     fn begin(&mut self, whole: bool) {
