@@ -1033,7 +1033,7 @@ on_every_store!(
 );
 async fn upload_columns_body(db: TestDb, kind: Kind) {
     use domain::DataType as T;
-    use domain::query::{COLUMNS_SAMPLE_BYTES, QueryEngine, TableSource};
+    use domain::query::COLUMNS_SAMPLE_BYTES;
 
     let env = Env::new(db, kind).await;
     let engine =
@@ -1062,33 +1062,48 @@ async fn upload_columns_body(db: TestDb, kind: Kind) {
             body.push(b']');
         }
         assert!(i < 10_000, "{file_name}: {i} rows");
-        let dataset = env
-            .domain
-            .datasets
-            .upload(user, file(file_name), &body[..])
-            .await
-            .unwrap();
-        let at_upload = dataset.columns.clone().expect("columns read at upload");
-        let kinds: Vec<(&str, T)> = at_upload
-            .iter()
-            .map(|c| (c.name.as_str(), c.kind))
-            .collect();
+        let (at_upload, stored) =
+            columns_at_upload_and_stored(&env.domain, &engine, user, file_name, &body).await;
         assert_eq!(
-            kinds,
+            kinds(&at_upload),
             [("a", T::Integer), ("b", T::Integer), ("pad", T::String)],
             "{file_name}"
         );
-        let stored = engine
-            .columns(&TableSource {
-                alias: "data".to_owned(),
-                key: dataset.file_path.clone().expect("stored"),
-                format: domain::Format::detect(file_name, None).unwrap(),
-                columnar: None,
-            })
-            .await
-            .unwrap();
         assert_eq!(at_upload, stored, "{file_name}");
     }
+}
+
+/// Uploads `body` as `file_name` through `domain`: the columns the upload read, and those
+/// `engine` reads from the stored file.
+async fn columns_at_upload_and_stored(
+    domain: &Domain,
+    engine: &engine::DataFusionEngine,
+    user: Id,
+    file_name: &str,
+    body: &[u8],
+) -> (Vec<domain::DataColumn>, Vec<domain::DataColumn>) {
+    use domain::query::{QueryEngine, TableSource};
+
+    let dataset = domain
+        .datasets
+        .upload(user, file(file_name), body)
+        .await
+        .unwrap();
+    let stored = engine
+        .columns(&TableSource {
+            alias: "data".to_owned(),
+            key: dataset.file_path.clone().expect("stored"),
+            format: domain::Format::detect(file_name, None).unwrap(),
+            columnar: None,
+        })
+        .await
+        .unwrap();
+    (dataset.columns.expect("columns read at upload"), stored)
+}
+
+/// Each column's name and kind.
+fn kinds(columns: &[domain::DataColumn]) -> Vec<(&str, domain::DataType)> {
+    columns.iter().map(|c| (c.name.as_str(), c.kind)).collect()
 }
 
 iops_tests::on_both!(
@@ -1097,7 +1112,7 @@ iops_tests::on_both!(
 );
 async fn ndjson_first_records_body(db: TestDb) {
     use domain::DataType as T;
-    use domain::query::{COLUMNS_SAMPLE_RECORDS, QueryEngine, TableSource};
+    use domain::query::COLUMNS_SAMPLE_RECORDS;
 
     let env = Env::new(db, Kind::Local).await;
     let counting = Arc::new(CountingEngine::new(&env));
@@ -1117,27 +1132,9 @@ async fn ndjson_first_records_body(db: TestDb) {
             body.extend(b" \t\n");
         }
     }
-    let dataset = domain
-        .datasets
-        .upload(user, file("short.ndjson"), &body[..])
-        .await
-        .unwrap();
-    let at_upload = dataset.columns.clone().expect("columns read at upload");
-    let kinds: Vec<(&str, T)> = at_upload
-        .iter()
-        .map(|c| (c.name.as_str(), c.kind))
-        .collect();
-    assert_eq!(kinds, [("a", T::Integer), ("b", T::Integer)]);
-    let stored = counting
-        .inner
-        .columns(&TableSource {
-            alias: "data".to_owned(),
-            key: dataset.file_path.clone().expect("stored"),
-            format: domain::Format::Ndjson,
-            columnar: None,
-        })
-        .await
-        .unwrap();
+    let (at_upload, stored) =
+        columns_at_upload_and_stored(&domain, &counting.inner, user, "short.ndjson", &body).await;
+    assert_eq!(kinds(&at_upload), [("a", T::Integer), ("b", T::Integer)]);
     assert_eq!(at_upload, stored);
     // Read from a start that holds those records, not from the whole file.
     let starts = counting.starts.lock().unwrap().clone();
