@@ -132,13 +132,12 @@ impl EarlyColumns {
         }
         self.start.push(chunk.clone());
         self.held += chunk.len();
-        // More than the sample: the file goes on after it, which the reading must know.
-        if self.held > COLUMNS_SAMPLE_BYTES {
-            self.begin(false);
-        } else if self.format == Format::Ndjson
-            && self.records_after(chunk) >= COLUMNS_SAMPLE_RECORDS
+        // More than the sample, or (NDJSON) every record the inference reads: the reading
+        // is told the file may go on, so it drops a last record that may be cut.
+        if self.held > COLUMNS_SAMPLE_BYTES
+            || (self.format == Format::Ndjson
+                && self.records_after(chunk) >= COLUMNS_SAMPLE_RECORDS)
         {
-            // Whatever follows the last whole line is cut off by the reading.
             self.begin(false);
         }
     }
