@@ -187,6 +187,10 @@ struct Keys {
 
 impl Keys {
     /// Records `key`, the `position`-th key of the current object.
+    ///
+    /// Inlined into the parser's loop, with the rare case out of line: the call per key
+    /// was a twentieth of the parse (docs/performance.md).
+    #[inline]
     fn add<E: serde::de::Error>(
         &mut self,
         position: usize,
@@ -195,6 +199,17 @@ impl Keys {
         if self.previous.get(position).is_some_and(|seen| seen == key) {
             return Ok(());
         }
+        self.add_other(position, key)
+    }
+
+    /// [`Keys::add`] for a key that differs from the one at its position last time.
+    #[cold]
+    #[inline(never)]
+    fn add_other<E: serde::de::Error>(
+        &mut self,
+        position: usize,
+        key: &str,
+    ) -> std::result::Result<(), E> {
         if !self.distinct.contains(key) {
             if self.distinct.len() >= MAX_COLUMNS {
                 return Err(E::custom(format_args!(
@@ -238,6 +253,7 @@ struct ObjectKeys<'a>(&'a mut Keys);
 impl<'de> DeserializeSeed<'de> for ObjectKeys<'_> {
     type Value = ();
 
+    #[inline]
     fn deserialize<D: Deserializer<'de>>(
         self,
         deserializer: D,
@@ -253,6 +269,7 @@ impl<'de> Visitor<'de> for ObjectKeys<'_> {
         f.write_str("a JSON object")
     }
 
+    #[inline]
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
         let mut position = 0;
         while map
@@ -281,6 +298,7 @@ struct Key<'a> {
 impl<'de> DeserializeSeed<'de> for Key<'_> {
     type Value = ();
 
+    #[inline]
     fn deserialize<D: Deserializer<'de>>(
         self,
         deserializer: D,
@@ -296,6 +314,7 @@ impl<'de> Visitor<'de> for Key<'_> {
         f.write_str("a key")
     }
 
+    #[inline]
     fn visit_str<E: serde::de::Error>(self, key: &str) -> std::result::Result<(), E> {
         self.keys.add(self.position, key)
     }
@@ -550,6 +569,17 @@ struct BlockShape {
     error: Option<LineError>,
 }
 
+impl BlockShape {
+    /// Records that the last line counted failed; always false (stop).
+    fn fail(&mut self, message: String) -> bool {
+        self.error = Some(LineError {
+            number: self.lines,
+            message,
+        });
+        false
+    }
+}
+
 /// A line that is not a JSON object: its number and why (without the number).
 struct LineError {
     number: u64,
@@ -589,9 +619,22 @@ impl NdjsonLines {
 
     /// Adds the lines of `part` (whole lines) to `shape`; false at the first that fails.
     fn lines(&mut self, part: &[u8], shape: &mut BlockShape) -> bool {
-        let mut rest = part;
+        // One UTF-8 check for the whole part: checked a line at a time it cost a tenth of
+        // the parse (a call and its set-up per 100-odd bytes; docs/performance.md). A part
+        // is whole lines, so no character is cut at its ends, and a bad byte is reported
+        // at its line once the lines before it have been parsed (an earlier failure is
+        // still the answer).
+        let (text, bad_line) = match std::str::from_utf8(part) {
+            Ok(text) => (text, false),
+            Err(e) => {
+                let valid = std::str::from_utf8(&part[..e.valid_up_to()]).unwrap_or_default();
+                let line_start = valid.rfind('\n').map_or(0, |end| end + 1);
+                (&valid[..line_start], true)
+            }
+        };
+        let mut rest = text;
         while !rest.is_empty() {
-            let (line, after) = match memchr::memchr(b'\n', rest) {
+            let (line, after) = match memchr::memchr(b'\n', rest.as_bytes()) {
                 Some(end) => (&rest[..end], &rest[end + 1..]),
                 None => (rest, &rest[rest.len()..]),
             };
@@ -600,21 +643,18 @@ impl NdjsonLines {
             match self.line(line) {
                 Ok(true) => shape.rows += 1,
                 Ok(false) => {}
-                Err(message) => {
-                    shape.error = Some(LineError {
-                        number: shape.lines,
-                        message,
-                    });
-                    return false;
-                }
+                Err(message) => return shape.fail(message),
             }
+        }
+        if bad_line {
+            shape.lines += 1;
+            return shape.fail("not valid UTF-8".to_owned());
         }
         true
     }
 
     /// One line: `Ok(true)` for an object, `Ok(false)` for a blank line.
-    fn line(&mut self, line: &[u8]) -> std::result::Result<bool, String> {
-        let text = std::str::from_utf8(line).map_err(|_| "not valid UTF-8".to_owned())?;
+    fn line(&mut self, text: &str) -> std::result::Result<bool, String> {
         if text.trim().is_empty() {
             return Ok(false);
         }
@@ -847,6 +887,35 @@ mod tests {
             ndjson_shape(failed.into_iter()),
             Err(Error::Storage(_))
         ));
+    }
+
+    /// Bytes that are not UTF-8 are named by their line, in a block or cut across
+    /// chunks, and a line that failed before them is still the answer.
+    #[test]
+    fn ndjson_bad_utf8_is_named_by_its_line() {
+        let cases: [(&[u8], &str); 4] = [
+            (
+                b"{\"a\": 1}\n\n{\"b\": \"\xC3\xA9\xFF\"}\n{\"c\": ",
+                "line 3: not valid UTF-8",
+            ),
+            (b"\xFF\n{\"a\": 1}\n", "line 1: not valid UTF-8"),
+            (
+                b"{\"a\": 1}\n{\"a\": \n{\"b\": \"\xFF\"}\n",
+                "line 2: not a JSON object",
+            ),
+            (b"{\"a\": 1}\n{\"b\": \"\xC3\"}", "line 2: not valid UTF-8"),
+        ];
+        for (file, expected) in cases {
+            for size in 1..=file.len() {
+                let chunks = file.chunks(size).map(|c| Ok(Bytes::copy_from_slice(c)));
+                let result = ndjson_shape(chunks);
+                assert!(
+                    matches!(&result, Err(Error::Validation(m)) if m.starts_with(expected)),
+                    "{} in chunks of {size}: {result:?}",
+                    String::from_utf8_lossy(file)
+                );
+            }
+        }
     }
 
     /// Past the limit, the keys both threads saw together are refused.
