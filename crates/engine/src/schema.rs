@@ -2,7 +2,8 @@
 //! Arrow's CSV reader, which knows quoted fields), a JSON file's types (by Arrow's JSON
 //! inference) in the order the file shows its keys. Only the file's first
 //! [`COLUMNS_SAMPLE_BYTES`] are read.
-use std::collections::HashSet;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -11,6 +12,8 @@ use datafusion::arrow::json::reader::infer_json_schema_from_iterator;
 use domain::Format;
 use domain::query::{COLUMNS_SAMPLE_BYTES, FailureReason, QueryFailure, TableSource};
 use object_store::{ObjectStore, ObjectStoreExt};
+use serde::Deserialize;
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
@@ -98,9 +101,11 @@ fn complete_records(sample: &[u8], delimiter: u8) -> usize {
 ///
 /// NDJSON records are handed to the inference one at a time as they are parsed, not
 /// collected first: ten thousand parsed objects held at once cost more in allocation and
-/// page faults than the parsing itself.
+/// page faults than the parsing itself. And only the records that show the inference
+/// something new are handed to it at all ([`Shown`]).
 fn json_schema_of(sample: &[u8], format: Format, cut: bool) -> Result<Schema, String> {
     let mut keys = KeyOrder::default();
+    let mut shown = Shown::default();
     let mut failure = None;
     let inferred = if format == Format::Ndjson {
         // A cut sample ends inside a line: only its whole lines count.
@@ -116,23 +121,26 @@ fn json_schema_of(sample: &[u8], format: Format, cut: bool) -> Result<Schema, St
             .take(INFER_RECORDS)
             .map_while(|(index, line)| {
                 let mut de = serde_json::Deserializer::from_slice(line);
-                let record = Record(&mut keys)
+                let record = Record::new(&mut keys, &mut shown)
                     .deserialize(&mut de)
                     .and_then(|record| de.end().map(|()| record));
                 match record {
-                    Ok(record) => Some(Ok(record)),
+                    Ok(record) => Some(record),
                     Err(e) => {
                         failure = Some(format!("line {}: {e}", index + 1));
                         None
                     }
                 }
-            });
+            })
+            .flatten()
+            .map(Ok);
         infer_json_schema_from_iterator(records)
     } else {
         let mut records = Vec::new();
         let mut reader = serde_json::Deserializer::from_slice(sample);
         let read = TopLevel {
             keys: &mut keys,
+            shown: &mut shown,
             out: &mut records,
         }
         .deserialize(&mut reader);
@@ -175,9 +183,11 @@ struct KeyOrder {
 }
 
 /// Reads one top-level JSON value into `out`: an object is a record, an array holds
-/// records (at most [`INFER_RECORDS`] of them are kept).
+/// records (at most [`INFER_RECORDS`] of them are read; those that show the inference
+/// something new are kept).
 struct TopLevel<'a> {
     keys: &'a mut KeyOrder,
+    shown: &'a mut Shown,
     out: &'a mut Vec<Value>,
 }
 
@@ -197,15 +207,15 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        let record = Record(self.keys).visit_map(map)?;
-        self.out.push(record);
+        let record = Record::new(self.keys, self.shown).visit_map(map)?;
+        self.out.extend(record);
         Ok(())
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while self.out.len() < INFER_RECORDS {
-            match seq.next_element_seed(Record(&mut *self.keys))? {
-                Some(record) => self.out.push(record),
+        for _ in 0..INFER_RECORDS {
+            match seq.next_element_seed(Record::new(&mut *self.keys, &mut *self.shown))? {
+                Some(record) => self.out.extend(record),
                 None => return Ok(()),
             }
         }
@@ -215,37 +225,251 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
     }
 }
 
-/// Reads one record, noting its keys in order; its values are read whole, for inference.
-struct Record<'a>(&'a mut KeyOrder);
+/// Reads one record, noting its keys in order, into what Arrow's inference needs of it:
+/// `None` when it would show the inference nothing new ([`Shown`]).
+struct Record<'a> {
+    keys: &'a mut KeyOrder,
+    shown: &'a mut Shown,
+}
+
+impl<'a> Record<'a> {
+    fn new(keys: &'a mut KeyOrder, shown: &'a mut Shown) -> Self {
+        Record { keys, shown }
+    }
+}
 
 impl<'de> DeserializeSeed<'de> for Record<'_> {
-    type Value = Value;
+    type Value = Option<Value>;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<Value>, D::Error> {
         deserializer.deserialize_map(self)
     }
 }
 
 impl<'de> Visitor<'de> for Record<'_> {
-    type Value = Value;
+    type Value = Option<Value>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut record = serde_json::Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let value = map.next_value::<Value>()?;
-            // Looked up before it is copied: records repeat their keys, and a copy per key
-            // and record, dropped again at once, was a third of the allocations here.
-            if !self.0.seen.contains(&key) {
-                self.0.seen.insert(key.clone());
-                self.0.keys.push(key.clone());
-            }
-            record.insert(key, value);
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Value>, A::Error> {
+        let mut entries = Vec::new();
+        let mut new = false;
+        while let Some(key) = map.next_key_seed(KeyText)? {
+            let value = map.next_value_seed(ValueSeen)?;
+            new |= !self.shown.knows(entries.len(), &key, &value);
+            entries.push((key, value));
         }
-        Ok(Value::Object(record))
+        if !new {
+            return Ok(None);
+        }
+        let mut record = serde_json::Map::new();
+        for (key, value) in entries {
+            // Looked up before it is copied: records repeat their keys.
+            if !self.keys.seen.contains(key.as_ref()) {
+                self.keys.seen.insert(key.to_string());
+                self.keys.keys.push(key.to_string());
+            }
+            record.insert(key.into_owned(), value.into_value());
+        }
+        self.shown.add(&record);
+        Ok(Some(Value::Object(record)))
+    }
+}
+
+/// A key, borrowed from the input unless it holds escapes.
+struct KeyText;
+
+impl<'de> DeserializeSeed<'de> for KeyText {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyText {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_borrowed_str<E: serde::de::Error>(self, key: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(key))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(key.to_owned()))
+    }
+}
+
+/// What Arrow's JSON inference looks at in a scalar: its kind, never its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Null,
+    Bool,
+    /// A number that fits an `i64` (Arrow: `Int64`); any other number is a `Float`.
+    Int,
+    Float,
+    Text,
+}
+
+impl Kind {
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+
+    /// The kind the inference sees in `value`; `None` for an array or an object.
+    fn of(value: &Value) -> Option<Kind> {
+        Some(match value {
+            Value::Null => Kind::Null,
+            Value::Bool(_) => Kind::Bool,
+            Value::Number(n) if n.is_i64() => Kind::Int,
+            Value::Number(_) => Kind::Float,
+            Value::String(_) => Kind::Text,
+            Value::Array(_) | Value::Object(_) => return None,
+        })
+    }
+
+    /// A value of this kind, for the inference.
+    fn value(self) -> Value {
+        match self {
+            Kind::Null => Value::Null,
+            Kind::Bool => Value::Bool(false),
+            Kind::Int => Value::from(0_i64),
+            Kind::Float => Value::from(0.5_f64),
+            Kind::Text => Value::String(String::new()),
+        }
+    }
+}
+
+/// A record's value as the inference sees it: a scalar's kind, or a nested value whole
+/// (Arrow looks into arrays and objects).
+enum Seen {
+    Scalar(Kind),
+    Nested(Value),
+}
+
+impl Seen {
+    fn into_value(self) -> Value {
+        match self {
+            Seen::Scalar(kind) => kind.value(),
+            Seen::Nested(value) => value,
+        }
+    }
+}
+
+/// Reads a value as [`Seen`]: the same parse as a [`Value`]'s (the same errors), without
+/// keeping a scalar's text.
+struct ValueSeen;
+
+impl<'de> DeserializeSeed<'de> for ValueSeen {
+    type Value = Seen;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Seen, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ValueSeen {
+    type Value = Seen;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Seen, E> {
+        Ok(Seen::Scalar(Kind::Null))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Seen, E> {
+        Ok(Seen::Scalar(Kind::Bool))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Seen, E> {
+        Ok(Seen::Scalar(Kind::Int))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Seen, E> {
+        Ok(Seen::Scalar(match i64::try_from(n) {
+            Ok(_) => Kind::Int,
+            Err(_) => Kind::Float,
+        }))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Seen, E> {
+        Ok(Seen::Scalar(Kind::Float))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Seen, E> {
+        Ok(Seen::Scalar(Kind::Text))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Seen, A::Error> {
+        Value::deserialize(SeqAccessDeserializer::new(seq)).map(Seen::Nested)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Seen, A::Error> {
+        Value::deserialize(MapAccessDeserializer::new(map)).map(Seen::Nested)
+    }
+}
+
+/// The keys the inference has been shown holding each kind of scalar.
+///
+/// Arrow's inference of a scalar column is the union of the kinds its records showed
+/// it, so a record of scalars whose every (key, kind) it has already been shown cannot
+/// change its answer, and is not parsed into a [`Value`] for it: in a file of like
+/// records, only the first is. Records with nested values are always shown.
+#[derive(Default)]
+struct Shown {
+    kinds: HashMap<String, u8>,
+    /// The previous record's (key, kind) pairs known to be shown, by position: a record
+    /// like the one before it is checked without hashing.
+    previous: Vec<(String, Kind)>,
+}
+
+impl Shown {
+    /// Whether `value` under `key`, the `position`-th of its record, was shown already.
+    fn knows(&mut self, position: usize, key: &str, value: &Seen) -> bool {
+        let Seen::Scalar(kind) = *value else {
+            return false;
+        };
+        if let Some((seen, seen_kind)) = self.previous.get(position)
+            && *seen_kind == kind
+            && seen == key
+        {
+            return true;
+        }
+        let known = self
+            .kinds
+            .get(key)
+            .is_some_and(|kinds| kinds & kind.bit() != 0);
+        if known {
+            let remembered = self.previous.len();
+            match self.previous.get_mut(position) {
+                Some((seen, seen_kind)) => {
+                    seen.clear();
+                    seen.push_str(key);
+                    *seen_kind = kind;
+                }
+                None if position == remembered => {
+                    self.previous.push((key.to_owned(), kind));
+                }
+                None => {}
+            }
+        }
+        known
+    }
+
+    /// Notes what `record` shows the inference (what it holds after repeated keys).
+    fn add(&mut self, record: &serde_json::Map<String, Value>) {
+        for (key, value) in record {
+            if let Some(kind) = Kind::of(value) {
+                *self.kinds.entry(key.clone()).or_default() |= kind.bit();
+            }
+        }
     }
 }
 
@@ -299,6 +523,50 @@ mod tests {
         assert_eq!(names(&array(many.as_bytes(), false).unwrap()), ["a"]);
         let many = format!("{}{{\"late\":1}}\n", "{\"a\":1}\n".repeat(INFER_RECORDS));
         assert_eq!(names(&ndjson(many.as_bytes(), false).unwrap()), ["a"]);
+    }
+
+    /// Records that show the inference nothing new are not handed to it; the types
+    /// must be what Arrow infers from every record, in every way a later record could
+    /// change them (or make the inference fail).
+    #[test]
+    fn skipped_records_change_no_type() {
+        let samples = [
+            "{\"a\":1}\n{\"a\":2.5}\n{\"a\":3}",
+            "{\"a\":1}\n{\"a\":1}\n{\"a\":18446744073709551615}\n{\"a\":-4}",
+            "{\"a\":null}\n{\"a\":null}\n{\"a\":\"x\"}\n{\"a\":null}",
+            "{\"a\":1,\"a\":\"x\"}\n{\"a\":1}\n{\"a\":1}",
+            "{\"a\":[1,2]}\n{\"a\":[1.5]}\n{\"a\":3}\n{\"a\":[null]}\n{\"a\":3}",
+            "{\"o\":{\"x\":1}}\n{\"o\":{\"y\":\"s\"}}\n{\"o\":{\"x\":2.5}}",
+            "{\"a\":1}\n{\"a\":[2]}\n{\"a\":1}\n{\"a\":1.5}",
+            "{\"b\":true}\n{\"b\":\"t\"}\n{\"b\":false}",
+            "{\"a\":1,\"b\":\"x\"}\n{\"b\":\"y\",\"a\":2}\n{\"b\":1.5,\"a\":2}\n{\"c\":null}",
+            "{\"a\\u0062\":1}\n{\"ab\":2.5}\n{\"ab\":1}",
+            "{\"a\":{\"b\":1}}\n{\"a\":{\"b\":1}}\n{\"a\":2}",
+            "{\"a\":1}\n{\"a\":1}\n{\"a\":{\"b\":1}}",
+            "{\"a\":1.0}\n{\"a\":1}\n{\"a\":-0}",
+        ];
+        let sorted = |schema: Schema| {
+            let mut fields: Vec<Field> =
+                schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+            fields.sort_by(|a, b| a.name().cmp(b.name()));
+            fields
+        };
+        for sample in samples {
+            let every_record = infer_json_schema_from_iterator(sample.lines().map(|line| {
+                serde_json::from_str::<Value>(line)
+                    .map_err(|e| datafusion::arrow::error::ArrowError::JsonError(e.to_string()))
+            }));
+            let ours = json_schema_of(sample.as_bytes(), Format::Ndjson, false);
+            match (ours, every_record) {
+                (Ok(ours), Ok(every)) => assert_eq!(sorted(ours), sorted(every), "{sample}"),
+                (Err(_), Err(_)) => {}
+                (ours, every) => panic!("{sample}: {ours:?} against {every:?}"),
+            }
+            let array = format!("[{}]", sample.replace('\n', ","));
+            let ours = json_schema_of(array.as_bytes(), Format::Json, false);
+            let ndjson = json_schema_of(sample.as_bytes(), Format::Ndjson, false);
+            assert_eq!(ours.map(sorted), ndjson.map(sorted), "{array}");
+        }
     }
 
     #[test]
