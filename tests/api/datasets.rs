@@ -292,12 +292,18 @@ async fn upload_refusals_store_nothing_body(db: TestDb) {
     .await;
     assert_problem(res, 422, "validation").await;
     // Unparsable files: a ragged CSV, invalid UTF-8, JSON that is not an array of objects,
-    // a broken NDJSON line.
+    // a broken NDJSON line, NDJSON lines "blank" only by whitespace JSON does not allow
+    // (every query of such a file would fail in the engine's reader).
     for (file_name, bytes) in [
         ("ragged.csv", b"a,b\n1,2,3\n".to_vec()),
         ("latin1.csv", b"name\n\xe9t\xe9\n".to_vec()),
         ("scalar.json", b"[1, 2, 3]".to_vec()),
         ("broken.ndjson", b"{\"a\": 1}\n{\"a\": \n".to_vec()),
+        (
+            "formfeed.ndjson",
+            b"{\"a\": 1}\n\x0c\n{\"a\": 2}\n".to_vec(),
+        ),
+        ("nbsp.ndjson", "{\"a\": 1}\n\u{a0}\n".as_bytes().to_vec()),
     ] {
         let res = upload_as(&app, &token, file_name, None, bytes, None).await;
         assert_problem(res, 422, "validation").await;

@@ -117,7 +117,7 @@ fn json_schema_of(sample: &[u8], format: Format, cut: bool) -> Result<Schema, St
         let records = whole
             .split(|b| *b == b'\n')
             .enumerate()
-            .filter(|(_, line)| !line.trim_ascii().is_empty())
+            .filter(|(_, line)| !domain::is_blank_ndjson_line(line))
             .take(INFER_RECORDS)
             .map_while(|(index, line)| {
                 let mut de = serde_json::Deserializer::from_slice(line);

@@ -12,6 +12,7 @@ use futures_util::StreamExt;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
+use super::parse::is_blank_ndjson_line;
 use crate::query::{
     COLUMNS_SAMPLE_BYTES, COLUMNS_SAMPLE_RECORDS, FailureReason, QueryEngine, QueryFailure,
     TableSource,
@@ -146,14 +147,13 @@ impl EarlyColumns {
     fn records_after(&mut self, chunk: &[u8]) -> usize {
         let mut from = 0;
         for end in memchr::memchr_iter(b'\n', chunk) {
-            // Blank as the engine's inference sees it: nothing but ASCII whitespace.
-            if self.in_record || !chunk[from..end].trim_ascii().is_empty() {
+            if self.in_record || !is_blank_ndjson_line(&chunk[from..end]) {
                 self.records += 1;
             }
             self.in_record = false;
             from = end + 1;
         }
-        if !chunk[from..].trim_ascii().is_empty() {
+        if !is_blank_ndjson_line(&chunk[from..]) {
             self.in_record = true;
         }
         self.records

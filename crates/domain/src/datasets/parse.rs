@@ -382,6 +382,16 @@ fn json_error(err: serde_json::Error) -> Error {
     Error::validation(format!("not a JSON array of objects: {err}"))
 }
 
+/// Whether `line` (without its `\n`) is a blank NDJSON line, skipped rather than counted
+/// as a row: nothing but the whitespace JSON itself allows between tokens (space, tab,
+/// carriage return). Any other byte makes it a line that must hold an object, so a line
+/// of a form feed or a no-break space is refused at upload, as the query engine's reader
+/// (Arrow's) would refuse it at every query. The upload's parser, its early column read
+/// and the engine's column inference all decide with this one rule.
+pub fn is_blank_ndjson_line(line: &[u8]) -> bool {
+    line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r'))
+}
+
 /// Bytes of NDJSON read from a reader as one block (cut after the last newline in it; an
 /// upload's blocks are its chunks, about half this): large enough
 /// that handing a block to the other thread costs little, small enough that two of them
@@ -656,7 +666,7 @@ impl NdjsonLines {
 
     /// One line: `Ok(true)` for an object, `Ok(false)` for a blank line.
     fn line(&mut self, text: &str) -> std::result::Result<bool, String> {
-        if text.trim().is_empty() {
+        if is_blank_ndjson_line(text.as_bytes()) {
             return Ok(false);
         }
         let mut de = serde_json::Deserializer::from_str(text);
@@ -917,6 +927,33 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Only JSON's own whitespace makes a line blank: a line of a form feed, a vertical
+    /// tab or a no-break space is refused by its number (Arrow's reader, which every query
+    /// of the file goes through, refuses it too), while spaces, tabs and a `\r` are
+    /// skipped, not rows.
+    #[test]
+    fn ndjson_blank_lines_are_json_whitespace_only() {
+        let good = "{\"a\": 1}\n \t\r\n\n\t\n{\"a\": 2}\r\n";
+        assert_eq!(
+            shape_of(Format::Ndjson, good.as_bytes()).unwrap(),
+            Shape {
+                rows: 2,
+                columns: 1
+            }
+        );
+        for blank_elsewhere in ["\x0c", "\x0b", "\u{a0}", " \u{3000} ", "\u{85}"] {
+            let file = format!("{{\"a\": 1}}\n\n{blank_elsewhere}\n{{\"a\": 2}}\n");
+            let result = shape_of(Format::Ndjson, file.as_bytes());
+            assert!(
+                matches!(&result, Err(Error::Validation(m)) if m.starts_with("line 3: not a JSON object")),
+                "{blank_elsewhere:?}: {result:?}"
+            );
+        }
+        assert!(is_blank_ndjson_line(b""));
+        assert!(is_blank_ndjson_line(b" \t\r"));
+        assert!(!is_blank_ndjson_line(b"\x0c"));
     }
 
     /// Past the limit, the keys both threads saw together are refused.

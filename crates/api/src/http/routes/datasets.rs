@@ -75,7 +75,9 @@ pub struct RenameDataset {
 /// A `multipart/form-data` body with a `file` part and an optional `name` part (in any
 /// order; no other parts). The file is streamed to storage, parsed once to learn its
 /// shape, and counted once toward the month's `datasets`. On any error nothing is stored
-/// and nothing is counted.
+/// and nothing is counted. NDJSON holds one JSON object per line; a line of nothing but
+/// spaces, tabs or a carriage return is skipped (not a row), and a line of any other
+/// whitespace (a form feed, a no-break space) is a bad line, as JSON itself has it.
 #[utoipa::path(
     operation_id = "upload_dataset",
     tag = "datasets",
