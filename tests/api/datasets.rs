@@ -308,19 +308,21 @@ async fn upload_refusals_store_nothing_body(db: TestDb) {
         let res = upload_as(&app, &token, file_name, None, bytes, None).await;
         assert_problem(res, 422, "validation").await;
     }
-    // A name that breaks the rules, before or after the file.
-    let res = upload_as(&app, &token, "a.csv", None, CSV, Some(&"n".repeat(256))).await;
-    assert_problem(res, 422, "validation").await;
-    let form = Form::new()
-        .part("file", Part::text(CSV).file_name("a.csv"))
-        .text("name", "n".repeat(256));
-    let res = app
-        .request(Method::POST, "/api/v1/datasets", Some(&token))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_problem(res, 422, "validation").await;
+    // A name that breaks the rules (too long, or holding a NUL), before or after the file.
+    for bad_name in ["n".repeat(256), "a\0b".to_owned()] {
+        let res = upload_as(&app, &token, "a.csv", None, CSV, Some(&bad_name)).await;
+        assert_problem(res, 422, "validation").await;
+        let form = Form::new()
+            .part("file", Part::text(CSV).file_name("a.csv"))
+            .text("name", bad_name);
+        let res = app
+            .request(Method::POST, "/api/v1/datasets", Some(&token))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 422, "validation").await;
+    }
     // Two files.
     let form = Form::new()
         .part("file", Part::text(CSV).file_name("a.csv"))
