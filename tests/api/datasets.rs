@@ -31,7 +31,12 @@ pub async fn upload_as(
         form = form.text("name", name.to_owned());
     }
     form = form.part("file", part);
-    app.request(Method::POST, "/api/v1/datasets", Some(token))
+    post_form(app, Some(token), form).await
+}
+
+/// Posts `form` to the upload endpoint as it is (parts in any order, or none).
+pub async fn post_form(app: &TestApp, token: Option<&str>, form: Form) -> Response {
+    app.request(Method::POST, "/api/v1/datasets", token)
         .multipart(form)
         .send()
         .await
@@ -250,34 +255,19 @@ async fn upload_refusals_store_nothing_body(db: TestDb) {
 
     // Multipart without a file part.
     let form = Form::new().text("name", "nothing");
-    let res = app
-        .request(Method::POST, "/api/v1/datasets", Some(&token))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let res = post_form(&app, Some(&token), form).await;
     assert_problem(res, 422, "validation").await;
 
     // An unknown part, before or after the file.
     let form = Form::new()
         .text("owner", "someone")
         .part("file", Part::text(CSV).file_name("a.csv"));
-    let res = app
-        .request(Method::POST, "/api/v1/datasets", Some(&token))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let res = post_form(&app, Some(&token), form).await;
     assert_problem(res, 422, "validation").await;
     let form = Form::new()
         .part("file", Part::text(CSV).file_name("a.csv"))
         .text("user_id", "someone");
-    let res = app
-        .request(Method::POST, "/api/v1/datasets", Some(&token))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let res = post_form(&app, Some(&token), form).await;
     assert_problem(res, 422, "validation").await;
 
     // Unsupported type.
@@ -315,34 +305,19 @@ async fn upload_refusals_store_nothing_body(db: TestDb) {
         let form = Form::new()
             .part("file", Part::text(CSV).file_name("a.csv"))
             .text("name", bad_name);
-        let res = app
-            .request(Method::POST, "/api/v1/datasets", Some(&token))
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
+        let res = post_form(&app, Some(&token), form).await;
         assert_problem(res, 422, "validation").await;
     }
     // Two files.
     let form = Form::new()
         .part("file", Part::text(CSV).file_name("a.csv"))
         .part("file", Part::text(CSV).file_name("b.csv"));
-    let res = app
-        .request(Method::POST, "/api/v1/datasets", Some(&token))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let res = post_form(&app, Some(&token), form).await;
     assert_problem(res, 422, "validation").await;
 
     // Not logged in.
     let form = Form::new().part("file", Part::text(CSV).file_name("a.csv"));
-    let res = app
-        .request(Method::POST, "/api/v1/datasets", None)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let res = post_form(&app, None, form).await;
     assert_problem(res, 401, "unauthorized").await;
 
     assert_eq!(datasets_used(&app, &token).await, 0);
@@ -445,12 +420,7 @@ async fn name_part_in_any_order_and_rename_body(db: TestDb) {
     let form = Form::new()
         .part("file", Part::text(CSV).file_name("cities.csv"))
         .text("name", "Named after");
-    let res = app
-        .request(Method::POST, "/api/v1/datasets", Some(&token))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let res = post_form(&app, Some(&token), form).await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let after: Value = res.json().await.unwrap();
     assert_eq!(after["name"], "Named after");
