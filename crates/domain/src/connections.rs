@@ -523,9 +523,7 @@ impl Connections {
                 ))),
             }
         };
-        let body = tokio_util::io::StreamReader::new(tokio_stream::wrappers::ReceiverStream::new(
-            receiver,
-        ));
+        let body = tokio_stream::wrappers::ReceiverStream::new(receiver);
         crate::Datasets::new(self.ctx.clone())
             .upload_imported(
                 actor,

@@ -16,14 +16,16 @@ use std::sync::Arc;
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use entity::{analyses, datasets};
+use futures_util::Stream;
 use futures_util::StreamExt;
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
-use tokio::io::{AsyncRead, AsyncReadExt};
+use std::io::{IoSlice, Write};
+use tokio::io::AsyncRead;
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_util::io::{StreamReader, SyncIoBridge};
+use tokio_util::io::{ReaderStream, StreamReader, SyncIoBridge};
 
 use sea_orm::sea_query::Query;
 
@@ -42,12 +44,12 @@ pub(crate) mod parse;
 
 use parse::{Format, Shape};
 
-/// Size of the buffer that streams an upload to disk and to the parser. Each chunk costs
-/// the parser's thread a wake-up (a futex and, when that thread's core sleeps, an
-/// interrupt to wake it) and a `write`: 256 KiB chunks uploaded NDJSON ~30 % faster
+/// Bytes of an upload handed to the parser's thread at once (a batch of the pieces
+/// received). Each batch costs that thread a wake-up (a futex and, when its core sleeps,
+/// an interrupt to wake it) and a `writev`: 256 KiB batches uploaded NDJSON ~30 % faster
 /// than 64 KiB ones at the median, with less CPU per upload (docs/performance.md).
 const CHUNK: usize = 256 * 1024;
-/// Chunks received but not yet parsed, at most: the parser keeps up with the network, so
+/// Batches received but not yet parsed, at most: the parser keeps up with the network, so
 /// this only absorbs jitter, and bounds the memory of an upload to a few MiB (NDJSON adds
 /// the few blocks of lines its two parsing threads hold).
 const PARSE_QUEUE: usize = 8;
@@ -105,24 +107,27 @@ impl Datasets {
     where
         R: AsyncRead + Unpin + Send,
     {
-        self.upload_with_rest(actor, meta, body, std::future::ready(Ok(None)))
+        let pieces = ReaderStream::with_capacity(body, CHUNK);
+        self.upload_with_rest(actor, meta, pieces, std::future::ready(Ok(None)))
             .await
     }
 
-    /// [`Datasets::upload`] for a form whose name may come after the file: `rest` resolves
-    /// once the rest of the form has been read, to a late name (used when `meta.name` is
-    /// `None`) or to a refusal. The name rule and the size limit are checked here, and the
-    /// upload commits once, under its final name, only when both the file and `rest` are
-    /// good; the file's bytes are received while `rest` is still pending.
-    pub async fn upload_with_rest<R, F>(
+    /// [`Datasets::upload`] for a form whose name may come after the file, and whose file
+    /// arrives as `body`, the pieces a server received (stored and parsed where they lie,
+    /// not copied). `rest` resolves once the rest of the form has been read, to a late
+    /// name (used when `meta.name` is `None`) or to a refusal. The name rule and the size
+    /// limit are checked here, and the upload commits once, under its final name, only
+    /// when both the file and `rest` are good; the file's bytes are received while `rest`
+    /// is still pending.
+    pub async fn upload_with_rest<S, F>(
         &self,
         actor: impl Into<Actor>,
         meta: NewDataset,
-        body: R,
+        body: S,
         rest: F,
     ) -> Result<Dataset>
     where
-        R: AsyncRead + Unpin + Send,
+        S: Stream<Item = std::io::Result<Bytes>> + Unpin + Send,
         F: std::future::Future<Output = UploadPart>,
     {
         self.receive_and_store(actor.into(), meta, body, rest, None)
@@ -132,32 +137,32 @@ impl Datasets {
     /// An upload whose bytes come from a data connection's import: `rest` is the import
     /// itself (its failure explains a broken body), and the dataset records
     /// `connection_id`. Otherwise exactly an upload: staged, size-limited, counted.
-    pub(crate) async fn upload_imported<R, F>(
+    pub(crate) async fn upload_imported<S, F>(
         &self,
         actor: Actor,
         meta: NewDataset,
-        body: R,
+        body: S,
         rest: F,
         connection_id: Id,
     ) -> Result<Dataset>
     where
-        R: AsyncRead + Unpin + Send,
+        S: Stream<Item = std::io::Result<Bytes>> + Unpin + Send,
         F: std::future::Future<Output = UploadPart>,
     {
         self.receive_and_store(actor, meta, body, rest, Some(connection_id))
             .await
     }
 
-    async fn receive_and_store<R, F>(
+    async fn receive_and_store<S, F>(
         &self,
         actor: Actor,
         meta: NewDataset,
-        body: R,
+        body: S,
         rest: F,
         connection_id: Option<Id>,
     ) -> Result<Dataset>
     where
-        R: AsyncRead + Unpin + Send,
+        S: Stream<Item = std::io::Result<Bytes>> + Unpin + Send,
         F: std::future::Future<Output = UploadPart>,
     {
         // Everything that can be refused without the bytes is refused before reading them.
@@ -393,23 +398,25 @@ fn validate_name(name: String) -> Result<String> {
 /// the columns cost no time of their own after the last byte. Returns the size and the
 /// shape; refuses to write a byte past `max_bytes`.
 ///
-/// The parser's thread also writes each chunk to the file, just before parsing it: the
-/// chunk then crosses threads once and is copied once more (by the kernel), where writing
-/// it from this task took a copy into tokio's file buffer and a hop to its blocking pool
-/// per chunk (a tenth of the server's CPU during uploads; docs/performance.md).
+/// The body's pieces go on as they are (no copy), in batches of [`CHUNK`] bytes or so: the
+/// parser's thread writes each batch to the file with one `writev`, just before parsing
+/// it. A batch then crosses threads once and is copied once more (by the kernel), where
+/// writing it from this task took a copy into tokio's file buffer and a hop to its
+/// blocking pool per chunk (a tenth of the server's CPU during uploads), and gathering
+/// the pieces into chunks took a copy of the whole file (docs/performance.md).
 ///
 /// A file that fails to parse is refused only once the body has been read to its end (and
 /// no more of it written): the client gets its answer on an intact HTTP exchange, and a
 /// body over the size limit is still "too large" first, as it would be without the parse.
-async fn receive<R>(
+async fn receive<S>(
     path: &Path,
-    mut body: R,
+    body: S,
     max_bytes: u64,
     format: Format,
     columns: &mut columns::EarlyColumns,
 ) -> Result<(u64, Shape)>
 where
-    R: AsyncRead + Unpin + Send,
+    S: Stream<Item = std::io::Result<Bytes>> + Unpin + Send,
 {
     // The staged file is new and empty: it is opened without truncating it, because ext4
     // flushes a truncated file at its close (`auto_da_alloc`), and every fsync on the same
@@ -421,68 +428,95 @@ where
         .await?
         .into_std()
         .await;
-    let (chunks, queue) = tokio::sync::mpsc::channel::<Bytes>(PARSE_QUEUE);
-    // The parser reads the queue on its own thread, NDJSON chunk by chunk (its lines are
-    // parsed where the chunks lie), the other formats as a blocking `BufRead`; the end of
+    let (batches, queue) = tokio::sync::mpsc::channel::<Vec<Bytes>>(PARSE_QUEUE);
+    // The parser reads the queue on its own thread, NDJSON piece by piece (its lines are
+    // parsed where the pieces lie), the other formats as a blocking `BufRead`; the end of
     // the queue (every sender dropped) is the end of the file. Whatever the parser leaves
     // unread (nothing, for a well-formed file) is still part of the file.
     let parser = tokio::task::spawn_blocking(move || {
-        let mut written = move |chunk: Bytes| {
-            std::io::Write::write_all(&mut file, &chunk)?;
-            Ok::<_, std::io::Error>(chunk)
+        // A batch written, as its pieces (or the write's error, where the parser reads).
+        let mut written = move |batch: Vec<Bytes>| match write_batch(&mut file, &batch) {
+            Ok(()) => batch.into_iter().map(Ok).collect(),
+            Err(e) => vec![Err(e)],
         };
         if format == Format::Ndjson {
             let mut queue = queue;
-            let mut chunks = std::iter::from_fn(|| queue.blocking_recv()).map(&mut written);
-            let shape = parse::ndjson_shape(&mut chunks)?;
-            chunks.try_for_each(|chunk| chunk.map(drop))?;
+            let mut pieces = std::iter::from_fn(|| queue.blocking_recv()).flat_map(&mut written);
+            let shape = parse::ndjson_shape(&mut pieces)?;
+            pieces.try_for_each(|piece| piece.map(drop))?;
             return Ok(shape);
         }
-        let stream = ReceiverStream::new(queue).map(written);
-        let mut reader = SyncIoBridge::new(StreamReader::new(stream));
+        let pieces = ReceiverStream::new(queue)
+            .flat_map(move |batch| futures_util::stream::iter(written(batch)));
+        let mut reader = SyncIoBridge::new(StreamReader::new(pieces));
         let shape = parse::shape_of(format, &mut reader)?;
         std::io::copy(&mut reader, &mut std::io::sink())?;
         Ok::<_, Error>(shape)
     });
     // `None` once the parser has stopped (it failed; its error is the answer).
-    let mut chunks = Some(chunks);
+    let mut batches = Some(batches);
+    let mut body = body.fuse();
     let mut size: u64 = 0;
     loop {
-        let chunk = next_chunk(&mut body).await?;
-        if chunk.is_empty() {
+        let batch = next_batch(&mut body).await?;
+        if batch.is_empty() {
             break;
         }
-        size += chunk.len() as u64;
+        size += batch.iter().map(|piece| piece.len() as u64).sum::<u64>();
         if size > max_bytes {
             return Err(Error::PayloadTooLarge { max_bytes });
         }
-        let Some(sender) = &chunks else {
+        let Some(sender) = &batches else {
             continue;
         };
-        columns.feed(&chunk);
-        if sender.send(chunk).await.is_err() {
-            chunks = None;
+        batch.iter().for_each(|piece| columns.feed(piece));
+        if sender.send(batch).await.is_err() {
+            batches = None;
         }
     }
     // The end of the queue is the end of the file for the parser.
-    drop(chunks);
+    drop(batches);
     let shape = parser
         .await
         .map_err(|e| Error::Internal(format!("dataset parser failed: {e}")))??;
     Ok((size, shape))
 }
 
-/// The next [`CHUNK`] bytes of the body (fewer at its end; none after it). A body arrives
-/// in network-sized pieces (a few KiB): handing the parser and the file whole chunks
-/// instead costs a fraction of the thread wake-ups and system calls.
-async fn next_chunk<R: AsyncRead + Unpin>(body: &mut R) -> std::io::Result<Bytes> {
-    let mut chunk = bytes::BytesMut::with_capacity(CHUNK);
-    while chunk.len() < CHUNK {
-        if body.read_buf(&mut chunk).await? == 0 {
+/// The body's next pieces, [`CHUNK`] bytes of them or a little more (fewer at its end;
+/// none after it). A body arrives in network-sized pieces (a few KiB): handing the parser
+/// and the file whole batches instead costs a fraction of the thread wake-ups and system
+/// calls.
+async fn next_batch<S>(body: &mut S) -> std::io::Result<Vec<Bytes>>
+where
+    S: Stream<Item = std::io::Result<Bytes>> + Unpin,
+{
+    let (mut batch, mut len) = (Vec::new(), 0);
+    while len < CHUNK {
+        let Some(piece) = body.next().await.transpose()? else {
             break;
+        };
+        if !piece.is_empty() {
+            len += piece.len();
+            batch.push(piece);
         }
     }
-    Ok(chunk.freeze())
+    Ok(batch)
+}
+
+/// Writes all of `batch` to `file`, as few `writev` calls as it takes
+/// (`Write::write_all_vectored` is not stable yet).
+fn write_batch(file: &mut std::fs::File, batch: &[Bytes]) -> std::io::Result<()> {
+    let mut slices: Vec<IoSlice> = batch.iter().map(|piece| IoSlice::new(piece)).collect();
+    let mut slices = &mut slices[..];
+    while !slices.is_empty() {
+        match file.write_vectored(slices) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// A received upload waiting in staging.

@@ -1,7 +1,7 @@
 //! Reading an uploaded file once, as a stream, to learn its shape and to refuse what is
 //! not a well-formed dataset. Memory stays bounded: one CSV record, one JSON value's keys,
-//! or a few blocks of NDJSON lines (an upload's chunks, or `NDJSON_BLOCK` bytes of a
-//! reader; one line if longer) at a time, plus the set of distinct keys (capped).
+//! or a few blocks of NDJSON lines (`NDJSON_BLOCK` bytes or so, of an upload's pieces or
+//! of a reader; one line if longer) at a time, plus the set of distinct keys (capped).
 //!
 //! The code is synchronous; callers run it on `spawn_blocking` over a buffered reader, or
 //! for NDJSON over the chunks themselves (the upload's chunks as they arrive, in
@@ -392,11 +392,10 @@ pub fn is_blank_ndjson_line(line: &[u8]) -> bool {
     line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r'))
 }
 
-/// Bytes of NDJSON read from a reader as one block (cut after the last newline in it; an
-/// upload's blocks are its chunks, about half this): large enough
-/// that handing a block to the other thread costs little, small enough that two of them
-/// in flight keep an upload's memory small.
-const NDJSON_BLOCK: usize = 128 * 1024;
+/// Bytes of NDJSON parsed as one block, at least (whole lines: a block ends at the first
+/// line end past this): large enough that handing a block to the other thread costs
+/// little, small enough that the few blocks in flight keep an upload's memory small.
+const NDJSON_BLOCK: usize = 256 * 1024;
 
 /// Parses NDJSON on two threads: the lines are independent, and on an upload this parse
 /// was the slowest stage of the pipeline (docs/performance.md), so the input is cut into
@@ -409,7 +408,7 @@ fn ndjson<R: BufRead>(reader: R) -> Result<Shape> {
     ndjson_in_blocks(reader, NDJSON_BLOCK)
 }
 
-/// [`ndjson`] over a reader, cut into chunks of `block_bytes` (copied out of the reader).
+/// [`ndjson`] over a reader, cut into blocks of `block_bytes` (copied out of the reader).
 fn ndjson_in_blocks<R: BufRead>(mut reader: R, block_bytes: usize) -> Result<Shape> {
     let chunks = std::iter::from_fn(move || {
         let mut chunk = Vec::with_capacity(block_bytes);
@@ -422,14 +421,22 @@ fn ndjson_in_blocks<R: BufRead>(mut reader: R, block_bytes: usize) -> Result<Sha
             Err(e) => Some(Err(e)),
         }
     });
-    ndjson_in_chunks(chunks)
+    ndjson_in_chunks(chunks, block_bytes)
 }
 
-/// The shape of an NDJSON file that arrives as `chunks` (an upload's, as received), parsed
-/// where the chunks lie: each block is the whole lines of one chunk, not a copy of them
-/// (docs/performance.md). Like [`shape_of`], it drops a byte order mark, refuses an empty
-/// file and reports a failing chunk as [`Error::Storage`].
+/// The shape of an NDJSON file that arrives as `chunks` (an upload's pieces, as received),
+/// parsed where the pieces lie: a block is the whole lines of the pieces that make it up,
+/// not a copy of them (docs/performance.md). Like [`shape_of`], it drops a byte order
+/// mark, refuses an empty file and reports a failing chunk as [`Error::Storage`].
 pub fn ndjson_shape<I>(chunks: I) -> Result<Shape>
+where
+    I: Iterator<Item = std::io::Result<Bytes>>,
+{
+    ndjson_shape_in_blocks(chunks, NDJSON_BLOCK)
+}
+
+/// [`ndjson_shape`] with blocks of at least `block_bytes`.
+fn ndjson_shape_in_blocks<I>(chunks: I, block_bytes: usize) -> Result<Shape>
 where
     I: Iterator<Item = std::io::Result<Bytes>>,
 {
@@ -456,12 +463,13 @@ where
         true => first.slice(UTF8_BOM.len()..),
         false => first,
     };
-    ndjson_in_chunks(std::iter::once(Ok(first)).chain(chunks))
+    ndjson_in_chunks(std::iter::once(Ok(first)).chain(chunks), block_bytes)
 }
 
-/// [`ndjson`] over `chunks`: a block is the whole lines of a chunk, with the end of a line
-/// begun in earlier chunks before them; only that line is copied.
-fn ndjson_in_chunks<I>(chunks: I) -> Result<Shape>
+/// [`ndjson`] over `chunks`, in blocks of whole lines of at least `block_bytes` (or the
+/// rest of the file): each chunk's whole lines are a part of a block where the chunk
+/// lies; a line cut across chunks is the only thing copied, into a part of its own.
+fn ndjson_in_chunks<I>(chunks: I, block_bytes: usize) -> Result<Shape>
 where
     I: Iterator<Item = std::io::Result<Bytes>>,
 {
@@ -497,39 +505,44 @@ where
         // The start of a line that has not ended yet (a line longer than a chunk grows
         // here until its newline).
         let mut unfinished: Vec<u8> = Vec::new();
+        let mut block: Block = Vec::new();
+        let mut block_len = 0;
         let mut read_to_end = true;
         for chunk in chunks {
-            let chunk = chunk?;
-            let (head, rest) = if unfinished.is_empty() {
-                (Vec::new(), chunk)
-            } else {
-                let Some(end) = memchr::memchr(b'\n', &chunk) else {
-                    unfinished.extend_from_slice(&chunk);
+            let mut rest = chunk?;
+            if !unfinished.is_empty() {
+                let Some(end) = memchr::memchr(b'\n', &rest) else {
+                    unfinished.extend_from_slice(&rest);
                     continue;
                 };
-                unfinished.extend_from_slice(&chunk[..=end]);
-                (std::mem::take(&mut unfinished), chunk.slice(end + 1..))
-            };
-            let body = match memchr::memrchr(b'\n', &rest) {
+                unfinished.extend_from_slice(&rest[..=end]);
+                block_len += unfinished.len();
+                block.push(Bytes::from(std::mem::take(&mut unfinished)));
+                rest = rest.slice(end + 1..);
+            }
+            match memchr::memrchr(b'\n', &rest) {
                 Some(end) => {
                     unfinished.extend_from_slice(&rest[end + 1..]);
-                    rest.slice(..=end)
+                    block_len += end + 1;
+                    block.push(rest.slice(..=end));
                 }
-                None => {
-                    unfinished.extend_from_slice(&rest);
-                    Bytes::new()
+                None => unfinished.extend_from_slice(&rest),
+            }
+            if block_len >= block_bytes {
+                block_len = 0;
+                if !dispatch(std::mem::take(&mut block)) {
+                    read_to_end = false;
+                    break;
                 }
-            };
-            if (!head.is_empty() || !body.is_empty()) && !dispatch(Block { head, body }) {
-                read_to_end = false;
-                break;
             }
         }
-        if read_to_end && !unfinished.is_empty() {
-            dispatch(Block {
-                head: unfinished,
-                body: Bytes::new(),
-            });
+        if read_to_end {
+            if !unfinished.is_empty() {
+                block.push(Bytes::from(unfinished));
+            }
+            if !block.is_empty() {
+                dispatch(block);
+            }
         }
         // Every block the helper was given is parsed (or it stopped at a failure) once
         // its queue is closed and it has ended.
@@ -560,13 +573,10 @@ where
     })
 }
 
-/// Whole NDJSON lines: `head` (one line, copied: it began in an earlier chunk), then
-/// `body` (the whole lines of a chunk, where the chunk lies). Only the file's last line
-/// may lack its newline.
-struct Block {
-    head: Vec<u8>,
-    body: Bytes,
-}
+/// Whole NDJSON lines, in parts that each hold whole lines: the parts of received chunks
+/// (where the chunks lie) and, between them, the lines cut across two chunks (copied).
+/// Only the file's last line may lack its newline.
+type Block = Vec<Bytes>;
 
 /// A block of NDJSON lines with its place among the blocks.
 type Numbered = (usize, Block);
@@ -619,7 +629,7 @@ impl NdjsonLines {
             rows: 0,
             error: None,
         };
-        for part in [&block.head[..], &block.body[..]] {
+        for part in block {
             if !self.lines(part, &mut shape) {
                 break;
             }
@@ -859,8 +869,9 @@ mod tests {
     }
 
     /// An upload's NDJSON, parsed where its chunks lie, whatever their sizes (the mark
-    /// and the lines cut anywhere, empty chunks among them): the answer of one pass over
-    /// the whole file, error messages included.
+    /// and the lines cut anywhere, empty chunks among them) and however many of them make
+    /// a block (so that blocks of several parts go to both threads): the answer of one
+    /// pass over the whole file, error messages included.
     #[test]
     fn ndjson_chunks_give_the_answer_of_one_pass() {
         let files: [&[u8]; 6] = [
@@ -873,15 +884,17 @@ mod tests {
         ];
         for file in files {
             let one_pass = format!("{:?}", shape_of(Format::Ndjson, file));
-            for size in 1..=file.len() + 1 {
+            for (size, block) in
+                (1..=file.len() + 1).flat_map(|s| [1, 4, 9, NDJSON_BLOCK].map(|b| (s, b)))
+            {
                 let chunks = file
                     .chunks(size)
                     .flat_map(|c| [Bytes::new(), Bytes::copy_from_slice(c)])
                     .map(Ok);
                 assert_eq!(
-                    format!("{:?}", ndjson_shape(chunks)),
+                    format!("{:?}", ndjson_shape_in_blocks(chunks, block)),
                     one_pass,
-                    "{} in chunks of {size}",
+                    "{} in chunks of {size}, blocks of {block}",
                     String::from_utf8_lossy(file)
                 );
             }
@@ -901,7 +914,7 @@ mod tests {
     }
 
     /// Bytes that are not UTF-8 are named by their line, in a block or cut across
-    /// chunks, and a line that failed before them is still the answer.
+    /// chunks, whichever thread parses it, and a line that failed before them is still the answer.
     #[test]
     fn ndjson_bad_utf8_is_named_by_its_line() {
         let cases: [(&[u8], &str); 4] = [
@@ -917,12 +930,13 @@ mod tests {
             (b"{\"a\": 1}\n{\"b\": \"\xC3\"}", "line 2: not valid UTF-8"),
         ];
         for (file, expected) in cases {
-            for size in 1..=file.len() {
+            for (size, block) in (1..=file.len()).flat_map(|s| [1, 7, NDJSON_BLOCK].map(|b| (s, b)))
+            {
                 let chunks = file.chunks(size).map(|c| Ok(Bytes::copy_from_slice(c)));
-                let result = ndjson_shape(chunks);
+                let result = ndjson_shape_in_blocks(chunks, block);
                 assert!(
                     matches!(&result, Err(Error::Validation(m)) if m.starts_with(expected)),
-                    "{} in chunks of {size}: {result:?}",
+                    "{} in chunks of {size}, blocks of {block}: {result:?}",
                     String::from_utf8_lossy(file)
                 );
             }

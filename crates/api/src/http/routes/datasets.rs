@@ -17,7 +17,6 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_util::io::StreamReader;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -131,7 +130,7 @@ async fn upload(
     };
 
     let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
-    let body = StreamReader::new(ReceiverStream::new(rx));
+    let body = ReceiverStream::new(rx);
     // Both run in this task: the pump feeds the channel and then reads the rest of the
     // form; the domain drains the channel and decides on the whole upload once.
     let dataset = state
