@@ -114,16 +114,23 @@ fn json_schema_of(sample: &[u8], format: Format, cut: bool) -> Result<Schema, St
         } else {
             sample
         };
-        let records = whole
-            .split(|b| *b == b'\n')
+        let records = ndjson_lines(whole)
             .enumerate()
-            .filter(|(_, line)| !domain::is_blank_ndjson_line(line))
+            .filter(|(_, line)| !domain::is_blank_ndjson_line(line.bytes()))
             .take(INFER_RECORDS)
             .map_while(|(index, line)| {
-                let mut de = serde_json::Deserializer::from_slice(line);
-                let record = Record::new(&mut keys, &mut shown)
-                    .deserialize(&mut de)
-                    .and_then(|record| de.end().map(|()| record));
+                let record = match line {
+                    Line::Checked(text) => read_record(
+                        serde_json::Deserializer::from_str(text),
+                        &mut keys,
+                        &mut shown,
+                    ),
+                    Line::Unchecked(bytes) => read_record(
+                        serde_json::Deserializer::from_slice(bytes),
+                        &mut keys,
+                        &mut shown,
+                    ),
+                };
                 match record {
                     Ok(record) => Some(record),
                     Err(e) => {
@@ -223,6 +230,58 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(())
     }
+}
+
+/// A line of an NDJSON sample: known to be UTF-8, or (from the first line with a bad byte
+/// on) not.
+enum Line<'a> {
+    Checked(&'a str),
+    Unchecked(&'a [u8]),
+}
+
+impl Line<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Line::Checked(text) => text.as_bytes(),
+            Line::Unchecked(bytes) => bytes,
+        }
+    }
+}
+
+/// The lines of `sample`, with one UTF-8 check for all of them: parsed from a `str`,
+/// serde_json checks no string again, where from bytes it checks each key and value with
+/// a call of its own, which was most of this read's time (docs/performance.md). A line
+/// with a bad byte, and those after it, stay bytes, so their error is serde_json's.
+fn ndjson_lines(sample: &[u8]) -> impl Iterator<Item = Line<'_>> {
+    let (text, rest) = match std::str::from_utf8(sample) {
+        Ok(text) => (text, &sample[sample.len()..]),
+        Err(e) => {
+            let line_start = sample[..e.valid_up_to()]
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(0, |end| end + 1);
+            // Valid by the check above, so the default is never taken.
+            let text = std::str::from_utf8(&sample[..line_start]).unwrap_or_default();
+            (text, &sample[line_start..])
+        }
+    };
+    let rest = (!rest.is_empty()).then_some(rest);
+    text.split_terminator('\n').map(Line::Checked).chain(
+        rest.into_iter()
+            .flat_map(|rest| rest.split(|b| *b == b'\n'))
+            .map(Line::Unchecked),
+    )
+}
+
+/// One NDJSON record (a whole line) read by [`Record`].
+fn read_record<'de, R: serde_json::de::Read<'de>>(
+    mut de: serde_json::Deserializer<R>,
+    keys: &mut KeyOrder,
+    shown: &mut Shown,
+) -> serde_json::Result<Option<Value>> {
+    let record = Record::new(keys, shown).deserialize(&mut de)?;
+    de.end()?;
+    Ok(record)
 }
 
 /// Reads one record, noting its keys in order, into what Arrow's inference needs of it:
@@ -523,6 +582,41 @@ mod tests {
         assert_eq!(names(&array(many.as_bytes(), false).unwrap()), ["a"]);
         let many = format!("{}{{\"late\":1}}\n", "{\"a\":1}\n".repeat(INFER_RECORDS));
         assert_eq!(names(&ndjson(many.as_bytes(), false).unwrap()), ["a"]);
+    }
+
+    /// The sample is checked as UTF-8 once, and a bad byte is still named by its line,
+    /// with the lines before it read (a cut sample too), whatever line it is on.
+    #[test]
+    fn bad_utf8_is_named_by_its_line() {
+        let ndjson = |sample: &[u8], cut| json_schema_of(sample, Format::Ndjson, cut);
+        let lines = ["{\"a\":1}", "", "{\"b\":\"\u{e9}\"}", "{\"c\":2}"];
+        for bad in 0..lines.len() {
+            let mut sample: Vec<u8> = Vec::new();
+            for (index, line) in lines.iter().enumerate() {
+                sample.extend_from_slice(line.as_bytes());
+                if index == bad {
+                    sample.extend_from_slice(b"\xFF");
+                }
+                sample.push(b'\n');
+            }
+            for cut in [false, true] {
+                let error = ndjson(&sample, cut).unwrap_err();
+                assert!(
+                    error.starts_with(&format!("line {}:", bad + 1)),
+                    "{bad}: {error}"
+                );
+            }
+        }
+        let good = lines.join("\n");
+        assert_eq!(
+            names(&ndjson(good.as_bytes(), false).unwrap()),
+            ["a", "b", "c"]
+        );
+        let ended = format!("{good}\n");
+        assert_eq!(
+            names(&ndjson(ended.as_bytes(), true).unwrap()),
+            ["a", "b", "c"]
+        );
     }
 
     /// Records that show the inference nothing new are not handed to it; the types
