@@ -38,8 +38,9 @@ const VIEW_ROUNDS: usize = 3;
 const WARM_UP: Duration = Duration::from_secs(1);
 /// Concurrent logins.
 const LOGIN_CONCURRENCY: usize = 8;
-/// Runs per file, of the parser alone and of the API upload; the medians are compared.
-const UPLOAD_RUNS: usize = 3;
+/// Runs per file, of the parser alone and of the API upload, alternating; the medians are
+/// compared.
+const UPLOAD_RUNS: usize = 7;
 const UPLOAD_EMAIL: &str = "bench-upload@example.com";
 const LOGIN_EMAIL: &str = "bench-login@example.com";
 const ANALYSES_EMAIL: &str = "bench-analyses@example.com";
@@ -720,82 +721,70 @@ async fn measure_uploads(
                 continue;
             }
         };
-        let parse = {
-            let path = path.clone();
-            // The median of three: one parse is short enough for the noise of a busy machine.
-            tokio::task::spawn_blocking(move || -> Result<(u64, Duration)> {
-                let mut runs = Vec::with_capacity(UPLOAD_RUNS);
-                for _ in 0..UPLOAD_RUNS {
-                    runs.push(uploads::parse_only(format, &path)?);
-                }
-                runs.sort_by_key(|(_, elapsed)| *elapsed);
-                Ok(runs[UPLOAD_RUNS / 2])
-            })
-            .await
-        };
-        let parse = match parse {
-            Ok(Ok((rows, elapsed))) if rows == generated.rows => elapsed,
-            Ok(Ok((rows, _))) => {
-                let reason = format!("parser counted {rows} rows of {}", generated.rows);
-                column.not_available(&labels, "uploads", &reason);
-                continue;
-            }
-            Ok(Err(e)) => {
-                column.not_available(&labels, "uploads", &e.to_string());
-                continue;
-            }
-            Err(e) => {
-                column.not_available(&labels, "uploads", &e.to_string());
-                continue;
-            }
-        };
-        // The median of three as well, so that both sides of the ratio are measured alike;
-        // the peak RSS is the highest of the three.
+        // The parser alone and the API upload alternate, run by run, so that load from
+        // outside the benchmark weighs on both sides alike (as in the views' rounds), and
+        // each side's median is taken: one run of either is short enough (under 0.1 s) for
+        // a busy moment of the machine to move it by a tenth. The peak RSS is the highest
+        // of the uploads'.
+        let mut parses = Vec::with_capacity(UPLOAD_RUNS);
         let mut runs = Vec::with_capacity(UPLOAD_RUNS);
-        let mut failure = None;
+        let mut failure: Option<String> = None;
         for _ in 0..UPLOAD_RUNS {
+            let parse_path = path.clone();
+            let parse =
+                tokio::task::spawn_blocking(move || uploads::parse_only(format, &parse_path)).await;
+            match parse {
+                Ok(Ok((rows, elapsed))) if rows == generated.rows => parses.push(elapsed),
+                Ok(Ok((rows, _))) => {
+                    failure = Some(format!("parser counted {rows} rows of {}", generated.rows));
+                    break;
+                }
+                Ok(Err(e)) => {
+                    failure = Some(e.to_string());
+                    break;
+                }
+                Err(e) => {
+                    failure = Some(e.to_string());
+                    break;
+                }
+            }
             match uploads::upload_file(http, server, token, format, path, generated).await {
                 Ok(upload) => runs.push(upload),
                 Err(e) => {
-                    failure = Some(e);
+                    failure = Some(e.to_string());
                     break;
                 }
             }
         }
+        if let Some(reason) = failure {
+            column.not_available(&labels, "uploads", &reason);
+            continue;
+        }
+        parses.sort_unstable();
+        let parse = parses[UPLOAD_RUNS / 2];
         let peak_rss = runs.iter().map(|u| u.peak_rss).max().unwrap_or(0);
         let cpu = (
             mean_duration(runs.iter().map(|u| u.server_cpu)),
             mean_duration(runs.iter().map(|u| u.client_cpu)),
         );
         runs.sort_by_key(|u| u.elapsed);
-        let median = match failure {
-            Some(e) => Err(e),
-            None => Ok(uploads::Upload {
-                peak_rss,
-                ..runs.swap_remove(UPLOAD_RUNS / 2)
-            }),
-        };
-        match median {
-            Ok(upload) => {
-                let api = mb_per_s(upload.bytes, upload.elapsed);
-                let alone = mb_per_s(generated.bytes, parse);
-                column.set(&labels[0], format!("{api:.1}"));
-                column.set(&labels[1], format!("{alone:.1}"));
-                column.set(&labels[2], fmt_ratio(api, alone));
-                column.set(&labels[3], fmt_bytes(upload.peak_rss));
-                column.set(
-                    &labels[4],
-                    format!("{} / {}", fmt_duration(cpu.0), fmt_duration(cpu.1)),
-                );
-                // However well server and client overlapped, the upload cannot be faster
-                // than their CPU time shared out over this machine's cores: where the API
-                // is close to this ceiling, the cores decide, not the code's waiting.
-                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-                let floor = (cpu.0 + cpu.1) / cores as u32;
-                column.set(&labels[5], fmt_ratio(mb_per_s(upload.bytes, floor), alone));
-            }
-            Err(e) => column.not_available(&labels, "uploads", &e.to_string()),
-        }
+        let upload = runs.swap_remove(UPLOAD_RUNS / 2);
+        let api = mb_per_s(upload.bytes, upload.elapsed);
+        let alone = mb_per_s(generated.bytes, parse);
+        column.set(&labels[0], format!("{api:.1}"));
+        column.set(&labels[1], format!("{alone:.1}"));
+        column.set(&labels[2], fmt_ratio(api, alone));
+        column.set(&labels[3], fmt_bytes(peak_rss));
+        column.set(
+            &labels[4],
+            format!("{} / {}", fmt_duration(cpu.0), fmt_duration(cpu.1)),
+        );
+        // However well server and client overlapped, the upload cannot be faster than
+        // their CPU time shared out over this machine's cores: where the API is close to
+        // this ceiling, the cores decide, not the code's waiting.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let floor = (cpu.0 + cpu.1) / cores as u32;
+        column.set(&labels[5], fmt_ratio(mb_per_s(upload.bytes, floor), alone));
     }
 
     let mib = plan.big_bytes >> 20;
