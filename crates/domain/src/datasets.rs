@@ -49,8 +49,6 @@ use parse::{Format, Shape};
 /// an interrupt to wake it) and a `writev`: 256 KiB batches uploaded NDJSON ~30 % faster
 /// than 64 KiB ones at the median, with less CPU per upload (docs/performance.md).
 const CHUNK: usize = 256 * 1024;
-/// The least of a file's start its parsers get in one piece (see `with_whole_start`).
-const START_BYTES: usize = 8 * 1024;
 /// Batches received but not yet parsed, at most: the parser keeps up with the network, so
 /// this only absorbs jitter, and bounds the memory of an upload to a few MiB (NDJSON adds
 /// the few blocks of lines its two parsing threads hold).
@@ -460,12 +458,9 @@ where
     let mut body = body.fuse();
     let mut size: u64 = 0;
     loop {
-        let mut batch = next_batch(&mut body).await?;
+        let batch = next_batch(&mut body).await?;
         if batch.is_empty() {
             break;
-        }
-        if size == 0 {
-            batch = with_whole_start(batch);
         }
         size += batch.iter().map(|piece| piece.len() as u64).sum::<u64>();
         if size > max_bytes {
@@ -506,28 +501,6 @@ where
         }
     }
     Ok(batch)
-}
-
-/// `batch`, the body's first, with its first pieces put together (copied) when the first
-/// is shorter than [`START_BYTES`]: the parsers then read the file's start in one read, as
-/// they did when the body was gathered into chunks. csv-core drops a byte order mark only
-/// when it arrives in one read, so a file that starts with two of them would otherwise
-/// have a shape that depends on where the network cut it (docs/reliability.md).
-fn with_whole_start(mut batch: Vec<Bytes>) -> Vec<Bytes> {
-    if batch.len() < 2 || batch[0].len() >= START_BYTES {
-        return batch;
-    }
-    let mut start = bytes::BytesMut::with_capacity(START_BYTES);
-    let mut taken = 0;
-    for piece in &batch {
-        if start.len() >= START_BYTES {
-            break;
-        }
-        start.extend_from_slice(piece);
-        taken += 1;
-    }
-    batch.splice(..taken, [start.freeze()]);
-    batch
 }
 
 /// Writes all of `batch` to `file`, as few `writev` calls as it takes

@@ -107,10 +107,14 @@ pub fn shape_of<R: BufRead>(format: Format, reader: R) -> Result<Shape> {
 
 /// A UTF-8 byte order mark is allowed and is not data. (csv-core also drops it, but only
 /// when it arrives in one read; doing it here makes it explicit and format-independent.)
-/// The first three bytes are read whatever sizes the reads come in, and put back in
-/// front of the rest when they are not a mark. An empty file is refused here.
+/// The first eight bytes are read whatever sizes the reads come in, the mark dropped from
+/// their front, and the rest put back in front of the reader: the parser's first read is
+/// then those bytes, so a second mark right after the first is seen with more behind it
+/// (csv-core drops a mark only at the start of its first read, and takes a first read of
+/// nothing but the mark for the end of the file) however the input was cut, as when it
+/// arrives in one read. An empty file is refused here.
 fn skip_bom<R: BufRead>(mut reader: R) -> Result<impl BufRead> {
-    let mut head = [0u8; UTF8_BOM.len()];
+    let mut head = [0u8; 8];
     let mut filled = 0;
     while filled < head.len() {
         match reader.read(&mut head[filled..])? {
@@ -121,11 +125,8 @@ fn skip_bom<R: BufRead>(mut reader: R) -> Result<impl BufRead> {
     if filled == 0 {
         return Err(Error::validation("empty file"));
     }
-    let head = if head[..filled] == *UTF8_BOM {
-        Vec::new()
-    } else {
-        head[..filled].to_vec()
-    };
+    let head = &head[..filled];
+    let head = head.strip_prefix(UTF8_BOM).unwrap_or(head).to_vec();
     Ok(std::io::Cursor::new(head).chain(reader))
 }
 
@@ -787,6 +788,9 @@ mod tests {
     fn byte_order_mark_is_dropped_whatever_the_read_sizes() {
         let ndjson = b"\xEF\xBB\xBF{\"a\": 1}\n{\"b\": 2}\n";
         let csv = b"\xEF\xBB\xBFa,b\n1,2\n";
+        // csv-core drops a second mark when it arrives in one read: the same whatever
+        // the reads.
+        let two_marks = b"\xEF\xBB\xBF\xEF\xBB\xBFa,b\n1,2\n3,4\n";
         for step in 1..=4 {
             let reader = |data| std::io::BufReader::with_capacity(step, Trickle { data, step });
             assert_eq!(
@@ -804,6 +808,14 @@ mod tests {
                     columns: 2
                 },
                 "step {step}"
+            );
+            assert_eq!(
+                shape_of(Format::Csv, reader(two_marks)).unwrap(),
+                Shape {
+                    rows: 2,
+                    columns: 2
+                },
+                "two marks, step {step}"
             );
             assert!(matches!(
                 shape_of(Format::Csv, reader(b"")),
