@@ -85,7 +85,7 @@ pub use collaborations::{
 pub use comments::{Comment, Comments, MAX_COMMENT_CHARS};
 pub use connections::Connections;
 pub use datasets::parse::{
-    Format, MAX_COLUMNS, Shape, is_blank_ndjson_line, ndjson_shape, shape_of,
+    Format, MAX_COLUMNS, Shape, is_blank_ndjson_line, ndjson_shape, shape_of, valid_utf8_lines,
 };
 pub use datasets::{Datasets, NewDataset, UploadPart};
 pub use db::Database;

@@ -248,23 +248,11 @@ impl Line<'_> {
     }
 }
 
-/// The lines of `sample`, with one UTF-8 check for all of them: parsed from a `str`,
-/// serde_json checks no string again, where from bytes it checks each key and value with
-/// a call of its own, which was most of this read's time (docs/performance.md). A line
-/// with a bad byte, and those after it, stay bytes, so their error is serde_json's.
+/// The lines of `sample`, with one UTF-8 check for all of them
+/// ([`domain::valid_utf8_lines`]): parsed from a `str`, serde_json checks no string again.
+/// A line with a bad byte, and those after it, stay bytes, so their error is serde_json's.
 fn ndjson_lines(sample: &[u8]) -> impl Iterator<Item = Line<'_>> {
-    let (text, rest) = match std::str::from_utf8(sample) {
-        Ok(text) => (text, &sample[sample.len()..]),
-        Err(e) => {
-            let line_start = sample[..e.valid_up_to()]
-                .iter()
-                .rposition(|b| *b == b'\n')
-                .map_or(0, |end| end + 1);
-            // Valid by the check above, so the default is never taken.
-            let text = std::str::from_utf8(&sample[..line_start]).unwrap_or_default();
-            (text, &sample[line_start..])
-        }
-    };
+    let (text, rest) = domain::valid_utf8_lines(sample);
     let rest = (!rest.is_empty()).then_some(rest);
     text.split_terminator('\n').map(Line::Checked).chain(
         rest.into_iter()

@@ -406,6 +406,27 @@ pub fn is_blank_ndjson_line(line: &[u8]) -> bool {
     line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r'))
 }
 
+/// `lines` (whole lines) cut where UTF-8 stops: the longest run of whole lines that is
+/// valid UTF-8, as a `str`, and the rest, from the start of the line that holds the first
+/// bad byte (empty when all of it is valid). One check for all the lines, where a check per
+/// line, or serde_json's per string when it parses bytes, costs a call each (a twentieth
+/// of the upload's parse; most of the engine's column read; docs/performance.md). The
+/// upload's parser and the engine's column inference both cut their lines with it.
+pub fn valid_utf8_lines(lines: &[u8]) -> (&str, &[u8]) {
+    match std::str::from_utf8(lines) {
+        Ok(text) => (text, &lines[lines.len()..]),
+        Err(e) => {
+            let line_start = lines[..e.valid_up_to()]
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(0, |end| end + 1);
+            // Valid by the check above, so the default is never taken.
+            let text = std::str::from_utf8(&lines[..line_start]).unwrap_or_default();
+            (text, &lines[line_start..])
+        }
+    }
+}
+
 /// Bytes of NDJSON parsed as one block, at least (whole lines: a block ends at the first
 /// line end past this): large enough that handing a block to the other thread costs
 /// little, small enough that the few blocks in flight keep an upload's memory small.
@@ -653,20 +674,11 @@ impl NdjsonLines {
 
     /// Adds the lines of `part` (whole lines) to `shape`; false at the first that fails.
     fn lines(&mut self, part: &[u8], shape: &mut BlockShape) -> bool {
-        // One UTF-8 check for the whole part: checked a line at a time it cost about a
-        // twentieth of the parse (a call and its set-up per 100-odd bytes;
-        // docs/performance.md). A part is whole lines, so no character is cut at its ends,
-        // and a bad byte is reported at its line once the lines before it have been parsed
-        // (an earlier failure is still the answer). The bytes before the bad one are valid
-        // by the check, so the default is never taken.
-        let (text, bad_line) = match std::str::from_utf8(part) {
-            Ok(text) => (text, false),
-            Err(e) => {
-                let valid = std::str::from_utf8(&part[..e.valid_up_to()]).unwrap_or_default();
-                let line_start = valid.rfind('\n').map_or(0, |end| end + 1);
-                (&valid[..line_start], true)
-            }
-        };
+        // A part is whole lines, so no character is cut at its ends, and a bad byte is
+        // reported at its line once the lines before it have been parsed (an earlier
+        // failure is still the answer).
+        let (text, from_bad_line) = valid_utf8_lines(part);
+        let bad_line = !from_bad_line.is_empty();
         let mut rest = text;
         while !rest.is_empty() {
             let (line, after) = match memchr::memchr(b'\n', rest.as_bytes()) {
