@@ -707,7 +707,7 @@ async fn measure_uploads(
             Format::Ndjson => ("NDJSON", "serde_json"),
         };
         let labels = [
-            format!("upload {name} ({mb} MB of CSV rows): API MB/s"),
+            format!("upload {name} ({mb} MB of {name} rows): API MB/s"),
             format!("upload {name}: {parser} alone MB/s"),
             format!("upload {name}: API / parser"),
             format!("upload {name}: server peak RSS"),
