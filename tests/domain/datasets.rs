@@ -286,7 +286,7 @@ on_both!(
 /// A body handed over as the pieces a server received (`upload_with_rest`): whatever their
 /// sizes, the stored bytes and the shape are those of the file in one piece, the start of
 /// a CSV with two byte order marks included (csv-core drops the second only when it
-/// arrives in one read, so the first pieces are put together).
+/// arrives in one read, so the parser reads a file's first bytes whatever the pieces).
 async fn body_cut_body(db: TestDb) {
     let h = harness(db).await;
     let user = new_user(h.domain.database().connection(), Tier::Enterprise).await;

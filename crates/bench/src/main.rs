@@ -731,16 +731,15 @@ async fn measure_uploads(
         let mut failure: Option<String> = None;
         for _ in 0..UPLOAD_RUNS {
             let parse_path = path.clone();
-            let parse =
-                tokio::task::spawn_blocking(move || uploads::parse_only(format, &parse_path)).await;
+            let parse: Result<_> = async {
+                tokio::task::spawn_blocking(move || uploads::parse_only(format, &parse_path))
+                    .await?
+            }
+            .await;
             match parse {
-                Ok(Ok((rows, elapsed))) if rows == generated.rows => parses.push(elapsed),
-                Ok(Ok((rows, _))) => {
+                Ok((rows, elapsed)) if rows == generated.rows => parses.push(elapsed),
+                Ok((rows, _)) => {
                     failure = Some(format!("parser counted {rows} rows of {}", generated.rows));
-                    break;
-                }
-                Ok(Err(e)) => {
-                    failure = Some(e.to_string());
                     break;
                 }
                 Err(e) => {

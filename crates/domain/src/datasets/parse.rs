@@ -951,7 +951,8 @@ mod tests {
     }
 
     /// Bytes that are not UTF-8 are named by their line, in a block or cut across
-    /// chunks, whichever thread parses it, and a line that failed before them is still the answer.
+    /// chunks, whichever thread parses it, and a line that failed before them is still
+    /// the answer.
     #[test]
     fn ndjson_bad_utf8_is_named_by_its_line() {
         let cases: [(&[u8], &str); 4] = [
