@@ -911,8 +911,9 @@ mod tests {
     /// pass over the whole file, error messages included.
     #[test]
     fn ndjson_chunks_give_the_answer_of_one_pass() {
-        let files: [&[u8]; 6] = [
+        let files: [&[u8]; 7] = [
             b"\xEF\xBB\xBF{\"a\": 1}\n\n{\"b\": \"\xC3\xA9\"}\r\n{\"a\": 3}",
+            b"\xEF\xBB\xBF\xEF\xBB\xBF{\"a\": 1}\n",
             b"{\"a\": 1}\n{\"a\": \n{\"c\": 4}\n",
             b"\xEF\xBB\xBF",
             b"{\"a\": 1}\n[1]\n",
